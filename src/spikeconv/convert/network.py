@@ -1,0 +1,60 @@
+"""The converted network: the user's module tree with neurons in place, plus its output scale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..neuron import IFNeuron
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    """What the converter did with one traced operation."""
+
+    node: str
+    operation: str
+    status: str  # "converted", "folded", "scaled", "passed"
+    detail: str = ""
+
+
+class SpikingNetwork(nn.Module):
+    """A converted SNN: ``body`` (the copied user model, neurons in place) times ``output_scale``.
+
+    The output of ``body`` is in the units of its last layer's input spikes; ``output_scale`` (1 for a
+    network ending in a weight layer, the hybrid ANN head of paper 000) maps it back to ANN units.
+    Run it with :func:`spikeconv.sim.simulate`.
+    """
+
+    def __init__(self, body: nn.Module, output_scale: Tensor, report: list[NodeReport]) -> None:
+        super().__init__()
+        self.body = body
+        self.register_buffer("output_scale", output_scale.detach().clone())
+        self.report = report
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.body(x)
+        if self.output_scale.numel() == 1 and float(self.output_scale) == 1.0:
+            return out
+        return out * self.output_scale
+
+    def neurons(self) -> list[tuple[str, IFNeuron]]:
+        """``(path, neuron)`` for every spiking neuron, in order."""
+        return [(name, m) for name, m in self.named_modules() if isinstance(m, IFNeuron)]
+
+    @torch.no_grad()
+    def set_neuron_config_(self, **changes) -> "SpikingNetwork":
+        """Change neuron options (e.g. ``signed=False``, ``max_strength=2``) on every neuron, in place.
+
+        Only options that do not change scales may be changed here; ``max_strength`` changes the meaning
+        of the weights (lambda = lambda^b / S^max), so convert again for another S^max.
+        """
+        from dataclasses import replace
+
+        if "max_strength" in changes or "threshold" in changes:
+            raise ValueError("max_strength and threshold are baked into the weights; call convert() again")
+        for _, neuron in self.neurons():
+            neuron.config = replace(neuron.config, **changes)
+        return self

@@ -1,0 +1,32 @@
+"""Exceptions shared by every part of spikeconv.
+
+Each exception message names the cause and the remedy, so that the command line can print it as one
+line. They subclass the built-in exception a caller would expect (``ValueError``, ``TypeError``,
+``FileNotFoundError``), so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+
+class SpikeconvError(Exception):
+    """Base class of every error spikeconv raises on purpose."""
+
+
+class ConversionError(SpikeconvError, ValueError):
+    """A model (or one of its operations) cannot be converted; the message names the node path."""
+
+
+class UnsupportedLayerError(ConversionError, TypeError):
+    """A module or function has no conversion rule; the message names it and the options."""
+
+
+class CheckpointError(SpikeconvError, ValueError):
+    """A checkpoint file is missing, corrupt, or was written by something else."""
+
+
+class DataError(SpikeconvError, FileNotFoundError):
+    """A data set is missing or malformed under the configured data root."""
+
+
+class ConfigError(SpikeconvError, ValueError):
+    """A configuration file or option has a bad value."""

@@ -1,0 +1,28 @@
+"""Integrate-and-fire neurons: pure step/scan functions over typed state, and thin modules."""
+
+from .functional import (
+    IFState,
+    NeuronConfig,
+    Reset,
+    adjust_strength,
+    check_max_strength,
+    if_init,
+    if_scan,
+    if_scan_constant,
+    if_step,
+)
+from .modules import IFNeuron, NeuronRun
+
+__all__ = [
+    "IFNeuron",
+    "IFState",
+    "NeuronConfig",
+    "NeuronRun",
+    "Reset",
+    "adjust_strength",
+    "check_max_strength",
+    "if_init",
+    "if_scan",
+    "if_scan_constant",
+    "if_step",
+]

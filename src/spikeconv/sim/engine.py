@@ -1,0 +1,140 @@
+r"""The simulation engine: run a converted network for T timesteps and read it out after every step.
+
+Two exact execution orders give bit-identical spikes (a test proves it on a residual network):
+
+* ``ExecutionOrder.LAYER``: time folded into the batch, ``[T*B, ...]``; every stateless layer (conv,
+  linear, pooling, add, concat) runs once over all timesteps and only the neurons loop over T.
+  Optionally in chunks of ``chunk`` steps; neuron state is carried from chunk to chunk.
+* ``ExecutionOrder.STEP``: one timestep at a time (chunks of 1): streaming, least memory.
+
+With an analog (constant) input the layers before the first neuron run once on ``[B, ...]`` and the first
+neuron integrates that current at every step.
+
+Readout (paper 000 section C, hybrid inference): the network's output at step t is the current of its
+last (analog) layer; the readout after t steps is its running mean,
+``y(t) = (1/t) sum_{t'<=t} out(t')``, i.e. the output spike rate times the layer's scale. One run thus
+gives the readout for every ``t <= T`` (the whole accuracy-vs-T curve).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
+
+import torch
+from torch import Tensor, nn
+
+from ..neuron import IFNeuron, NeuronRun
+
+
+class ExecutionOrder(str, Enum):
+    """How the engine orders the work of a run (both give identical spikes)."""
+
+    LAYER = "layer"
+    STEP = "step"
+
+
+def neurons_of(model: nn.Module) -> list[IFNeuron]:
+    """All spiking neuron modules of ``model``, in registration order."""
+    return [m for m in model.modules() if isinstance(m, IFNeuron)]
+
+
+@contextmanager
+def neuron_runs(model: nn.Module, batch: int) -> Iterator[list[NeuronRun]]:
+    """Attach fresh :class:`NeuronRun` records to every neuron of ``model``; remove them on exit.
+
+    The records are removed also when the body raises, so no state outlives a run.
+    """
+    neurons = neurons_of(model)
+    busy = [n for n in neurons if n._run is not None]
+    if busy:
+        raise RuntimeError("this network is already being simulated (re-entrant simulate calls are not supported)")
+    runs = [NeuronRun(steps=1, batch=batch) for _ in neurons]
+    try:
+        for neuron, run in zip(neurons, runs):
+            neuron._run = run
+        yield runs
+    finally:
+        for neuron in neurons:
+            neuron._run = None
+
+
+def _check_inputs(x: Tensor, timesteps: int, chunk: int | None) -> None:
+    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
+        raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk must be a positive integer or None, got {chunk!r}")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"inputs must be a torch.Tensor, got {type(x).__name__}")
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError("inputs contain NaN or infinite values; clean or normalise the data before simulating")
+
+
+@torch.no_grad()
+def simulate(
+    model: nn.Module,
+    inputs: Tensor,
+    timesteps: int,
+    *,
+    order: ExecutionOrder | str = ExecutionOrder.LAYER,
+    chunk: int | None = None,
+    encoder: Callable[[Tensor, int, int], Tensor] | None = None,
+    sequence: bool = False,
+) -> Tensor:
+    r"""Simulate ``model`` for ``timesteps`` steps and return the readout after every step, ``[T, B, ...]``.
+
+    Args:
+        model: a converted network (see :func:`spikeconv.convert.convert`) or any module with neurons.
+        inputs: ``[B, ...]`` analog input (the same current at every step) unless ``sequence`` or
+            ``encoder`` is given.
+        timesteps: T >= 1.
+        order: ``"layer"`` (time folded into the batch) or ``"step"`` (one step at a time).
+        chunk: with ``order="layer"``, run at most this many steps at once (memory bound); state carries.
+        encoder: ``encoder(inputs, start, steps) -> [steps, B, ...]`` spike frames for steps
+            ``start .. start+steps-1`` (e.g. Poisson). Seed it for reproducibility.
+        sequence: ``inputs`` is already a time series ``[T, B, ...]``.
+
+    Returns:
+        ``readout[t-1] = (1/t) * sum_{t'<=t} model_output(t')`` for ``t = 1..T``.
+
+    Example:
+        >>> from spikeconv.neuron import IFNeuron, NeuronConfig
+        >>> net = nn.Sequential(IFNeuron(NeuronConfig()))
+        >>> simulate(net, torch.tensor([[0.75]]), timesteps=4)[-1].item()  # floor(4*0.75)/4
+        0.75
+    """
+    _check_inputs(inputs, timesteps, chunk)
+    order = ExecutionOrder(order)
+    if sequence and inputs.shape[0] < timesteps:
+        raise ValueError(f"the input sequence has {inputs.shape[0]} steps, fewer than timesteps={timesteps}")
+    batch = inputs.shape[1] if sequence else inputs.shape[0]
+    step_chunk = 1 if order is ExecutionOrder.STEP else (chunk or timesteps)
+    readout: Tensor | None = None
+    running: Tensor | None = None
+    with neuron_runs(model, batch) as runs:
+        start = 0
+        while start < timesteps:
+            steps = min(step_chunk, timesteps - start)
+            for run in runs:
+                run.steps = steps
+            if encoder is not None:
+                frames = encoder(inputs, start, steps)
+                current = frames.flatten(0, 1)
+            elif sequence:
+                current = inputs[start:start + steps].flatten(0, 1)
+            else:
+                current = inputs
+            out = model(current)
+            if out.shape[0] == batch and steps > 1:
+                out = out.unsqueeze(0).expand(steps, *out.shape)
+            else:
+                out = out.view(steps, batch, *out.shape[1:])
+            if readout is None:
+                readout = out.new_empty((timesteps, *out.shape[1:]))
+                running = torch.zeros_like(out[0])
+            for k in range(steps):
+                running += out[k]
+                readout[start + k] = running / (start + k + 1)
+            start += steps
+    return readout
