@@ -1,0 +1,20 @@
+"""Data: readers for the shared real data sets, cached decoding, transforms and loaders."""
+
+from .datasets import CIFAR10_CLASSES, load_cifar10, load_mnist, read_idx
+from .loaders import DATASETS, ArrayDataset, DatasetInfo, dataset_info, make_dataset, make_loader
+from .paths import cache_dir, data_root
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "DATASETS",
+    "ArrayDataset",
+    "DatasetInfo",
+    "cache_dir",
+    "data_root",
+    "dataset_info",
+    "load_cifar10",
+    "load_mnist",
+    "make_dataset",
+    "make_loader",
+    "read_idx",
+]

@@ -1,0 +1,7 @@
+"""Registered model builders with an injected activation factory (models import only torch)."""
+
+from . import classification  # noqa: F401  (registers the builders)
+from .classification import VGG, BasicBlock, ResNet, xavier_init_
+from .registry import build_model, list_models, register_model
+
+__all__ = ["VGG", "BasicBlock", "ResNet", "build_model", "list_models", "register_model", "xavier_init_"]

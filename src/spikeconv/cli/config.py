@@ -1,0 +1,82 @@
+"""Run configurations in TOML (see ``configs/*.toml``)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..tasks.classification import SNNVariant, TrainConfig
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole job: data, model, training, and the SNN evaluation grid."""
+
+    dataset: str
+    model: str
+    activation: dict[str, Any]
+    model_kwargs: dict[str, Any]
+    train: TrainConfig
+    output: Path
+    state: Path
+    timesteps: tuple[int, ...] = (1, 2, 4, 8, 16)
+    variants: tuple[SNNVariant, ...] = field(default_factory=tuple)
+    eval_batch_size: int = 500
+    test_limit: int | None = None
+    data_root: str | None = None
+    erasing: bool = True
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The part of the config a checkpoint stores to rebuild the model."""
+        return {"model": self.model, "model_kwargs": dict(self.model_kwargs),
+                "activation": dict(self.activation), "dataset": self.dataset}
+
+
+def _table(raw: dict, name: str) -> dict:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Parse a TOML run config; relative output paths are taken relative to the current directory."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    data, model, train, evaluate = (_table(raw, k) for k in ("data", "model", "train", "evaluate"))
+    known = {f.name for f in fields(TrainConfig)}
+    train_options = {k: v for k, v in train.items() if k in known}
+    unknown = set(train) - known - {"output", "state", "erasing"}
+    if unknown:
+        raise ConfigError(f"unknown [train] option(s) {sorted(unknown)} in {path}; known: {sorted(known)}")
+    try:
+        train_config = TrainConfig(**train_options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if "dataset" not in data or "name" not in model:
+        raise ConfigError(f"{path} needs [data] dataset = ... and [model] name = ...")
+    output = Path(train.get("output", f"checkpoints/{model['name']}.pt"))
+    variants = tuple(SNNVariant(n, int(s)) for n in evaluate.get("neurons", ["if", "buffered"])
+                     for s in evaluate.get("max_strengths", [1, 2]))
+    timesteps = tuple(int(t) for t in evaluate.get("timesteps", [1, 2, 4, 8, 16]))
+    if not timesteps or min(timesteps) < 1:
+        raise ConfigError(f"{path}: evaluate.timesteps must be positive integers")
+    return RunConfig(
+        dataset=str(data["dataset"]), model=str(model["name"]),
+        activation={"kind": model.get("activation", "qrelu"), "levels": int(model.get("levels", 8)),
+                    "phi": float(model.get("phi", 0.0))},
+        model_kwargs=dict(model.get("kwargs", {})), train=train_config, output=output,
+        state=Path(train.get("state", f"runs/{output.stem}/state.pt")), timesteps=timesteps,
+        variants=variants, eval_batch_size=int(evaluate.get("batch_size", 500)),
+        test_limit=evaluate.get("test_limit") or None, data_root=data.get("root") or None,
+        erasing=bool(train.get("erasing", True)),
+    )

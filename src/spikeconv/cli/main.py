@@ -1,0 +1,160 @@
+"""The ``spikeconv`` command line: one library call per subcommand.
+
+Every expected failure (bad path, corrupt checkpoint, bad option, unsupported layer) prints one line
+``spikeconv: error: ...`` on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpikeconvError
+
+log = logging.getLogger("spikeconv")
+
+
+def _progress():
+    from tqdm.auto import tqdm
+
+    def wrap(iterable, **kwargs):
+        return tqdm(iterable, dynamic_ncols=True, **kwargs)
+
+    return wrap
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> None:
+    """Write ``payload`` as indented JSON through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=2)
+    os.replace(tmp, path)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The accuracy-vs-T table of :func:`spikeconv.tasks.classification.accuracy_table` as text."""
+    variants = result["snn_accuracy"]
+    steps = sorted({int(t) for accs in variants.values() for t in accs})
+    lines = [f"{result.get('dataset', '')} test samples: {result.get('test_samples', '?')}",
+             f"ANN (clip, no quantization): {result['ann_accuracy']:.2f}%   "
+             f"quantized ANN (QReLU): {result['qann_accuracy']:.2f}%",
+             "SNN " + "".join(f"{'T=' + str(t):>9}" for t in steps)]
+    for key, accs in variants.items():
+        accs = {int(k): v for k, v in accs.items()}
+        lines.append(f"{key:<18}"[:18] + "".join(f"{accs[t]:>9.2f}" for t in steps))
+    return "\n".join(lines)
+
+
+def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_size: int, limit: int | None,
+                    root: str | None) -> dict[str, Any]:
+    from ..data import make_dataset, make_loader
+    from ..tasks.classification import accuracy_table
+
+    test = make_dataset(spec["dataset"], "test", root=root, limit=limit)
+    loader = make_loader(test, batch_size)
+    example = next(iter(loader))[0][:2]
+    result = accuracy_table(model, loader, example, timesteps, variants, progress=_progress())
+    result = {"dataset": spec["dataset"], "test_samples": len(test), "model": spec["model"], **result}
+    result["snn_accuracy"] = {k: {str(t): a for t, a in v.items()} for k, v in result["snn_accuracy"].items()}
+    return result
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..data import make_dataset
+    from ..tasks.checkpoint import build_from_spec, load_model, save_checkpoint
+    from ..tasks.classification import train_classifier
+
+    from .config import load_run_config
+
+    config = load_run_config(args.config)
+    root = args.data_root or config.data_root
+    if config.output.exists() and not args.retrain:
+        model, payload = load_model(config.output)
+        print(f"loaded trained model {config.output} (use --retrain to train again)", file=sys.stderr)
+    else:
+        train_set = make_dataset(config.dataset, "train", root=root, augment=True, erasing=config.erasing)
+        model = build_from_spec(config.spec)
+        history = train_classifier(model, train_set, config.train, state_path=config.state, progress=_progress(),
+                                   on_epoch=lambda e, r: print(f"epoch {e}: loss {r['loss']:.4f} "
+                                                               f"train acc {r['train_accuracy']:.2f}%",
+                                                               file=sys.stderr))
+        save_checkpoint(config.output, model, config.spec, history=history,
+                        command=f"spikeconv run {args.config}")
+        print(f"saved {config.output}", file=sys.stderr)
+    result = _evaluate_model(model, config.spec, config.timesteps, config.variants,
+                             batch_size=config.eval_batch_size, limit=config.test_limit, root=root)
+    print(format_table(result))
+    if args.json:
+        write_json_atomic(args.json, result)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..tasks.checkpoint import load_model
+    from ..tasks.classification import SNNVariant
+
+    if any(t < 1 for t in args.timesteps):
+        raise SpikeconvError(f"--timesteps must be positive integers, got {args.timesteps}")
+    for s in args.max_strengths:
+        if s < 1 or s & (s - 1):
+            raise SpikeconvError(f"--max-strengths must be powers of two (1, 2, 4, ...), got {s}")
+    model, payload = load_model(args.checkpoint)
+    variants = [SNNVariant(n, s) for n in args.neurons for s in args.max_strengths]
+    result = _evaluate_model(model, payload, args.timesteps, variants, batch_size=args.batch_size,
+                             limit=args.limit, root=args.data_root)
+    print(format_table(result))
+    if args.json:
+        write_json_atomic(args.json, result)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spikeconv", description="Convert ANNs to low-latency spiking networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train (or load) the QReLU ANN, convert, simulate, print accuracy vs T")
+    run.add_argument("config", help="TOML run config, e.g. configs/mnist.toml")
+    run.add_argument("--data-root", help="data directory (default: $SPIKECONV_DATA or ../shared/data)")
+    run.add_argument("--retrain", action="store_true", help="train even if the output checkpoint exists")
+    run.add_argument("--json", help="also write the results to this JSON file")
+    run.set_defaults(func=cmd_run)
+
+    ev = sub.add_parser("evaluate", help="ANN and SNN accuracy vs T for a saved checkpoint")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--timesteps", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    ev.add_argument("--neurons", nargs="+", choices=["if", "buffered"], default=["if", "buffered"])
+    ev.add_argument("--max-strengths", type=int, nargs="+", default=[1, 2])
+    ev.add_argument("--batch-size", type=int, default=500)
+    ev.add_argument("--limit", type=int, help="evaluate on an evenly strided subset of this many test samples")
+    ev.add_argument("--data-root")
+    ev.add_argument("--json", help="write the results to this JSON file")
+    ev.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``spikeconv`` command."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (SpikeconvError, ValueError, TypeError, FileNotFoundError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"spikeconv: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("spikeconv: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Checkpoints: a small, versioned dict of plain types and tensors, written atomically and read with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+from ..models import build_model
+from ..quant import QReLU
+
+FORMAT = "spikeconv-checkpoint"
+VERSION = 1
+
+
+def activation_factory(spec: dict[str, Any]):
+    """The activation factory described by ``spec`` (``{"kind": "relu"}`` or ``{"kind": "qrelu", "levels": P}``)."""
+    kind = spec.get("kind", "relu")
+    if kind == "relu":
+        return nn.ReLU
+    if kind == "qrelu":
+        levels, phi = int(spec.get("levels", 8)), float(spec.get("phi", 0.0))
+        return lambda: QReLU(levels=levels, phi=phi)
+    raise CheckpointError(f"unknown activation kind {kind!r}; use 'relu' or 'qrelu'")
+
+
+def build_from_spec(spec: dict[str, Any]) -> nn.Module:
+    """Build the model a checkpoint (or config) describes: ``{"model", "model_kwargs", "activation"}``."""
+    try:
+        return build_model(spec["model"], activation=activation_factory(spec.get("activation", {})),
+                           **spec.get("model_kwargs", {}))
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"cannot build the model described by the checkpoint: {exc}") from exc
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: dict[str, Any], **extra: Any) -> Path:
+    """Write ``{format, version, spec..., state_dict, extra...}`` to ``path`` atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **spec, "state_dict": model.state_dict(), **extra}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; raise :class:`CheckpointError` naming the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; check the path or train one with 'spikeconv run'")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file ({type(exc).__name__}); "
+                              "re-create it with 'spikeconv run'") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a spikeconv checkpoint (no '{FORMAT}' marker)")
+    if payload.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path} was written by a newer spikeconv (version {payload['version']}); upgrade")
+    return payload
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model of a checkpoint and load its weights; returns ``(model in eval mode, payload)``."""
+    payload = load_checkpoint(path, map_location)
+    model = build_from_spec(payload)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"the weights in {path} do not fit model {payload.get('model')!r}: {exc}") from exc
+    return model.eval(), payload

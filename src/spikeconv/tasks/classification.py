@@ -1,0 +1,223 @@
+"""Training and evaluation of classifiers: the QReLU ANN, and its converted SNN at every T from one run."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..convert import ConversionConfig, convert
+from ..quant import QReLU, calibrate_bounds_, param_groups
+from ..sim import simulate
+
+Progress = Callable[..., Iterable]
+
+
+def _plain(iterable: Iterable, **_: Any) -> Iterable:
+    return iterable
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of :func:`train_classifier` (defaults: a short CPU run; paper 000 uses lr 0.2, 256, 2x120 epochs)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    bound_lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    seed: int = 0
+    calibration_percentile: float = 99.9
+    calibration_batches: int = 4
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "calibration_batches"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
+        if not self.lr > 0 or not self.bound_lr >= 0:
+            raise ValueError("train.lr must be > 0 and train.bound_lr >= 0")
+
+
+def _save_atomic(payload: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def train_classifier(
+    model: nn.Module,
+    train_set: Dataset,
+    config: TrainConfig,
+    *,
+    state_path: str | os.PathLike | None = None,
+    progress: Progress = _plain,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> list[dict[str, float]]:
+    """Train ``model`` (SGD + momentum, cosine schedule, label smoothing; QReLU bounds in their own group).
+
+    QReLU bounds start at the ``calibration_percentile`` of their inputs on the first batches. With
+    ``state_path`` the full training state is saved after every epoch and an interrupted run resumes from
+    it; epoch ``e`` always uses seed ``seed + e`` for shuffling and augmentation, so a resumed run ends
+    with the same weights as an uninterrupted one. Returns the per-epoch history.
+    """
+    torch.manual_seed(config.seed)
+    optimizer = torch.optim.SGD(
+        param_groups(model, lr=config.lr, bound_lr=config.bound_lr, weight_decay=config.weight_decay),
+        lr=config.lr, momentum=config.momentum, nesterov=True,
+    )
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.epochs * steps_per_epoch)
+                                                    / (config.epochs * steps_per_epoch))))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    state_file = Path(state_path) if state_path else None
+    if state_file is not None and state_file.exists():
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, history = int(state["epoch"]), list(state["history"])
+    elif any(isinstance(m, QReLU) for m in model.modules()):
+        gen = torch.Generator().manual_seed(config.seed)
+        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen)
+        batches = [x for (x, _), _ in zip(loader, range(config.calibration_batches))]
+        calibrate_bounds_(model, batches, p=config.calibration_percentile)
+    for epoch in range(start_epoch, config.epochs):
+        torch.manual_seed(config.seed + epoch)
+        gen = torch.Generator().manual_seed(config.seed + epoch)
+        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen,
+                            num_workers=config.workers, drop_last=True)
+        model.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        for x, y in progress(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False):
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower train.lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += y.numel()
+            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += loss.item() * y.numel()
+        record = {"epoch": epoch + 1, "loss": loss_sum / max(total, 1), "train_accuracy": 100.0 * correct / max(total, 1)}
+        history.append(record)
+        if state_file is not None:
+            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history}, state_file)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, record)
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def evaluate_ann(model: nn.Module, loader: Iterable, *, progress: Progress = _plain) -> float:
+    """Top-1 accuracy (percent) of ``model`` in eval mode over ``loader``."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    try:
+        for x, y in progress(loader, desc="ANN", leave=False):
+            correct += int((model(x).argmax(1) == y).sum())
+            total += y.numel()
+    finally:
+        model.train(was_training)
+    if total == 0:
+        raise ValueError("the evaluation loader yielded no samples")
+    return 100.0 * correct / total
+
+
+@torch.no_grad()
+def evaluate_snn(snn: nn.Module, loader: Iterable, timesteps: Sequence[int], *, progress: Progress = _plain,
+                 desc: str = "SNN", **simulate_kwargs: Any) -> dict[int, float]:
+    """Top-1 accuracy (percent) of the SNN readout after each ``t`` in ``timesteps``, from one run of max(T)."""
+    steps = sorted({int(t) for t in timesteps})
+    if not steps or steps[0] < 1:
+        raise ValueError(f"timesteps must be positive integers, got {list(timesteps)}")
+    correct = torch.zeros(len(steps), dtype=torch.long)
+    total = 0
+    index = torch.tensor([t - 1 for t in steps])
+    for x, y in progress(loader, desc=desc, leave=False):
+        readout = simulate(snn, x, steps[-1], **simulate_kwargs)
+        correct += (readout[index].argmax(-1) == y.unsqueeze(0)).sum(1)
+        total += y.numel()
+    if total == 0:
+        raise ValueError("the evaluation loader yielded no samples")
+    return {t: 100.0 * int(c) / total for t, c in zip(steps, correct)}
+
+
+def dequantized(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every QReLU replaced by its unquantized clip ``min(max(x, 0), lambda^b)``."""
+    clone = copy.deepcopy(model)
+    for name, module in list(clone.named_modules()):
+        if isinstance(module, QReLU):
+            parent_name, _, attr = name.rpartition(".")
+            parent = clone.get_submodule(parent_name) if parent_name else clone
+            setattr(parent, attr, nn.Hardtanh(0.0, float(module.bound.clamp(min=QReLU.min_bound))))
+    return clone
+
+
+@dataclass(frozen=True)
+class SNNVariant:
+    """One SNN configuration of the accuracy table: neuron kind and S^max."""
+
+    neuron: str  # "if" or "buffered"
+    max_strength: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"{self.neuron}/smax{self.max_strength}"
+
+
+def accuracy_table(
+    model: nn.Module,
+    loader: Iterable,
+    example: Tensor,
+    timesteps: Sequence[int],
+    variants: Sequence[SNNVariant],
+    *,
+    conversion: ConversionConfig | None = None,
+    progress: Progress = _plain,
+) -> dict[str, Any]:
+    """ANN (clip only), quantized-ANN and SNN accuracies (percent) for every variant and T.
+
+    Returns ``{"ann_accuracy", "qann_accuracy", "snn_accuracy": {variant key: {T: acc}}}``.
+    """
+    base = conversion or ConversionConfig()
+    result: dict[str, Any] = {
+        "qann_accuracy": evaluate_ann(model, loader, progress=progress),
+        "ann_accuracy": evaluate_ann(dequantized(model), loader, progress=progress),
+        "snn_accuracy": {},
+    }
+    for variant in variants:
+        if variant.neuron not in ("if", "buffered"):
+            raise ValueError(f"neuron kind must be 'if' or 'buffered', got {variant.neuron!r}")
+        cfg = ConversionConfig(**{**asdict(base), "signed": variant.neuron == "buffered",
+                                  "max_strength": variant.max_strength})
+        snn = convert(model, example, cfg)
+        result["snn_accuracy"][variant.key] = evaluate_snn(snn, loader, timesteps, progress=progress,
+                                                           desc=f"SNN {variant.key}")
+    return result

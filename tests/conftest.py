@@ -1,0 +1,21 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = ROOT / "checkpoints"
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def data_available() -> bool:
+    from spikeconv.data import data_root
+
+    try:
+        data_root()
+    except FileNotFoundError:
+        pytest.skip("shared data root not found")
+    return True

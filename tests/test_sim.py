@@ -1,0 +1,61 @@
+"""The engine: both execution orders and chunking are bit-identical; readout after every t; input checks."""
+
+import pytest
+import torch
+from helpers import tiny_resnet
+from torch import nn
+
+from spikeconv import ConversionConfig, IFNeuron, NeuronConfig, convert, simulate
+
+
+@pytest.mark.parametrize("signed,max_strength", [(False, 1), (True, 1), (True, 2)])
+def test_layer_step_and_chunked_orders_are_bit_identical_on_a_residual_net(signed, max_strength):
+    model, x = tiny_resnet()
+    snn = convert(model, x, ConversionConfig(signed=signed, max_strength=max_strength))
+    spikes = {}
+
+    def record(key):
+        store = spikes.setdefault(key, {})
+        return [n.register_forward_hook(lambda m, i, o, name=name: store.setdefault(name, []).append(o.clone()))
+                for name, n in snn.neurons()]
+
+    results = {}
+    for key, kwargs in {"layer": {}, "step": {"order": "step"}, "chunk3": {"chunk": 3}}.items():
+        handles = record(key)
+        results[key] = simulate(snn, x, 10, **kwargs)
+        for h in handles:
+            h.remove()
+    assert torch.equal(results["layer"], results["step"])
+    assert torch.equal(results["layer"], results["chunk3"])
+    for name in spikes["layer"]:
+        full = torch.cat(spikes["layer"][name])
+        assert torch.equal(full, torch.cat(spikes["step"][name]))
+        assert torch.equal(full, torch.cat(spikes["chunk3"][name]))
+
+
+def test_constant_input_shortcut_equals_an_explicit_sequence():
+    model, x = tiny_resnet()
+    snn = convert(model, x)
+    constant = simulate(snn, x, 6)
+    explicit = simulate(snn, x.unsqueeze(0).expand(6, *x.shape).contiguous(), 6, sequence=True)
+    assert torch.equal(constant, explicit)
+
+
+def test_readout_is_the_running_mean_of_the_output():
+    net = nn.Sequential(IFNeuron(NeuronConfig(threshold=1.0)))
+    out = simulate(net, torch.tensor([[0.75]]), 4).flatten()
+    assert torch.equal(out, torch.tensor([0.0, 1.0, 2.0, 3.0]) / torch.tensor([1.0, 2.0, 3.0, 4.0]))
+
+
+@pytest.mark.parametrize("timesteps", [0, -1, 2.5, True])
+def test_bad_timesteps(timesteps):
+    net = nn.Sequential(IFNeuron())
+    with pytest.raises(ValueError, match="timesteps"):
+        simulate(net, torch.zeros(1, 1), timesteps)
+
+
+def test_nan_input_is_rejected():
+    net = nn.Sequential(IFNeuron())
+    with pytest.raises(ValueError, match="NaN"):
+        simulate(net, torch.tensor([[float("nan")]]), 2)
+    assert net[0]._run is None
