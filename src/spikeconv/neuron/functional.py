@@ -135,18 +135,53 @@ def adjust_strength(x: Tensor, max_strength: int) -> Tensor:
         >>> adjust_strength(torch.tensor([0., 1., 2., 3., 5., 9.]), 4)
         tensor([0., 1., 2., 2., 4., 4.])
     """
-    out = torch.zeros_like(x)
-    strength = 1
-    while strength <= max_strength:
-        out = torch.where(x >= strength, float(strength), out)
-        strength *= 2
-    return out
+    clipped = x.clamp(0, max_strength)
+    if max_strength <= 2:
+        return torch.floor(clipped)  # 0, 1, 2 are already powers of two (or zero)
+    _, exponent = torch.frexp(clipped)
+    return torch.where(clipped >= 1, torch.ldexp(torch.full_like(clipped, 0.5), exponent), torch.zeros_like(clipped))
+
+
+def _if_step_(x: Tensor, v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronConfig) -> None:
+    """One step, in place: updates ``v`` (and ``buffer``) and writes the spikes into ``out``.
+
+    This is the single implementation behind :func:`if_step`, :func:`if_scan` and :func:`if_scan_constant`;
+    it allocates only small temporaries for the multi-bit strengths.
+    """
+    threshold = config.threshold
+    v.add_(x)
+    if config.max_strength == 1:
+        torch.ge(v, threshold, out=out)
+    else:
+        torch.div(v, threshold, out=out)
+        out.floor_().clamp_(0, config.max_strength)
+        if config.max_strength > 2:
+            out.copy_(adjust_strength(out, config.max_strength))
+    if config.signed:
+        if buffer is None:
+            raise ValueError("a signed (buffered) neuron needs a state with a buffer; create it with if_init")
+        negative = (v < 0).logical_and_(buffer >= threshold)
+        if config.max_strength == 1:
+            out.masked_fill_(negative, -1.0)
+        else:
+            wanted = torch.minimum(torch.ceil(v / -threshold), torch.floor(buffer / threshold))
+            out.copy_(torch.where(negative, -adjust_strength(wanted, config.max_strength), out))
+        buffer.add_(out, alpha=threshold)
+    if config.reset is Reset.SUBTRACT:
+        v.add_(out, alpha=-threshold)
+    else:
+        v.masked_fill_(out != 0, 0.0)
+
+
+def _fresh(state: IFState) -> IFState:
+    return IFState(state.v.clone(), None if state.buffer is None else state.buffer.clone())
 
 
 def if_step(x: Tensor, state: IFState, config: NeuronConfig) -> tuple[Tensor, IFState]:
     r"""One timestep of the IF neuron (plain, buffered and/or multi-bit; see the module docstring).
 
-    Returns ``(S(t), new_state)``; ``S(t)`` holds integers (0/1, signed, or powers of two).
+    Pure: returns ``(S(t), new_state)`` and leaves ``state`` untouched. ``S(t)`` holds integers
+    (0/1, signed, or powers of two).
 
     Example:
         >>> cfg = NeuronConfig()
@@ -157,34 +192,16 @@ def if_step(x: Tensor, state: IFState, config: NeuronConfig) -> tuple[Tensor, IF
         >>> s, st.v
         (tensor([1.]), tensor([0.2000]))
     """
-    threshold = config.threshold
-    v = state.v + x
-    if config.max_strength == 1:
-        spikes = (v >= threshold).to(v.dtype)
-    else:
-        spikes = adjust_strength(torch.floor(v / threshold), config.max_strength)
-    buffer = state.buffer
-    if config.signed:
-        if buffer is None:
-            raise ValueError("a signed (buffered) neuron needs a state with a buffer; create it with if_init")
-        negative = (v < 0) & (buffer >= threshold)
-        if config.max_strength == 1:
-            spikes = spikes - negative.to(v.dtype)
-        else:
-            wanted = torch.minimum(torch.ceil(-v / threshold), torch.floor(buffer / threshold))
-            spikes = torch.where(negative, -adjust_strength(wanted, config.max_strength), spikes)
-        buffer = buffer + threshold * spikes
-    if config.reset is Reset.SUBTRACT:
-        v = v - threshold * spikes
-    else:
-        v = torch.where(spikes != 0, torch.zeros_like(v), v)
-    return spikes, IFState(v, buffer)
+    state = _fresh(state)
+    out = torch.empty_like(state.v)
+    _if_step_(x, state.v, state.buffer, out, config)
+    return out, state
 
 
 def if_scan(x: Tensor, state: IFState, config: NeuronConfig) -> tuple[Tensor, IFState]:
     r"""Run :func:`if_step` over the leading (time) axis of ``x``: ``x[t]`` is the current at step t.
 
-    Returns ``(spikes [T, ...], final_state)``.
+    Returns ``(spikes [T, ...], final_state)``; ``state`` itself is not modified.
 
     Example:
         >>> cfg = NeuronConfig()
@@ -192,16 +209,17 @@ def if_scan(x: Tensor, state: IFState, config: NeuronConfig) -> tuple[Tensor, IF
         >>> s.sum().item()  # floor(4 * 0.75) = 3 (Eq. 11)
         3.0
     """
+    state = _fresh(state)
     spikes = torch.empty_like(x)
     for t in range(x.shape[0]):
-        spikes[t], state = if_step(x[t], state, config)
+        _if_step_(x[t], state.v, state.buffer, spikes[t], config)
     return spikes, state
 
 
 def if_scan_constant(x: Tensor, steps: int, state: IFState, config: NeuronConfig) -> tuple[Tensor, IFState]:
     r"""Run :func:`if_step` for ``steps`` timesteps with the same current ``x`` at every step (analog input).
 
-    Returns ``(spikes [steps, ...], final_state)``.
+    Returns ``(spikes [steps, ...], final_state)``; ``state`` itself is not modified.
 
     Example:
         >>> cfg = NeuronConfig()
@@ -209,7 +227,8 @@ def if_scan_constant(x: Tensor, steps: int, state: IFState, config: NeuronConfig
         >>> s.squeeze(1).tolist()
         [0.0, 1.0, 1.0, 1.0]
     """
+    state = _fresh(state)
     spikes = x.new_empty((steps, *x.shape))
     for t in range(steps):
-        spikes[t], state = if_step(x, state, config)
+        _if_step_(x, state.v, state.buffer, spikes[t], config)
     return spikes, state

@@ -1,0 +1,75 @@
+"""Checkpoints (atomic, weights_only) and the command line's one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import CHECKPOINTS
+
+from spikeconv.cli.main import main
+from spikeconv.errors import CheckpointError
+from spikeconv.tasks.checkpoint import load_checkpoint, load_model, save_checkpoint
+from spikeconv.models import build_model
+
+MNIST_CKPT = CHECKPOINTS / "mnist_lenet_qrelu.pt"
+
+
+def test_round_trip_and_corruption(tmp_path):
+    model = build_model("resnet_tiny", width=4)
+    spec = {"model": "resnet_tiny", "model_kwargs": {"width": 4}, "activation": {"kind": "relu"}, "dataset": "cifar10"}
+    path = save_checkpoint(tmp_path / "m.pt", model, spec)
+    loaded, payload = load_model(path)
+    assert payload["model"] == "resnet_tiny"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    assert not list(tmp_path.glob("*.tmp"))
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a spikeconv checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "spikeconv", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["evaluate", "nonexistent.pt"], "does not exist"),
+        (["evaluate", str(MNIST_CKPT), "--timesteps", "0"], "positive"),
+        (["evaluate", str(MNIST_CKPT), "--max-strengths", "3"], "power"),
+        (["evaluate", str(MNIST_CKPT), "--data-root", "/nonexistent"], "data root"),
+        (["run", "missing.toml"], "does not exist"),
+    ],
+)
+def test_cli_errors_are_one_line(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("spikeconv: error:")
+
+
+def test_cli_corrupt_checkpoint(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    result = run_cli("evaluate", str(bad))
+    assert result.returncode == 2 and "corrupt" in result.stderr
+
+
+@pytest.mark.skipif(not MNIST_CKPT.exists(), reason="shipped MNIST checkpoint missing")
+def test_cli_evaluate_writes_json(tmp_path, data_available):
+    out = tmp_path / "r.json"
+    code = main(["evaluate", str(MNIST_CKPT), "--timesteps", "1", "4", "--neurons", "buffered",
+                 "--max-strengths", "1", "--limit", "200", "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["dataset"] == "mnist" and result["test_samples"] == 200
+    assert set(result) >= {"dataset", "test_samples", "ann_accuracy", "snn_accuracy"}
+    assert set(result["snn_accuracy"]["buffered/smax1"]) == {"1", "4"}
+    assert result["snn_accuracy"]["buffered/smax1"]["4"] >= 97.0

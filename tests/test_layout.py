@@ -1,0 +1,50 @@
+"""The import direction of docs/design.md, enforced with ast; no print() in library code."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "spikeconv"
+
+ALLOWED = {
+    "errors": set(),
+    "layers": set(),
+    "neuron": {"errors"},
+    "quant": {"errors"},
+    "convert": {"neuron", "quant", "layers", "errors"},
+    "sim": {"neuron", "errors"},
+    "analysis": {"sim", "neuron", "errors"},
+    "models": {"layers", "errors"},
+    "data": {"errors"},
+    "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers"},
+    "export": {"neuron", "convert", "errors", "layers"},
+}
+
+
+def _package_imports(path: Path, part: str) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level >= 2 and node.module:
+                found.add(node.module.split(".")[0])
+            elif node.level == 0 and node.module and node.module.startswith("spikeconv."):
+                found.add(node.module.split(".")[1])
+    return found - {part}
+
+
+def test_import_direction():
+    for part, allowed in ALLOWED.items():
+        files = [PACKAGE / f"{part}.py"] if (PACKAGE / f"{part}.py").exists() else list((PACKAGE / part).rglob("*.py"))
+        for path in files:
+            bad = _package_imports(path, part) - allowed
+            assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
+
+
+def test_no_print_and_small_files():
+    for path in PACKAGE.rglob("*.py"):
+        if "cli" in path.parts:
+            continue
+        tree = ast.parse(path.read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"]
+        assert not calls, f"print() in library code: {path}"
+        assert len(path.read_text().splitlines()) <= 600, f"{path} is longer than 600 lines"
