@@ -80,7 +80,7 @@ def calibrate_bounds_(model: nn.Module, batches: Iterable[Tensor], *, p: float =
         values = torch.cat(seen[name]) if seen[name] else torch.empty(0)
         bound = float(percentile(values, p)) if values.numel() else 1.0
         module.bound.fill_(max(bound, QReLU.min_bound))
-        result[name] = float(module.bound)
+        result[name] = module.bound.item()
     return result
 
 

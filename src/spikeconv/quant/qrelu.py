@@ -63,4 +63,4 @@ class QReLU(nn.Module):
         return steps * (lam / self.levels)
 
     def extra_repr(self) -> str:
-        return f"levels={self.levels}, bound={float(self.bound):.4g}, phi={self.phi}"
+        return f"levels={self.levels}, bound={self.bound.item():.4g}, phi={self.phi}"

@@ -176,7 +176,7 @@ def dequantized(model: nn.Module) -> nn.Module:
         if isinstance(module, QReLU):
             parent_name, _, attr = name.rpartition(".")
             parent = clone.get_submodule(parent_name) if parent_name else clone
-            setattr(parent, attr, nn.Hardtanh(0.0, float(module.bound.clamp(min=QReLU.min_bound))))
+            setattr(parent, attr, nn.Hardtanh(0.0, module.bound.clamp(min=QReLU.min_bound).item()))
     return clone
 
 
