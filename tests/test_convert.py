@@ -104,20 +104,33 @@ def test_reused_activation_module_is_an_error():
         convert(Reuse().eval(), torch.zeros(1, 3))
 
 
-def test_plain_add_of_differently_scaled_spikes_asks_for_wadd():
-    class Res(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1, self.q1 = nn.Linear(4, 4), QReLU(bound=1.0)
-            self.fc2, self.q2 = nn.Linear(4, 4), QReLU(bound=2.0)
-            self.out = nn.Linear(4, 2)
+class _PlainAdd(nn.Module):
+    def __init__(self, data_dependent: bool = False):
+        super().__init__()
+        self.data_dependent = data_dependent
+        self.fc1, self.q1 = nn.Linear(4, 4), QReLU(levels=64, bound=1.0)
+        self.fc2, self.q2 = nn.Linear(4, 4), QReLU(levels=64, bound=2.0)
+        self.out = nn.Linear(4, 2)
 
-        def forward(self, x):
-            a = self.q1(self.fc1(x))
-            return self.out(a + self.q2(self.fc2(a)))
+    def forward(self, x):
+        a = self.q1(self.fc1(x))
+        if self.data_dependent and bool(x.sum() > 1e9):  # control flow torch.fx cannot trace
+            return x
+        return self.out(a + self.q2(self.fc2(a)))
 
+
+def test_plain_add_is_rewritten_into_wadd_by_fx():
+    torch.manual_seed(0)
+    ann = _PlainAdd().eval()
+    x = torch.randn(16, 4)
+    snn = convert(ann, x)
+    assert any(r.status == "rewritten" and "WAdd" in r.detail for r in snn.report)
+    assert (simulate(snn, x, 256)[-1] - ann(x)).abs().max().item() < 0.05
+
+
+def test_untraceable_plain_add_of_differently_scaled_spikes_asks_for_wadd():
     with pytest.raises(ConversionError, match="WAdd"):
-        convert(Res().eval(), torch.zeros(1, 4))
+        convert(_PlainAdd(data_dependent=True).eval(), torch.zeros(1, 4))
 
 
 def test_wadd_residual_and_concat_convert_accurately():

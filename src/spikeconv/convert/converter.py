@@ -1,19 +1,18 @@
 r"""ANN-to-SNN conversion (paper 000, Algorithm 1; paper 004's normalization for plain ReLU).
 
-Every activation ``j`` with clipping bound ``lambda_j`` becomes an IF neuron with threshold ``V_th``
-that emits integer spikes. Writing every tensor of the SNN as ``ANN value = sigma * SNN value``, the
-converter walks the traced graph once:
+Every activation ``j`` with clipping bound ``lambda_j`` becomes an IF neuron with threshold ``V_th`` that
+emits integer spikes. Writing every tensor of the SNN as ``ANN value = sigma * SNN value``, the converter
+walks the traced graph once (:class:`~spikeconv.convert.scaling.Scaler`):
 
-* the input has ``sigma = 1``;
-* a weight layer absorbs its input's scale, ``W[:, c] <- W[:, c] * sigma_c``; its output is then in
-  ANN units (``sigma = 1``; the bias is unchanged);
-* a neuron with bound ``lambda_j`` needs its input current in units of ``lambda_j / V_th``: the gain
-  ``g = sigma_in * V_th / lambda_j`` is pushed back into the weight layer (or WAdd) that produced it;
-  its output spikes have ``sigma = lambda_j``.
+* the input has ``sigma = 1`` (or the input encoder's scale);
+* a weight layer absorbs its input's scale, ``W[:, c] <- W[:, c] * sigma_c``; its output is then in ANN
+  units (``sigma = 1``, the bias unchanged: a constant current);
+* a neuron with bound ``lambda_j`` needs its current in units of ``lambda_j / V_th``: the gain
+  ``g = sigma_in * V_th / lambda_j`` is pushed back into the weight layer (or WAdd) producing it; its
+  spikes have ``sigma = lambda_j``.
 
-For a chain this is exactly ``W^s = (lambda_i / lambda_j) W^a`` (and ``b^s = b^a / lambda_j``) of
-Algorithm 1, with ``lambda = lambda^b / S^max`` and the currents multiplied by ``V_th`` (Eq. 4). The
-network passes only integer spikes between layers and every threshold is ``V_th``.
+For a chain this is exactly ``W^s = (lambda_i / lambda_j) W^a`` and ``b^s = b^a / lambda_j`` of
+Algorithm 1, with ``lambda = lambda^b / S^max`` and currents multiplied by ``V_th`` (Eq. 4).
 """
 
 from __future__ import annotations
@@ -21,17 +20,34 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConversionError, UnsupportedLayerError
-from ..neuron import IFNeuron, NeuronConfig, Reset, check_max_strength
-from ..quant import QReLU, percentile
-from .fold import batchnorm_as_affine, fold_batchnorm_
+from ..neuron import IFNeuron, NeuronConfig, Reset, SpikingMaxPool2d, SpikingSoftmax, check_max_strength
+from ..quant import QReLU
+from .fold import batchnorm_affine, batchnorm_as_affine, fold_batchnorm_
 from .graph import Graph, Node, trace
 from .network import NodeReport, SpikingNetwork
-from .rules import Role, absorb_input_scale_, function_role, module_role, scale_output_
+from .rewrite import rewrite_functional
+from .rules import Role, function_role, module_role
+from .scaling import Scaler, data_bounds, operation_name
+
+
+class MaxPoolMode(str, Enum):
+    """How max-pooling is converted: a real spiking max-pool, or (opt-in) an average pool."""
+
+    SPIKING = "spiking"
+    AVERAGE = "average"
+
+
+class SoftmaxMode(str, Enum):
+    """How a final softmax is converted: applied to the readout (ANN head) or as spiking softmax."""
+
+    HEAD = "head"
+    SPIKING = "spiking"
 
 
 @dataclass(frozen=True)
@@ -40,13 +56,19 @@ class ConversionConfig:
 
     Args:
         threshold: ``V_th`` of every neuron.
-        reset: reset by subtraction (default) or to zero.
+        reset: reset by subtraction (default) or to zero, for every neuron.
         max_strength: ``S^max``; 1 for single spikes. ``lambda = lambda^b / S^max``.
         signed: use the buffered neuron with negative spikes (paper 000 Algorithm 2).
         phi: initial membrane fraction; ``None`` takes each QReLU's ``phi`` (0 for ReLU).
-        percentile: for plain ReLU, the bound is this percentile of its calibration activations
-            (100 = the maximum, Diehl 2015; 99.9/99.99 = robust normalization, Rueckauer 2017).
+        percentile: for plain ReLU, the bound is this percentile of its positive calibration
+            activations (100 = the maximum, Diehl 2015; 99.9/99.99 = robust normalization, paper 004).
         per_channel: for plain ReLU, one bound per channel instead of per layer.
+        input_scale: the value one input unit stands for (1 for analog input; the encoder's scale for
+            rate-coded input, e.g. 1 for Poisson spikes of pixels in [0, 1]).
+        voltage_clamp: paper 004's voltage clamp: a neuron ``d`` neuron layers deep holds its membrane
+            for ``(d - 1) * voltage_clamp`` steps before integrating (0 = off).
+        maxpool: :class:`MaxPoolMode`.
+        softmax: :class:`SoftmaxMode`.
     """
 
     threshold: float = 1.0
@@ -56,12 +78,24 @@ class ConversionConfig:
     phi: float | None = None
     percentile: float = 99.99
     per_channel: bool = False
+    input_scale: float = 1.0
+    voltage_clamp: int = 0
+    maxpool: MaxPoolMode = MaxPoolMode.SPIKING
+    softmax: SoftmaxMode = SoftmaxMode.HEAD
 
     def __post_init__(self) -> None:
         check_max_strength(self.max_strength)
-        object.__setattr__(self, "reset", Reset(self.reset))
+        for name, kind in (("reset", Reset), ("maxpool", MaxPoolMode), ("softmax", SoftmaxMode)):
+            try:
+                object.__setattr__(self, name, kind(getattr(self, name)))
+            except ValueError as exc:
+                raise ValueError(f"{name} must be one of {[k.value for k in kind]}, got {getattr(self, name)!r}") from exc
         if not 0 < self.percentile <= 100:
             raise ValueError(f"percentile must lie in (0, 100], got {self.percentile!r}")
+        if not self.input_scale > 0:
+            raise ValueError(f"input_scale must be positive, got {self.input_scale!r}")
+        if isinstance(self.voltage_clamp, bool) or not isinstance(self.voltage_clamp, int) or self.voltage_clamp < 0:
+            raise ValueError(f"voltage_clamp must be a non-negative integer, got {self.voltage_clamp!r}")
         NeuronConfig(threshold=self.threshold, phi=self.phi or 0.0)  # validates both
 
 
@@ -71,37 +105,57 @@ def _set_module(root: nn.Module, path: str, new: nn.Module) -> None:
     setattr(parent, attr, new)
 
 
-def _operation(node: Node) -> str:
-    return type(node.module).__name__ if node.kind == "module" else node.target
-
-
 def _roles(graph: Graph, rules: dict[type, Role] | None) -> dict[int, Role]:
     roles: dict[int, Role] = {}
-    calls: dict[int, list[Node]] = {}
     for node in graph.nodes:
         if node.kind == "input":
             roles[node.index] = Role.PASS
         elif node.kind == "module":
             roles[node.index] = module_role(node.module, rules)
-            calls.setdefault(id(node.module), []).append(node)
         else:
             roles[node.index] = function_role(node.target)
+    return roles
+
+
+def _check_supported(graph: Graph, roles: dict[int, Role]) -> None:
     bad = [n for n in graph.nodes if roles[n.index] is Role.UNSUPPORTED]
     if bad:
-        listing = ", ".join(f"'{n.name}' ({_operation(n)})" for n in bad[:8])
+        listing = ", ".join(f"'{n.name}' ({operation_name(n)})" for n in bad[:8])
         raise UnsupportedLayerError(
             f"cannot convert {len(bad)} operation(s): {listing}. Options: replace them by supported layers "
-            "(ReLU/QReLU activations, Conv/Linear/BatchNorm, average pooling, WAdd, Concat), or register a "
-            "rule: convert(..., rules={YourModule: Role.PASS})"
-        )
+            "(ReLU/QReLU/ReLU6 activations, Conv/Linear/BatchNorm, pooling, WAdd, Concat), or register a "
+            "rule: convert(..., rules={YourModule: Role.PASS})")
+    calls: dict[int, list[Node]] = {}
+    for node in graph.nodes:
+        if node.kind == "module":
+            calls.setdefault(id(node.module), []).append(node)
     for nodes in calls.values():
-        if len(nodes) > 1 and roles[nodes[0].index] in (Role.NEURON, Role.WEIGHT, Role.BATCHNORM, Role.WADD):
+        if len(nodes) > 1 and roles[nodes[0].index] not in (Role.PASS, Role.CONCAT):
             raise ConversionError(
-                f"module '{nodes[0].target}' ({_operation(nodes[0])}) is called {len(nodes)} times in one "
-                "forward pass; a spiking layer needs its own state and scale per call: give each call its "
-                "own module instance"
-            )
-    return roles
+                f"module '{nodes[0].target}' ({operation_name(nodes[0])}) is called {len(nodes)} times in one "
+                "forward pass and the model could not be rewritten by torch.fx; a spiking layer needs its own "
+                "state and scale per call: give each call its own module instance")
+    functional = [n for n in graph.nodes if n.kind == "function" and roles[n.index] in (Role.MAXPOOL, Role.SOFTMAX)]
+    if functional:
+        raise ConversionError(f"functional '{functional[0].name}' must be a module to be converted; use nn.MaxPool2d "
+                              "/ nn.Softmax (the torch.fx rewrite does this when the model is traceable)")
+
+
+def _fold_forward_(bn: nn.Module, layer: nn.Module) -> bool:
+    """Fold ``bn`` into the Linear or padding-free Conv ``layer`` that follows it; False if impossible."""
+    if isinstance(layer, nn.Conv2d) and (layer.groups != 1 or any(p != 0 for p in layer.padding)
+                                         or layer.padding_mode != "zeros"):
+        return False
+    if not isinstance(layer, (nn.Linear, nn.Conv2d)):
+        return False
+    a, c = batchnorm_affine(bn)
+    weight = layer.weight.data
+    shift = (weight * c.view(1, -1, *([1] * (weight.dim() - 2)))).flatten(1).sum(1)
+    if layer.bias is None:
+        layer.bias = nn.Parameter(torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device))
+    layer.bias.data.add_(shift)
+    weight.mul_(a.view(1, -1, *([1] * (weight.dim() - 2))))
+    return True
 
 
 def _handle_batchnorms(net: nn.Module, graph: Graph, roles: dict[int, Role], report: list[NodeReport]) -> None:
@@ -109,197 +163,60 @@ def _handle_batchnorms(net: nn.Module, graph: Graph, roles: dict[int, Role], rep
         if roles[node.index] is not Role.BATCHNORM:
             continue
         producer = graph.producer(node) if node.inputs else None
-        if (
-            producer is not None
-            and producer.kind == "module"
-            and isinstance(producer.module, (nn.Conv1d, nn.Conv2d, nn.Linear))
-            and producer.users == [node.index]
-        ):
+        users = sorted(set(node.users))
+        consumer = graph.nodes[users[0]] if len(users) == 1 else None
+        if (producer is not None and producer.kind == "module"
+                and isinstance(producer.module, (nn.Conv1d, nn.Conv2d, nn.Linear)) and producer.users == [node.index]):
             fold_batchnorm_(producer.module, node.module)
-            _set_module(net, node.target, nn.Identity())
-            node.module = net.get_submodule(node.target)
-            roles[node.index] = Role.PASS
-            report.append(NodeReport(node.name, "BatchNorm", "folded", f"into {producer.name}"))
+            detail = f"into {producer.name}"
+        elif (consumer is not None and consumer.kind == "module" and roles[consumer.index] is Role.WEIGHT
+              and _fold_forward_(node.module, consumer.module)):
+            detail = f"forward into {consumer.name}"
         else:
             _set_module(net, node.target, batchnorm_as_affine(node.module))
             node.module = net.get_submodule(node.target)
             roles[node.index] = Role.WEIGHT
             report.append(NodeReport(node.name, "BatchNorm", "converted", "to a per-channel affine layer"))
+            continue
+        _set_module(net, node.target, nn.Identity())
+        node.module = net.get_submodule(node.target)
+        roles[node.index] = Role.PASS
+        report.append(NodeReport(node.name, "BatchNorm", "folded", detail))
 
 
-@torch.no_grad()
-def _relu_bounds(
-    net: nn.Module, nodes: list[Node], calibration: Iterable[Tensor] | None, config: ConversionConfig
-) -> dict[int, Tensor]:
-    """Bounds for plain ReLU neurons from calibration data (max or percentile, per layer or channel)."""
-    if not nodes:
-        return {}
-    if calibration is None:
-        raise ConversionError(
-            f"activation '{nodes[0].name}' is a plain ReLU with no learned bound: pass calibration batches "
-            "(convert(..., calibration=loader)) for data-based normalization, or train with QReLU"
-        )
-    seen: dict[int, list[Tensor]] = {n.index: [] for n in nodes}
-    handles = []
-
-    def hook_for(index: int):
-        def hook(_m: nn.Module, _inputs: tuple, output: Tensor) -> None:
-            if not bool(torch.isfinite(output).all()):
-                raise ConversionError(
-                    f"calibration produced NaN/inf activations at '{graph_names[index]}'; check the model "
-                    "weights and the calibration inputs"
-                )
-            if config.per_channel and output.dim() >= 2:
-                seen[index].append(output.detach().transpose(0, 1).reshape(output.shape[1], -1).float().cpu())
-            else:
-                seen[index].append(output.detach().reshape(-1).float().cpu())
-
-        return hook
-
-    graph_names = {n.index: n.name for n in nodes}
-    batches = 0
-    try:
-        for node in nodes:
-            handles.append(node.module.register_forward_hook(hook_for(node.index)))
-        for batch in calibration:
-            if isinstance(batch, (list, tuple)):
-                batch = batch[0]
-            net(batch)
-            batches += 1
-    finally:
-        for handle in handles:
-            handle.remove()
-    if batches == 0:
-        raise ConversionError("the calibration data yielded no batches; give at least one batch of inputs")
-    bounds = {}
-    for node in nodes:
-        values = torch.cat(seen[node.index], dim=-1)
-        if config.per_channel and values.dim() == 2:
-            per = []
-            for row in values:
-                positive = row[row > 0]
-                per.append(percentile(positive, config.percentile) if positive.numel() else torch.tensor(1.0))
-            lam = torch.stack(per).clamp(min=1e-6)
-            bounds[node.index] = lam.view(-1, *([1] * (len(node.shape) - 1)))
-        else:
-            positive = values[values > 0]
-            lam = percentile(positive, config.percentile) if positive.numel() else torch.tensor(1.0)
-            bounds[node.index] = lam.clamp(min=1e-6).reshape(())
-    return bounds
+def _prepare(model: nn.Module, example: Tensor, rules: dict[type, Role] | None
+             ) -> tuple[nn.Module, Graph, dict[int, Role], list[NodeReport]]:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"convert() needs a torch.nn.Module, got {type(model).__name__}")
+    if model.training:
+        raise ConversionError("the model is in training mode; call model.eval() before convert()")
+    if not isinstance(example, Tensor) or example.dim() < 1:
+        raise TypeError("example must be an input tensor with a batch dimension, e.g. one batch of data")
+    if example.is_floating_point() and not bool(torch.isfinite(example).all()):
+        raise ValueError("the example input contains NaN or infinite values")
+    net, notes = rewrite_functional(copy.deepcopy(model), rules)
+    report = [NodeReport("-", "torch.fx", "rewritten" if "rewritten" in note or "copy" in note else "note", note)
+              for note in notes]
+    graph = trace(net, example[:2])
+    return net, graph, _roles(graph, rules), report
 
 
-def _reshape_scale(sigma: Tensor, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Tensor:
-    """The scale after an operation that commutes with it (pooling, flatten, dropout...)."""
-    if sigma.numel() == 1 or in_shape == out_shape:
-        return sigma
-    if len(in_shape) == len(out_shape) and in_shape[0] == out_shape[0] and sigma.shape[0] == in_shape[0] and (
-        sigma.numel() == in_shape[0]
-    ):
-        return sigma  # per-channel scale through pooling
-    full = sigma.expand(in_shape)
-    if full.numel() != torch.Size(out_shape).numel():
-        raise ConversionError(f"cannot carry a per-channel scale from shape {in_shape} to {out_shape}")
-    return full.reshape(out_shape)
+def inspect_model(model: nn.Module, example: Tensor, *, rules: dict[type, Role] | None = None) -> list[NodeReport]:
+    """Coverage report, without converting: every traced operation as converted, passed, folded or
+    unsupported, by node path (also what the torch.fx rewrite changed or could not check).
 
-
-class _Scaler:
-    """Propagates scales through the graph and pushes neuron gains into producing layers."""
-
-    def __init__(self, graph: Graph, roles: dict[int, Role], config: ConversionConfig) -> None:
-        self.graph, self.roles, self.config = graph, roles, config
-        self.sigma: dict[int, Tensor] = {}
-
-    def input_shape(self, node: Node, k: int = 0) -> tuple[int, ...]:
-        return self.graph.nodes[node.inputs[k]].shape
-
-    def push_gain(self, node: Node, gain: Tensor, consumer: Node) -> None:
-        """Make ``node``'s output ``gain`` times larger by changing the parameters that produce it."""
-        role = self.roles[node.index]
-        if len(set(node.users)) > 1:
-            raise ConversionError(
-                f"the current of neuron '{consumer.name}' comes from '{node.name}', whose output also feeds "
-                f"other layers, so it cannot be rescaled for this neuron alone; insert a separate "
-                "Conv/Linear or a WAdd before the activation"
-            )
-        if role in (Role.WEIGHT, Role.WADD):
-            scale_output_(node.module, gain)
-        elif role is Role.PASS and node.kind != "input":
-            gain_in = gain
-            if gain.numel() > 1:
-                gain_in = _reshape_scale(gain, node.shape, self.input_shape(node))
-            self.push_gain(self.graph.nodes[node.inputs[0]], gain_in, consumer)
-        elif role is Role.ADD:
-            for index in node.inputs:
-                if index >= 0:
-                    self.push_gain(self.graph.nodes[index], gain, consumer)
-        elif role is Role.CONCAT:
-            full = gain.expand(node.shape) if gain.numel() > 1 else None
-            offset = 0
-            for index in node.inputs:
-                part_node = self.graph.nodes[index]
-                size = part_node.shape[0]
-                part = gain if full is None else full[offset:offset + size]
-                self.push_gain(part_node, part, consumer)
-                offset += size
-        else:
-            raise ConversionError(
-                f"the input current of neuron '{consumer.name}' comes straight from '{node.name}' "
-                f"({_operation(node)}), which has no weights to carry its scale; put a Conv/Linear or WAdd "
-                "between them"
-            )
-
-    def run(self, bounds: dict[int, Tensor], report: list[NodeReport]) -> None:
-        v_th = self.config.threshold
-        for node in self.graph.nodes:
-            role = self.roles[node.index]
-            ins = [self.sigma[i] if i >= 0 else None for i in node.inputs]
-            if node.kind == "input":
-                self.sigma[node.index] = torch.ones(())
-            elif role is Role.WEIGHT:
-                absorb_input_scale_(node.module, ins[0], self.input_shape(node))
-                self.sigma[node.index] = torch.ones(())
-                report.append(NodeReport(node.name, _operation(node), "scaled"))
-            elif role is Role.PASS:
-                self.sigma[node.index] = _reshape_scale(ins[0], self.input_shape(node), node.shape)
-                report.append(NodeReport(node.name, _operation(node), "passed"))
-            elif role is Role.NEURON:
-                lam = bounds[node.index]
-                gain = ins[0] * v_th / lam
-                self.push_gain(self.graph.nodes[node.inputs[0]], gain, node)
-                self.sigma[node.index] = lam
-                detail = f"lambda={float(lam):.4g}" if lam.numel() == 1 else f"lambda per channel ({lam.numel()})"
-                report.append(NodeReport(node.name, _operation(node), "converted", detail))
-            elif role is Role.WADD:
-                for k, (w, sigma) in enumerate(zip(node.module.weights(), ins)):
-                    node.module.set_weight(k, w * sigma)
-                self.sigma[node.index] = torch.ones(())
-                report.append(NodeReport(node.name, "WAdd", "scaled"))
-            elif role is Role.CONCAT:
-                self.sigma[node.index] = self._concat_scale(node, ins)
-                report.append(NodeReport(node.name, _operation(node), "passed"))
-            elif role is Role.ADD:
-                a, b = (s.expand(node.shape) for s in ins if s is not None)
-                if not torch.equal(a, b):
-                    raise ConversionError(
-                        f"'{node.name}' adds two spike trains with different scales; use spikeconv.layers.WAdd "
-                        "for residual connections so that each input gets its own weight"
-                    )
-                self.sigma[node.index] = ins[0]
-                report.append(NodeReport(node.name, "add", "passed"))
-
-    def _concat_scale(self, node: Node, ins: list[Tensor | None]) -> Tensor:
-        if all(s is not None and s.numel() == 1 for s in ins) and all(torch.equal(ins[0], s) for s in ins):
-            return ins[0]
-        dim = node.module.dim if node.module is not None else node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-        if dim in (0, -len(node.shape) - 1):
-            raise ConversionError(f"'{node.name}' concatenates along the batch dimension, which is not supported")
-        dim = dim - 1 if dim > 0 else dim
-        parts = [s.expand(self.graph.nodes[i].shape) for s, i in zip(ins, node.inputs)]
-        full = torch.cat(parts, dim=dim)
-        channel = full.reshape(full.shape[0], -1)
-        if dim == 0 and bool((channel == channel[:, :1]).all()):
-            return channel[:, :1].reshape(full.shape[0], *([1] * (full.dim() - 1)))
-        return full
+    Example:
+        >>> rows = inspect_model(nn.Sequential(nn.Linear(2, 2), nn.GELU()).eval(), torch.zeros(1, 2))
+        >>> [(r.node, r.status) for r in rows]
+        [('0', 'converted'), ('1', 'unsupported')]
+    """
+    _, graph, roles, report = _prepare(model, example, rules)
+    status = {Role.WEIGHT: "converted", Role.NEURON: "converted", Role.WADD: "converted", Role.MAXPOOL: "converted",
+              Role.SOFTMAX: "converted", Role.BATCHNORM: "folded", Role.PASS: "passed", Role.CONCAT: "passed",
+              Role.ADD: "passed", Role.UNSUPPORTED: "unsupported"}
+    for node in graph.nodes[1:]:
+        report.append(NodeReport(node.name, operation_name(node), status[roles[node.index]]))
+    return report
 
 
 def convert(
@@ -313,9 +230,9 @@ def convert(
     r"""Convert a trained ANN into a hardware-faithful SNN; the input model is never modified.
 
     Args:
-        model: the ANN, in eval mode, with QReLU (learned bounds) or ReLU activations.
+        model: the ANN, in eval mode, with QReLU (learned bounds) or ReLU/ReLU6 activations.
         example: one input batch ``[B, ...]`` used to trace the dataflow.
-        config: :class:`ConversionConfig` (threshold, reset, S^max, buffered neuron, normalization).
+        config: :class:`ConversionConfig` (threshold, reset, S^max, buffered neuron, normalization...).
         calibration: input batches for data-based normalization of plain ReLU activations.
         rules: extra ``{module type: Role}`` rules; they win over the defaults.
 
@@ -328,41 +245,46 @@ def convert(
         >>> [type(m).__name__ for m in snn.body]
         ['Linear', 'IFNeuron', 'Linear']
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"convert() needs a torch.nn.Module, got {type(model).__name__}")
-    if model.training:
-        raise ConversionError("the model is in training mode; call model.eval() before convert()")
-    if not isinstance(example, Tensor) or example.dim() < 1:
-        raise TypeError("example must be an input tensor with a batch dimension, e.g. one batch of data")
-    if example.is_floating_point() and not bool(torch.isfinite(example).all()):
-        raise ValueError("the example input contains NaN or infinite values")
     config = config or ConversionConfig()
-    net = copy.deepcopy(model)
-    graph = trace(net, example[:2])
-    roles = _roles(graph, rules)
-    report: list[NodeReport] = []
+    net, graph, roles, report = _prepare(model, example, rules)
+    _check_supported(graph, roles)
     _handle_batchnorms(net, graph, roles, report)
     neuron_nodes = [n for n in graph.nodes if roles[n.index] is Role.NEURON]
     bounds: dict[int, Tensor] = {}
-    relus = []
     for node in neuron_nodes:
         if isinstance(node.module, QReLU):
-            bounds[node.index] = node.module.bound.detach().clamp(min=QReLU.min_bound).float().cpu() / config.max_strength
-        else:
-            relus.append(node)
-    bounds.update(_relu_bounds(net, relus, calibration, config))
-    if relus:
-        for node in relus:
-            bounds[node.index] = bounds[node.index] / config.max_strength
-    scaler = _Scaler(graph, roles, config)
+            bounds[node.index] = node.module.bound.detach().clamp(min=QReLU.min_bound).float().cpu()
+    others = [n for n in neuron_nodes if n.index not in bounds]
+    bounds.update(data_bounds(net, others, calibration, config.percentile, config.per_channel))
+    bounds = {k: (v / config.max_strength).to(example.device) for k, v in bounds.items()}
+    scaler = Scaler(graph, roles, config.threshold, config.input_scale)
     with torch.no_grad():
-        scaler.run({k: v.to(example.device) for k, v in bounds.items()}, report)
+        scaler.run(bounds, report)
     for node in neuron_nodes:
         phi = config.phi if config.phi is not None else getattr(node.module, "phi", 0.0)
-        neuron = IFNeuron(NeuronConfig(threshold=config.threshold, reset=config.reset,
-                                       max_strength=config.max_strength, signed=config.signed, phi=phi))
-        _set_module(net, node.target, neuron)
+        neuron_config = NeuronConfig(threshold=config.threshold, reset=config.reset,
+                                     max_strength=config.max_strength, signed=config.signed, phi=phi)
+        clamp = (scaler.depth[node.index] - 1) * config.voltage_clamp
+        _set_module(net, node.target, IFNeuron(neuron_config, clamp_steps=clamp))
+    readout_softmax = None
+    for node in graph.nodes:
+        role = roles[node.index]
+        if role is Role.MAXPOOL:
+            pool = node.module
+            if config.maxpool is MaxPoolMode.AVERAGE:
+                new = nn.AvgPool2d(pool.kernel_size, pool.stride, pool.padding, ceil_mode=pool.ceil_mode)
+                report.append(NodeReport(node.name, "MaxPool2d", "replaced", "by average pooling (maxpool='average')"))
+            else:
+                new = SpikingMaxPool2d(pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
+            _set_module(net, node.target, new)
+        elif role is Role.SOFTMAX:
+            if graph.outputs != [node.index]:
+                raise ConversionError(f"softmax '{node.name}' is only supported as the last operation of the model")
+            if config.softmax is SoftmaxMode.SPIKING:
+                _set_module(net, node.target, SpikingSoftmax(dim=node.module.dim))
+            else:
+                _set_module(net, node.target, nn.Identity())
+                readout_softmax = node.module.dim if node.module.dim is not None else -1
     if len(graph.outputs) != 1 or graph.outputs[0] < 0:
         raise ConversionError("the model must return exactly one tensor computed from its input")
-    output_scale = scaler.sigma[graph.outputs[0]]
-    return SpikingNetwork(net, output_scale, report)
+    return SpikingNetwork(net, scaler.sigma[graph.outputs[0]], report, readout_softmax=readout_softmax)

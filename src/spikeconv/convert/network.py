@@ -28,11 +28,20 @@ class SpikingNetwork(nn.Module):
     Run it with :func:`spikeconv.sim.simulate`.
     """
 
-    def __init__(self, body: nn.Module, output_scale: Tensor, report: list[NodeReport]) -> None:
+    def __init__(self, body: nn.Module, output_scale: Tensor, report: list[NodeReport],
+                 readout_softmax: int | None = None) -> None:
         super().__init__()
         self.body = body
         self.register_buffer("output_scale", output_scale.detach().clone())
         self.report = report
+        self.readout_softmax = readout_softmax
+
+    def readout_transform(self, readout: Tensor) -> Tensor:
+        """Applied by ``simulate`` to the readout ``[T, B, ...]``: the ANN-head softmax, if the model had one."""
+        if self.readout_softmax is None:
+            return readout
+        dim = self.readout_softmax if self.readout_softmax < 0 else self.readout_softmax + 1
+        return torch.softmax(readout, dim=dim)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.body(x)

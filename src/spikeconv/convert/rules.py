@@ -33,6 +33,8 @@ class Role(str, Enum):
     CONCAT = "concat"
     ADD = "add"
     BATCHNORM = "batchnorm"
+    MAXPOOL = "maxpool"
+    SOFTMAX = "softmax"
     UNSUPPORTED = "unsupported"
 
 
@@ -53,6 +55,9 @@ DEFAULT_MODULE_RULES: dict[type, Role] = {
     nn.Identity: Role.PASS,
     QReLU: Role.NEURON,
     nn.ReLU: Role.NEURON,
+    nn.Hardtanh: Role.NEURON,  # ReLU6 and Hardtanh(0, m) only; checked in module_role
+    nn.MaxPool2d: Role.MAXPOOL,
+    nn.Softmax: Role.SOFTMAX,
     WAdd: Role.WADD,
     Concat: Role.CONCAT,
 }
@@ -72,6 +77,8 @@ DEFAULT_FUNCTION_RULES: dict[str, Role] = {
     "__iadd__": Role.ADD,
     "__radd__": Role.ADD,
     "cat": Role.CONCAT,
+    "softmax": Role.SOFTMAX,
+    "max_pool2d": Role.MAXPOOL,
 }
 
 
@@ -86,7 +93,10 @@ def module_role(module: nn.Module, user_rules: dict[type, Role] | None = None) -
         if user_rules and klass in user_rules:
             return user_rules[klass]
         if klass in DEFAULT_MODULE_RULES:
-            return DEFAULT_MODULE_RULES[klass]
+            role = DEFAULT_MODULE_RULES[klass]
+            if isinstance(module, nn.Hardtanh) and not (module.min_val == 0 and module.max_val > 0):
+                return Role.UNSUPPORTED  # only clipped ReLUs are activations an IF neuron can represent
+            return role
     return Role.UNSUPPORTED
 
 

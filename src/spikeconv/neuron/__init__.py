@@ -11,13 +11,16 @@ from .functional import (
     if_scan_constant,
     if_step,
 )
-from .modules import IFNeuron, NeuronRun
+from .modules import IFNeuron, NeuronRun, SpikingMaxPool2d, SpikingModule, SpikingSoftmax
 
 __all__ = [
     "IFNeuron",
     "IFState",
     "NeuronConfig",
     "NeuronRun",
+    "SpikingMaxPool2d",
+    "SpikingModule",
+    "SpikingSoftmax",
     "Reset",
     "adjust_strength",
     "check_max_strength",

@@ -1,9 +1,8 @@
-"""Thin ``nn.Module`` wrappers around the pure neuron functions.
+"""Thin ``nn.Module`` wrappers around the pure neuron functions, and other stateful spiking layers.
 
-A neuron module holds its :class:`~spikeconv.neuron.functional.NeuronConfig` and nothing else between
-runs. During a run the simulation engine attaches a :class:`NeuronRun` (timesteps of the current chunk,
-batch size and the carried state) and removes it when the run ends, also after an exception; calling a
-neuron outside a run raises.
+A spiking module holds its configuration and nothing else between runs. During a run the simulation
+engine attaches a :class:`NeuronRun` (first step and length of the current chunk, batch size, carried
+state) and removes it when the run ends, also after an exception; calling one outside a run raises.
 
 Inside a run the input is time folded into the batch, ``[steps * batch, ...]`` (step-major), or
 ``[batch, ...]`` for a current that is the same at every step (the first layer of an analog input); the
@@ -13,64 +12,151 @@ output is always ``[steps * batch, ...]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import torch
 from torch import Tensor, nn
 
-from .functional import IFState, NeuronConfig, if_init, if_scan, if_scan_constant
+from .functional import NeuronConfig, if_init, if_scan, if_scan_constant
 
 
 @dataclass
 class NeuronRun:
-    """Per-run bookkeeping the engine attaches to a neuron: chunk length, batch size, carried state."""
+    """Per-run bookkeeping the engine attaches to a spiking module."""
 
     steps: int
     batch: int
-    state: IFState | None = None
+    start: int = 0
+    state: Any = None
 
 
-class IFNeuron(nn.Module):
+class SpikingModule(nn.Module):
+    """Base of every module that carries state over time (the engine finds them by this type)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._run: NeuronRun | None = None
+
+    def _active_run(self) -> NeuronRun:
+        run = self._run
+        if run is None:
+            raise RuntimeError(
+                f"{type(self).__name__} carries state over time and runs only inside spikeconv.simulate(...); "
+                "call simulate(model, inputs, timesteps=T) instead of model(inputs)"
+            )
+        return run
+
+    def _as_sequence(self, x: Tensor, run: NeuronRun) -> tuple[Tensor, bool]:
+        """``(current, constant)``: ``[steps, batch, ...]``, or ``[batch, ...]`` if the same at every step."""
+        if x.shape[0] == run.batch and run.steps > 1:
+            return x, True
+        if x.shape[0] == run.steps * run.batch:
+            return x.view(run.steps, run.batch, *x.shape[1:]), False
+        raise ValueError(
+            f"{type(self).__name__} got a leading dimension of {x.shape[0]}, expected steps*batch = "
+            f"{run.steps * run.batch} or batch = {run.batch}; do not reshape the batch dimension inside a "
+            "converted model"
+        )
+
+
+class IFNeuron(SpikingModule):
     """Integrate-and-fire neuron population (plain, buffered and/or multi-bit); see ``neuron.functional``.
 
+    ``clamp_steps`` is the voltage clamp of paper 004 (section 2, Fig. S1): for the first ``clamp_steps``
+    steps of a run the membrane is held at ``V(0)``, the input is ignored and no spike is sent.
+
     Example:
-        >>> import torch
         >>> from spikeconv.sim import simulate
-        >>> net = torch.nn.Sequential(IFNeuron(NeuronConfig(threshold=1.0)))
+        >>> net = nn.Sequential(IFNeuron(NeuronConfig(threshold=1.0)))
         >>> simulate(net, torch.tensor([[0.5]]), timesteps=4).squeeze().tolist()  # running rates
         [0.0, 0.5, 0.3333333432674408, 0.5]
     """
 
-    def __init__(self, config: NeuronConfig | None = None) -> None:
+    def __init__(self, config: NeuronConfig | None = None, clamp_steps: int = 0) -> None:
         super().__init__()
+        if clamp_steps < 0:
+            raise ValueError(f"clamp_steps must be >= 0, got {clamp_steps}")
         self.config = config if config is not None else NeuronConfig()
-        self._run: NeuronRun | None = None
+        self.clamp_steps = int(clamp_steps)
 
     def forward(self, x: Tensor) -> Tensor:
-        run = self._run
-        if run is None:
-            raise RuntimeError(
-                "IFNeuron carries state over time and runs only inside spikeconv.simulate(...); "
-                "call simulate(model, inputs, timesteps=T) instead of model(inputs)"
-            )
-        steps, batch = run.steps, run.batch
-        if x.shape[0] == batch and steps > 1:
-            current = x
-            state = run.state if run.state is not None else if_init(current, self.config)
-            spikes, state = if_scan_constant(current, steps, state, self.config)
-        elif x.shape[0] == steps * batch:
-            current = x.view(steps, batch, *x.shape[1:])
-            state = run.state if run.state is not None else if_init(current[0], self.config)
-            spikes, state = if_scan(current, state, self.config)
-        else:
-            raise ValueError(
-                f"IFNeuron got a leading dimension of {x.shape[0]}, expected steps*batch = {steps * batch} "
-                f"or batch = {batch}; do not reshape the batch dimension inside a converted model"
-            )
-        run.state = state
+        run = self._active_run()
+        current, constant = self._as_sequence(x, run)
+        skip = min(max(self.clamp_steps - run.start, 0), run.steps)
+        like = current if constant else current[0]
+        spikes = like.new_zeros((run.steps, *like.shape))
+        if skip < run.steps:
+            state = run.state if run.state is not None else if_init(like, self.config)
+            if constant:
+                spikes[skip:], state = if_scan_constant(current, run.steps - skip, state, self.config)
+            else:
+                spikes[skip:], state = if_scan(current[skip:], state, self.config)
+            run.state = state
         return spikes.flatten(0, 1)
 
     def extra_repr(self) -> str:
         c = self.config
-        return (
-            f"threshold={c.threshold}, reset={c.reset.value}, max_strength={c.max_strength}, "
-            f"signed={c.signed}, phi={c.phi}"
-        )
+        text = (f"threshold={c.threshold}, reset={c.reset.value}, max_strength={c.max_strength}, "
+                f"signed={c.signed}, phi={c.phi}")
+        return text + (f", clamp_steps={self.clamp_steps}" if self.clamp_steps else "")
+
+
+class SpikingMaxPool2d(SpikingModule):
+    """Spiking max-pooling (SNN Toolbox): each output passes the spikes of the input in its window whose
+    accumulated spike count (up to and including this step) is the largest; ties go to the first.
+
+    Example:
+        >>> from spikeconv.sim import simulate
+        >>> pool = SpikingMaxPool2d(2)
+        >>> x = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])  # one always-spiking input
+        >>> simulate(nn.Sequential(pool), x, timesteps=3)[-1].flatten().tolist()
+        [1.0]
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.ceil_mode = dilation, ceil_mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        run = self._active_run()
+        seq, constant = self._as_sequence(x, run)
+        counts = run.state if run.state is not None else torch.zeros_like(seq if constant else seq[0])
+        outputs = []
+        for t in range(run.steps):
+            spikes = seq if constant else seq[t]
+            counts = counts + spikes
+            _, index = nn.functional.max_pool2d(counts, self.kernel_size, self.stride, self.padding,
+                                                self.dilation, ceil_mode=self.ceil_mode, return_indices=True)
+            outputs.append(spikes.flatten(2).gather(2, index.flatten(2)).view_as(index))
+        run.state = counts
+        return torch.stack(outputs).flatten(0, 1)
+
+
+class SpikingSoftmax(SpikingModule):
+    """Spiking softmax output: each step, every sample emits one spike from the class drawn from
+    ``softmax(V(t) / t)``, where ``V`` accumulates the input current; the spike rate approximates the
+    softmax of the mean current. Seeded: the same ``seed`` gives the same spikes.
+    """
+
+    def __init__(self, dim: int = -1, seed: int = 0) -> None:
+        super().__init__()
+        self.dim, self.seed = dim, seed
+
+    def forward(self, x: Tensor) -> Tensor:
+        run = self._active_run()
+        seq, constant = self._as_sequence(x, run)
+        if run.state is None:
+            gen = torch.Generator(device=x.device).manual_seed(self.seed)
+            run.state = (torch.zeros_like(seq if constant else seq[0]), gen)
+        membrane, gen = run.state
+        outputs = []
+        for t in range(run.steps):
+            membrane = membrane + (seq if constant else seq[t])
+            probs = torch.softmax(membrane / (run.start + t + 1), dim=self.dim)
+            flat = probs.movedim(self.dim, -1).reshape(-1, probs.shape[self.dim])
+            choice = torch.multinomial(flat, 1, generator=gen)
+            spikes = torch.zeros_like(flat).scatter_(1, choice, 1.0)
+            outputs.append(spikes.view(*probs.movedim(self.dim, -1).shape).movedim(-1, self.dim))
+        run.state = (membrane, gen)
+        return torch.stack(outputs).flatten(0, 1)

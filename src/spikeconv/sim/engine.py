@@ -25,7 +25,7 @@ from enum import Enum
 import torch
 from torch import Tensor, nn
 
-from ..neuron import IFNeuron, NeuronRun
+from ..neuron import NeuronRun, SpikingModule
 
 
 class ExecutionOrder(str, Enum):
@@ -35,9 +35,9 @@ class ExecutionOrder(str, Enum):
     STEP = "step"
 
 
-def neurons_of(model: nn.Module) -> list[IFNeuron]:
-    """All spiking neuron modules of ``model``, in registration order."""
-    return [m for m in model.modules() if isinstance(m, IFNeuron)]
+def neurons_of(model: nn.Module) -> list[SpikingModule]:
+    """All stateful spiking modules of ``model`` (neurons, spiking pools...), in registration order."""
+    return [m for m in model.modules() if isinstance(m, SpikingModule)]
 
 
 @contextmanager
@@ -117,7 +117,7 @@ def simulate(
         while start < timesteps:
             steps = min(step_chunk, timesteps - start)
             for run in runs:
-                run.steps = steps
+                run.steps, run.start = steps, start
             if encoder is not None:
                 frames = encoder(inputs, start, steps)
                 current = frames.flatten(0, 1)
@@ -137,4 +137,5 @@ def simulate(
                 running += out[k]
                 readout[start + k] = running / (start + k + 1)
             start += steps
-    return readout
+    transform = getattr(model, "readout_transform", None)
+    return transform(readout) if callable(transform) else readout
