@@ -116,6 +116,42 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def resolve_model(source: str, weights: str | None = None):
+    """A model from a registry name, ``torchvision:NAME`` (random weights), a checkpoint, a .onnx file or
+    ``file.py:Class``; returns ``(model in eval mode, extra conversion rules)``."""
+    from ..models import build_model, list_models
+    from ..tasks.loading import load_user_model, onnx_rules
+
+    if source in list_models():
+        return build_model(source).eval(), None
+    if source.startswith("torchvision:"):
+        import torchvision
+
+        name = source.split(":", 1)[1]
+        try:
+            return torchvision.models.get_model(name, weights=None).eval(), None
+        except ValueError as exc:
+            raise SpikeconvError(f"unknown torchvision model {name!r}") from exc
+    rules = onnx_rules() if source.endswith(".onnx") else None
+    return load_user_model(source, weights=weights), rules
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..convert import inspect_model
+
+    model, rules = resolve_model(args.model, args.weights)
+    example = torch.zeros(2, *args.input_shape)
+    rows = inspect_model(model, example, rules=rules)
+    width = max(len(r.node) for r in rows)
+    for r in rows:
+        print(f"{r.node:<{width}}  {r.operation:<24} {r.status:<12} {r.detail}")
+    counts = {s: sum(r.status == s for r in rows) for s in ("converted", "folded", "passed", "rewritten", "unsupported")}
+    print("summary: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 1 if counts["unsupported"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikeconv", description="Convert ANNs to low-latency spiking networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-root")
     ev.add_argument("--json", help="write the results to this JSON file")
     ev.set_defaults(func=cmd_evaluate)
+
+    ins = sub.add_parser("inspect", help="coverage report: every operation as converted/passed/folded/unsupported")
+    ins.add_argument("model", help="registry name, torchvision:NAME, checkpoint.pt, model.onnx or file.py:Class")
+    ins.add_argument("--weights", help="state dict for file.py:Class")
+    ins.add_argument("--input-shape", type=int, nargs="+", default=[3, 32, 32], help="per-sample shape, e.g. 1 28 28")
+    ins.set_defaults(func=cmd_inspect)
     return parser
 
 

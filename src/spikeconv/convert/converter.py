@@ -257,7 +257,8 @@ def convert(
     others = [n for n in neuron_nodes if n.index not in bounds]
     bounds.update(data_bounds(net, others, calibration, config.percentile, config.per_channel))
     bounds = {k: (v / config.max_strength).to(example.device) for k, v in bounds.items()}
-    scaler = Scaler(graph, roles, config.threshold, config.input_scale)
+    scaler = Scaler(graph, roles, config.threshold, config.input_scale,
+                    spiking_maxpool=config.maxpool is MaxPoolMode.SPIKING)
     with torch.no_grad():
         scaler.run(bounds, report)
     for node in neuron_nodes:

@@ -125,6 +125,8 @@ def rewrite_functional(model: nn.Module, rules: dict[type, Role] | None = None) 
             replacement = nn.MaxPool2d(_arg(node, 1, "kernel_size"), _arg(node, 2, "stride"), _arg(node, 3, "padding", 0),
                                        _arg(node, 4, "dilation", 1), ceil_mode=bool(_arg(node, 5, "ceil_mode", False)))
             inputs = (node.args[0],)
+        elif node.op == "call_module" and module_role(gm.get_submodule(node.target), rules) is Role.ADD:
+            replacement, inputs = WAdd(), tuple(node.args[:2])
         elif node.op == "call_module":
             module = gm.get_submodule(node.target)
             calls[node.target] = calls.get(node.target, 0) + 1

@@ -15,6 +15,7 @@ A rule says what *role* an operation plays when scales are propagated through th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 
 from torch import Tensor, nn
@@ -82,8 +83,11 @@ DEFAULT_FUNCTION_RULES: dict[str, Role] = {
 }
 
 
-def module_role(module: nn.Module, user_rules: dict[type, Role] | None = None) -> Role:
+def module_role(module: nn.Module, user_rules: dict[type, Role | Callable[[nn.Module], Role]] | None = None) -> Role:
     """The role of ``module``: the first match along its MRO, user rules before the defaults.
+
+    A user rule is a :class:`Role` or a function ``module -> Role`` (for types whose role depends on
+    an attribute, like a generic binary-operation module).
 
     Example:
         >>> module_role(nn.Conv2d(1, 1, 1))
@@ -91,7 +95,8 @@ def module_role(module: nn.Module, user_rules: dict[type, Role] | None = None) -
     """
     for klass in type(module).__mro__:
         if user_rules and klass in user_rules:
-            return user_rules[klass]
+            rule = user_rules[klass]
+            return rule if isinstance(rule, Role) else Role(rule(module))
         if klass in DEFAULT_MODULE_RULES:
             role = DEFAULT_MODULE_RULES[klass]
             if isinstance(module, nn.Hardtanh) and not (module.min_val == 0 and module.max_val > 0):

@@ -99,8 +99,10 @@ class Scaler:
     have scale lambda; pooling, flatten, dropout, max-pooling and concatenation carry scales along.
     """
 
-    def __init__(self, graph: Graph, roles: dict[int, Role], threshold: float, input_scale: float) -> None:
+    def __init__(self, graph: Graph, roles: dict[int, Role], threshold: float, input_scale: float,
+                 spiking_maxpool: bool = True) -> None:
         self.graph, self.roles, self.threshold, self.input_scale = graph, roles, threshold, input_scale
+        self.spiking_maxpool = spiking_maxpool
         self.sigma: dict[int, Tensor] = {}
         self.spiking: set[int] = set()  # nodes whose output is an integer spike train
         self.depth: dict[int, int] = {}  # neuron layers on the longest path from the input
@@ -151,7 +153,7 @@ class Scaler:
                 self.sigma[node.index] = torch.ones(())
                 report.append(NodeReport(node.name, operation_name(node), "scaled"))
             elif role in (Role.PASS, Role.MAXPOOL):
-                if role is Role.MAXPOOL and node.inputs[0] not in self.spiking:
+                if role is Role.MAXPOOL and self.spiking_maxpool and node.inputs[0] not in self.spiking:
                     raise ConversionError(
                         f"max-pooling '{node.name}' receives analog currents, not spikes; put the max-pool after "
                         "the activation (ReLU and max-pooling commute) or choose ConversionConfig(maxpool='average')")

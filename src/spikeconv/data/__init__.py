@@ -1,5 +1,6 @@
 """Data: readers for the shared real data sets, cached decoding, transforms and loaders."""
 
+from .encoders import PoissonEncoder
 from .datasets import CIFAR10_CLASSES, load_cifar10, load_mnist, read_idx
 from .loaders import DATASETS, ArrayDataset, DatasetInfo, dataset_info, make_dataset, make_loader
 from .paths import cache_dir, data_root
@@ -9,6 +10,7 @@ __all__ = [
     "DATASETS",
     "ArrayDataset",
     "DatasetInfo",
+    "PoissonEncoder",
     "cache_dir",
     "data_root",
     "dataset_info",
