@@ -195,7 +195,7 @@ def _prepare(model: nn.Module, example: Tensor, rules: dict[type, Role] | None
     if example.is_floating_point() and not bool(torch.isfinite(example).all()):
         raise ValueError("the example input contains NaN or infinite values")
     net, notes = rewrite_functional(copy.deepcopy(model), rules)
-    report = [NodeReport("-", "torch.fx", "rewritten" if "rewritten" in note or "copy" in note else "note", note)
+    report = [NodeReport("-", "torch.fx", "note" if "could not trace" in note else "rewritten", note)
               for note in notes]
     graph = trace(net, example[:2])
     return net, graph, _roles(graph, rules), report

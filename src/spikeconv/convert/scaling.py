@@ -120,7 +120,7 @@ class Scaler:
                 "or a WAdd before the activation")
         if role in (Role.WEIGHT, Role.WADD):
             scale_output_(node.module, gain)
-        elif role is Role.PASS and node.kind != "input":
+        elif role in (Role.PASS, Role.MAXPOOL) and node.kind != "input":  # both commute with a gain > 0
             gain_in = reshape_scale(gain, node.shape, self.input_shape(node)) if gain.numel() > 1 else gain
             self.push_gain(self.graph.nodes[node.inputs[0]], gain_in, consumer)
         elif role is Role.ADD:
