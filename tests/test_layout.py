@@ -7,6 +7,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "spikeconv"
 
 ALLOWED = {
     "errors": set(),
+    "atomic": set(),
     "layers": set(),
     "neuron": {"errors"},
     "quant": {"errors"},
@@ -14,8 +15,8 @@ ALLOWED = {
     "sim": {"neuron", "errors"},
     "analysis": {"sim", "neuron", "errors"},
     "models": {"layers", "errors"},
-    "data": {"errors"},
-    "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers"},
+    "data": {"errors", "atomic"},
+    "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers", "atomic"},
     "export": {"neuron", "convert", "errors", "layers"},
 }
 

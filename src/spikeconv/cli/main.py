@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
+
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write
 from ..errors import SpikeconvError
 
 log = logging.getLogger("spikeconv")
@@ -31,12 +31,7 @@ def _progress():
 
 def write_json_atomic(path: str | Path, payload: Any) -> None:
     """Write ``payload`` as indented JSON through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2)))
 
 
 def format_table(result: dict[str, Any]) -> str:

@@ -8,11 +8,11 @@ Cache: ``SPIKECONV_CACHE`` or ``~/.cache/spikeconv`` (never inside the repositor
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..errors import DataError
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -51,15 +51,7 @@ def cache_dir() -> Path:
 
 def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     """Write ``arrays`` to ``path`` (``.npz``) through a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".tmp.npz")
 
 
 def cached_arrays(key: str, source: Path, build) -> dict[str, np.ndarray]:

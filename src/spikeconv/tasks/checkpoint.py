@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..atomic import atomic_write
 from ..errors import CheckpointError
 from ..models import build_model
 from ..quant import QReLU
@@ -44,18 +44,8 @@ def build_from_spec(spec: dict[str, Any]) -> nn.Module:
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: dict[str, Any], **extra: Any) -> Path:
     """Write ``{format, version, spec..., state_dict, extra...}`` to ``path`` atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **spec, "state_dict": model.state_dict(), **extra}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

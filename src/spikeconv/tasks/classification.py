@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..atomic import atomic_write
 from ..convert import ConversionConfig, convert
 from ..quant import QReLU, calibrate_bounds_, param_groups
 from ..sim import simulate
@@ -49,18 +49,6 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
         if not self.lr > 0 or not self.bound_lr >= 0:
             raise ValueError("train.lr must be > 0 and train.bound_lr >= 0")
-
-
-def _save_atomic(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def train_classifier(
@@ -125,8 +113,9 @@ def train_classifier(
         record = {"epoch": epoch + 1, "loss": loss_sum / max(total, 1), "train_accuracy": 100.0 * correct / max(total, 1)}
         history.append(record)
         if state_file is not None:
-            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history}, state_file)
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history}
+            atomic_write(state_file, lambda tmp: torch.save(state, tmp))
         if on_epoch is not None:
             on_epoch(epoch + 1, record)
     model.eval()
