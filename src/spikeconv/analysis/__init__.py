@@ -1,0 +1,30 @@
+"""Diagnostics: per-layer recording, analog twin, error decomposition, operation counts, anytime readout.
+(Figures live in :mod:`spikeconv.analysis.figures`, the only module that imports matplotlib.)"""
+
+from .anytime import accuracy_per_step, early_exit
+from .decompose import PARTS, LayerErrors, decompose, decompose_layer, rate_correlation
+from .operations import EnergyTable, OperationCounter, ann_macs, count_operations, energy_summary, fanout_events
+from .recording import LayerRecord, Recording, record
+from .twin import AnalogNeuron, analog_twin, twin_currents
+
+__all__ = [
+    "PARTS",
+    "AnalogNeuron",
+    "EnergyTable",
+    "LayerErrors",
+    "LayerRecord",
+    "OperationCounter",
+    "Recording",
+    "accuracy_per_step",
+    "analog_twin",
+    "ann_macs",
+    "count_operations",
+    "decompose",
+    "decompose_layer",
+    "early_exit",
+    "energy_summary",
+    "fanout_events",
+    "rate_correlation",
+    "record",
+    "twin_currents",
+]

@@ -1,0 +1,80 @@
+"""Recording what happens inside a simulation, per layer, with hooks that never outlive the context.
+
+Example::
+
+    with record(snn) as rec:
+        simulate(snn, x, timesteps=8)
+    rec["body.3"].spikes   # [T, B, ...] spike train of that neuron layer
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ..neuron import IFNeuron, SpikingModule
+
+
+@dataclass
+class LayerRecord:
+    """What one spiking layer did in a run: spikes ``[T, B, ...]``, its summed input current ``[B, ...]``
+    and, for IF neurons, the final membrane ``V(T)`` (the residual charge)."""
+
+    name: str
+    module: nn.Module
+    spike_chunks: list[Tensor] = field(default_factory=list)
+    current_sum: Tensor | None = None
+    final_membrane: Tensor | None = None
+    steps: int = 0
+
+    @property
+    def spikes(self) -> Tensor:
+        return torch.cat(self.spike_chunks)
+
+    @property
+    def mean_current(self) -> Tensor:
+        """Input current averaged over the recorded steps (``x_hat``)."""
+        return self.current_sum / max(self.steps, 1)
+
+
+class Recording(dict):
+    """``{layer path: LayerRecord}`` in execution order."""
+
+
+@contextmanager
+def record(model: nn.Module, *, spikes: bool = True) -> Iterator[Recording]:
+    """Record every spiking layer of ``model`` during the simulations run inside the context.
+
+    All hooks are removed on exit, also after an exception; nothing is left on the modules.
+    """
+    recording = Recording()
+    handles = []
+
+    def hook_for(name: str, module: nn.Module):
+        def hook(mod: nn.Module, inputs: tuple, output: Tensor) -> None:
+            run = mod._run
+            rec = recording.setdefault(name, LayerRecord(name, mod))
+            steps, batch = run.steps, run.batch
+            x = inputs[0].detach()
+            current = x * steps if x.shape[0] == batch and steps > 1 else x.view(steps, batch, *x.shape[1:]).sum(0)
+            rec.current_sum = current if rec.current_sum is None else rec.current_sum + current
+            rec.steps += steps
+            if spikes:
+                rec.spike_chunks.append(output.detach().view(steps, batch, *output.shape[1:]).clone())
+            if isinstance(mod, IFNeuron) and run.state is not None:
+                rec.final_membrane = run.state.v.detach().clone()
+
+        return hook
+
+    try:
+        for name, module in model.named_modules():
+            if isinstance(module, SpikingModule):
+                handles.append(module.register_forward_hook(hook_for(name, module)))
+        yield recording
+    finally:
+        for handle in handles:
+            handle.remove()

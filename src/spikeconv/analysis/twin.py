@@ -1,0 +1,56 @@
+"""The analog twin of a converted network: the same weights, every spiking layer replaced by its rate
+(ANN) counterpart, so that layer ``j`` of the twin computes the ANN activation in *rate units*
+``a_j / lambda_j`` (clipped ReLU ``clamp(x / V_th, 0, S^max)``). It needs no mapping back to the user's
+ANN and is exact by construction (a test compares it with the unquantized ANN)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from ..neuron import IFNeuron, SpikingMaxPool2d, SpikingSoftmax
+
+
+class AnalogNeuron(nn.Module):
+    """``clamp(x / V_th, 0, S^max)``: the rate an IF neuron approaches for a constant current ``x``."""
+
+    def __init__(self, threshold: float, max_strength: int) -> None:
+        super().__init__()
+        self.threshold, self.max_strength = threshold, max_strength
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x / self.threshold).clamp(0, self.max_strength)
+
+
+def analog_twin(snn: nn.Module) -> nn.Module:
+    """A copy of ``snn`` whose spiking layers are analog (see the module docstring); ``snn`` is unchanged."""
+    twin = copy.deepcopy(snn)
+    for name, module in list(twin.named_modules()):
+        if isinstance(module, IFNeuron):
+            new: nn.Module = AnalogNeuron(module.config.threshold, module.config.max_strength)
+        elif isinstance(module, SpikingMaxPool2d):
+            new = nn.MaxPool2d(module.kernel_size, module.stride, module.padding, module.dilation,
+                               ceil_mode=module.ceil_mode)
+        elif isinstance(module, SpikingSoftmax):
+            new = nn.Softmax(dim=module.dim)
+        else:
+            continue
+        parent_name, _, attr = name.rpartition(".")
+        setattr(twin.get_submodule(parent_name) if parent_name else twin, attr, new)
+    return twin
+
+
+@torch.no_grad()
+def twin_currents(twin: nn.Module, x: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+    """Run the twin once; return ``({neuron path: input current per step}, output)``."""
+    currents: dict[str, Tensor] = {}
+    handles = [m.register_forward_hook(lambda mod, i, o, n=name: currents.__setitem__(n, i[0].detach().clone()))
+               for name, m in twin.named_modules() if isinstance(m, AnalogNeuron)]
+    try:
+        out = twin(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return currents, out

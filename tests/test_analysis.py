@@ -1,0 +1,126 @@
+"""Issue 4: recording hygiene, analog twin, error decomposition, operation counts, anytime readout."""
+
+import pytest
+import torch
+from helpers import tiny_resnet
+from torch import nn
+
+from spikeconv import ConversionConfig, QReLU, convert, simulate
+from spikeconv.analysis import (
+    PARTS,
+    analog_twin,
+    count_operations,
+    decompose,
+    early_exit,
+    energy_summary,
+    rate_correlation,
+    record,
+    twin_currents,
+)
+from spikeconv.tasks.classification import dequantized
+
+
+def _hooks(model):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_recording_removes_every_hook_also_after_an_exception():
+    model, x = tiny_resnet()
+    snn = convert(model, x)
+    with record(snn) as rec:
+        simulate(snn, x, 4)
+    assert _hooks(snn) == 0 and rec
+    with pytest.raises(RuntimeError):
+        with record(snn), count_operations(snn):
+            raise RuntimeError("boom")
+    assert _hooks(snn) == 0
+    first = next(iter(rec.values()))
+    assert first.spikes.shape[:2] == (4, x.shape[0])
+
+
+def test_analog_twin_equals_the_unquantized_ann():
+    model, x = tiny_resnet()
+    snn = convert(model, x, ConversionConfig(max_strength=2))
+    _, out = twin_currents(analog_twin(snn), x)
+    assert torch.allclose(out * snn.output_scale, dequantized(model)(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("signed,reset", [(True, "subtract"), (False, "subtract"), (False, "zero")])
+def test_decomposition_parts_add_up_to_the_total(signed, reset):
+    model, x = tiny_resnet()
+    snn = convert(model, x, ConversionConfig(signed=signed, reset=reset, max_strength=2))
+    currents, _ = twin_currents(analog_twin(snn), x)
+    with record(snn) as rec:
+        simulate(snn, x, 5)
+    layers = decompose(rec, currents)
+    assert len(layers) == 5
+    for layer in layers:
+        assert set(layer.parts) == set(PARTS)
+        assert torch.allclose(sum(layer.parts.values()), layer.total, atol=1e-5)
+    first = layers[0]  # analog input: no input error; with reset by subtraction no unevenness either
+    assert first.parts["input"].abs().max() < 1e-5
+    assert first.parts["overfire"].abs().max() == 0
+    if reset == "subtract":
+        assert first.parts["residual"].abs().max() == 0
+    else:  # reset to zero throws away the surplus charge at every spike (paper 004, Eq. S7-S9)
+        assert first.parts["residual"].max() > 0
+    if not signed:
+        assert all(layer.negative_spikes.abs().max() == 0 for layer in layers)
+
+
+def test_rate_correlation_curves_have_one_value_per_step():
+    model, x = tiny_resnet()
+    snn = convert(model, x)
+    currents, _ = twin_currents(analog_twin(snn), x)
+    with record(snn) as rec:
+        simulate(snn, x, 6)
+    curves = rate_correlation(rec, currents)
+    assert all(len(c) == 6 for c in curves.values())
+    assert curves[next(iter(curves))][-1] > 0.95  # the first layer is nearly exact at T = 6
+
+
+def test_operation_counts_match_hand_counts_with_padding_and_stride():
+    conv = nn.Conv2d(2, 3, 3, stride=2, padding=1, bias=False)
+    # one spike in the corner (0, 0) of channel 0: with padding 1 and stride 2 it reaches output positions
+    # whose 3x3 window covers (0, 0): rows {0} x cols {0} -> 1 position, times 3 output channels
+    x = torch.zeros(1, 2, 5, 5)
+    x[0, 0, 0, 0] = 1
+    # a spike of strength 2 at (2, 2) of channel 1: windows at output rows/cols {1} (covers 1..3) and
+    # also {0}? output row 0 covers input rows -1..1 (no), row 1 covers 1..3 (yes) -> 1 x 1 positions
+    x[0, 1, 2, 2] = 2
+    # a spike at (1, 1): covered by output rows 0 (-1..1) and 1 (1..3), same for columns -> 4 positions
+    x[0, 1, 1, 1] = 1
+    from spikeconv.analysis import fanout_events
+
+    assert fanout_events(conv, x).item() == (1 + 2 + 4) * 3
+    assert fanout_events(conv, (x != 0).float()).item() == (1 + 1 + 4) * 3
+    lin = nn.Linear(4, 5)
+    assert fanout_events(lin, torch.tensor([[1.0, 0, 2, 0]])).item() == 3 * 5
+
+
+def test_operation_counter_on_a_spiking_net():
+    torch.manual_seed(0)
+    ann = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), QReLU(levels=4), nn.Flatten(), nn.Linear(2 * 4 * 4, 3)).eval()
+    x = torch.rand(2, 1, 4, 4)
+    snn = convert(ann, x)
+    with count_operations(snn) as ops, record(snn) as rec:
+        simulate(snn, x, 4)
+    conv_ops, lin_ops = ops["body.0"], ops["body.3"]
+    assert conv_ops.macs_per_sample == 2 * 4 * 4 * 9 and lin_ops.macs_per_sample == 32 * 3
+    # the analog first layer runs once (dense MACs on non-zero pixels), then nothing
+    assert conv_ops.analog_macs[1:] == [0.0, 0.0, 0.0] and conv_ops.sop_adds == [0.0] * 4
+    spikes = rec["body.1"].spikes  # [T, B, 2, 4, 4]
+    assert lin_ops.sop_adds == [float(spikes[t].abs().sum() * 3) for t in range(4)]
+    summary = energy_summary(ops)
+    assert summary["ann_macs"] == 2 * 4 * 4 * 9 + 96
+    assert summary["snn_energy_pj"] == pytest.approx(summary["snn_sop_adds"] * 0.9 + summary["snn_analog_macs"] * 4.6)
+    assert ops.neuron_updates == 4 * 2 * 32
+
+
+def test_early_exit():
+    readout = torch.tensor([[[1.0, 0.9], [0.0, 3.0]], [[4.0, 0.0], [0.0, 3.0]], [[4.0, 0.0], [0.5, 0.0]]])
+    labels = torch.tensor([0, 0])
+    result = early_exit(readout, labels, margin=0.8)
+    # sample 0 exits at t=2 (correct), sample 1 exits at t=1 predicting 1 (wrong)
+    assert result["mean_timesteps"] == 1.5 and result["accuracy"] == 50.0
+    assert early_exit(readout, labels, margin=1.0)["mean_timesteps"] == 3.0
