@@ -147,6 +147,27 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 1 if counts["unsupported"] else 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from ..data import make_dataset, make_loader
+    from ..tasks.analyze import AnalyzeConfig, analyze_classifier
+    from ..tasks.checkpoint import load_model
+
+    source = Path(args.source)
+    if source.suffix == ".toml":
+        from .config import load_run_config
+
+        source = load_run_config(source).output
+    model, payload = load_model(source)
+    test = make_dataset(payload["dataset"], "test", root=args.data_root, limit=args.limit)
+    config = AnalyzeConfig(timesteps=args.timesteps, max_strength=args.max_strength, signed=not args.plain_if,
+                           detail_samples=args.detail_samples, clamp=args.clamp, layer=args.layer)
+    result = analyze_classifier(model, make_loader(test, args.batch_size), config, args.out, progress=_progress())
+    acc = result["snn_accuracy_per_t"][str(args.timesteps)]
+    print(f"SNN accuracy at T={args.timesteps}: {acc:.2f}% (ANN {result['ann_accuracy']:.2f}%); "
+          f"report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikeconv", description="Convert ANNs to low-latency spiking networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +195,20 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--weights", help="state dict for file.py:Class")
     ins.add_argument("--input-shape", type=int, nargs="+", default=[3, 32, 32], help="per-sample shape, e.g. 1 28 28")
     ins.set_defaults(func=cmd_inspect)
+
+    an = sub.add_parser("analyze", help="per-layer diagnostics, error decomposition, operations: a report with figures")
+    an.add_argument("source", help="a checkpoint, or a run config (its output checkpoint is used)")
+    an.add_argument("--out", required=True, help="directory for report.md, report.json and the figures")
+    an.add_argument("--timesteps", type=int, default=8)
+    an.add_argument("--max-strength", type=int, default=1)
+    an.add_argument("--plain-if", action="store_true", help="use the plain IF neuron instead of the buffered one")
+    an.add_argument("--limit", type=int, default=1000, help="test samples for the accuracy curves")
+    an.add_argument("--detail-samples", type=int, default=64, help="samples for the per-layer details")
+    an.add_argument("--clamp", type=int, default=2, help="voltage-clamp steps per layer for the comparison")
+    an.add_argument("--layer", help="neuron layer for the Fig. S1 heat maps (default: the middle one)")
+    an.add_argument("--batch-size", type=int, default=250)
+    an.add_argument("--data-root")
+    an.set_defaults(func=cmd_analyze)
     return parser
 
 

@@ -1,0 +1,107 @@
+"""Figures of the analysis report (the only module that imports matplotlib; headless backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from .decompose import PARTS, LayerErrors  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def heatmaps_and_scatter(ann: Tensor, clamped: Tensor, unclamped: Tensor, layer: str, clamp_steps: int,
+                         path: Path, maps: int = 16) -> Path:
+    """Paper 004 Fig. S1: ANN activations and SNN rates per feature map of one sample (rows of maps),
+    without and with the voltage clamp, and the ANN-vs-SNN scatter plots with Pearson r.
+
+    ``ann``, ``clamped``, ``unclamped``: ``[C, H, W]`` (rate units) of one sample.
+    """
+    maps = min(maps, ann.shape[0])
+    cols = maps
+
+    def grid(t: Tensor) -> Tensor:
+        return torch.cat([t[c] for c in range(maps)], dim=1)
+
+    fig = plt.figure(figsize=(max(8, cols * 0.9), 7.5))
+    vmax = float(max(ann[:maps].max(), unclamped[:maps].max(), clamped[:maps].max(), 1e-6))
+    for row, (title, data) in enumerate([("(a) ANN activations", ann), ("(c) SNN rates, no clamp", unclamped),
+                                         (f"(e) SNN rates, clamp {clamp_steps} steps", clamped)]):
+        ax = fig.add_subplot(4, 1, row + 1)
+        ax.imshow(grid(data).cpu().numpy(), vmin=0, vmax=vmax, cmap="viridis", aspect="equal")
+        ax.set_title(f"{title} - layer {layer}, first {maps} feature maps", fontsize=9)
+        ax.axis("off")
+    for k, (title, data) in enumerate([("(d) no clamp", unclamped), ("(f) clamped", clamped)]):
+        ax = fig.add_subplot(4, 2, 7 + k)
+        a, s = ann.flatten(), data.flatten()
+        r = torch.corrcoef(torch.stack([a, s]))[0, 1].item() if a.std() > 0 and s.std() > 0 else float("nan")
+        ax.scatter(a.cpu().numpy(), s.cpu().numpy(), s=3, alpha=0.4)
+        ax.plot([0, vmax], [0, vmax], "k--", lw=0.8)
+        ax.set_xlabel("ANN activation (rate units)", fontsize=8)
+        ax.set_ylabel("SNN rate", fontsize=8)
+        ax.set_title(f"{title}: Pearson r = {r:.3f}", fontsize=9)
+    return _save(fig, path)
+
+
+def correlation_vs_t(curves: dict[str, list[float]], path: Path, title: str) -> Path:
+    """Per-layer ANN-vs-SNN rate correlation after every t."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for k, (name, curve) in enumerate(curves.items()):
+        ax.plot(range(1, len(curve) + 1), curve, label=name, color=plt.cm.viridis(k / max(len(curves) - 1, 1)))
+    ax.set_xlabel("timestep t")
+    ax.set_ylabel("Pearson r (ANN activation, SNN rate)")
+    ax.set_ylim(-0.05, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=6, ncol=2)
+    return _save(fig, path)
+
+
+def decomposition_bars(layers: list[LayerErrors], path: Path, timesteps: int) -> Path:
+    """Signed mean of every error part per layer (stacked) with the total as a marker; the right panel
+    leaves out clipping, which a QReLU ANN does itself, to show the conversion's own losses."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    names = [layer.name for layer in layers]
+    colors = dict(zip(PARTS, ["tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple"]))
+    for ax, parts, title in [(axes[0], PARTS, "all parts"), (axes[1], PARTS[1:], "without clipping")]:
+        x = list(range(len(layers)))
+        pos = [0.0] * len(layers)
+        neg = [0.0] * len(layers)
+        for part in parts:
+            values = [layer.parts[part].mean().item() for layer in layers]
+            bottoms = [p if v >= 0 else n for v, p, n in zip(values, pos, neg)]
+            ax.bar(x, values, bottom=bottoms, color=colors[part], label=part)
+            pos = [p + max(v, 0) for p, v in zip(pos, values)]
+            neg = [n + min(v, 0) for n, v in zip(neg, values)]
+        totals = [sum(layer.parts[p].mean().item() for p in parts) for layer in layers]
+        ax.plot(x, totals, "k*", label="sum shown (ANN - SNN)")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)
+        ax.set_ylabel("mean gap, rate units (fraction of lambda)")
+        ax.set_title(f"ANN-SNN gap per layer, {title} (T = {timesteps})", fontsize=9)
+        ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def accuracy_vs_operations(cumulative_ops: list[float], accuracy: list[float], ann_macs: float,
+                           ann_accuracy: float, path: Path) -> Path:
+    """Paper 004's curve: accuracy at t against cumulative synaptic operations up to t; ANN MACs as a line."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(cumulative_ops, accuracy, "o-", ms=3, label="SNN (accuracy at t vs operations up to t)")
+    ax.axvline(ann_macs, color="tab:red", ls="--", label=f"ANN MACs ({ann_macs:.3g})")
+    ax.axhline(ann_accuracy, color="tab:gray", ls=":", label=f"ANN accuracy ({ann_accuracy:.2f}%)")
+    ax.set_xscale("log")
+    ax.set_xlabel("operations per sample (SNN: synaptic adds + analog MACs)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -1,0 +1,201 @@
+"""``spikeconv analyze``: a self-contained diagnostic report for a classifier (Markdown + PNG + JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..analysis import (
+    EnergyTable,
+    accuracy_per_step,
+    analog_twin,
+    count_operations,
+    decompose,
+    early_exit,
+    energy_summary,
+    rate_correlation,
+    record,
+    twin_currents,
+)
+from ..atomic import atomic_write
+from ..convert import ConversionConfig, convert
+from ..neuron import IFNeuron
+from ..sim import simulate
+from .classification import dequantized, evaluate_ann
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    """What the report measures. ``clamp`` is paper 004's voltage clamp (steps per layer of depth) used
+    for the with/without comparison of Fig. S1."""
+
+    timesteps: int = 8
+    max_strength: int = 1
+    signed: bool = True
+    detail_samples: int = 64
+    clamp: int = 2
+    margins: tuple[float, ...] = (0.5, 0.8, 0.95)
+    layer: str | None = None
+    energy: EnergyTable = field(default_factory=EnergyTable)
+
+
+def _pick_layer(snn: nn.Module, requested: str | None) -> str:
+    names = [name for name, m in snn.named_modules() if isinstance(m, IFNeuron)]
+    if requested is not None:
+        if requested not in names:
+            raise ValueError(f"layer {requested!r} is not a neuron layer; choose one of {names}")
+        return requested
+    return names[len(names) // 2]
+
+
+def _active_rates(spikes: Tensor, clamp_steps: int) -> Tensor:
+    active = spikes[clamp_steps:]
+    return active.sum(0) / max(active.shape[0], 1)
+
+
+def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig, out_dir: str | Path, *,
+                       progress: Callable[..., Iterable] = lambda it, **_: it) -> dict[str, Any]:
+    """Measure everything of the report on ``loader`` (accuracy) and its first ``detail_samples``
+    (decomposition, correlations, heat maps, operations); write ``report.md``, ``report.json`` and PNGs."""
+    from ..analysis import figures
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    batches = list(loader)
+    if not batches:
+        raise ValueError("the evaluation data is empty")
+    example = batches[0][0][:2]
+    T = config.timesteps
+    snn = convert(model, example, ConversionConfig(signed=config.signed, max_strength=config.max_strength))
+    readouts, labels = [], []
+    for x, y in progress(batches, desc=f"SNN T={T}"):
+        readouts.append(simulate(snn, x, T))
+        labels.append(y)
+    readout, label = torch.cat(readouts, 1), torch.cat(labels)
+    acc_t = accuracy_per_step(readout, label).tolist()
+    ann_acc = evaluate_ann(model, batches)
+    ann_clip_acc = evaluate_ann(dequantized(model), batches)
+
+    xd = torch.cat([b[0] for b in batches])[: config.detail_samples]
+    currents, _ = twin_currents(analog_twin(snn), xd)
+    with record(snn) as rec, count_operations(snn) as ops:
+        simulate(snn, xd, T)
+    layers = decompose(rec, currents)
+    curves = rate_correlation(rec, currents)
+    energy = energy_summary(ops, config.energy)
+    per_step_ops = torch.zeros(T)
+    for layer_ops in ops.values():
+        per_step_ops += torch.tensor(layer_ops.sop_adds) + torch.tensor(layer_ops.analog_macs)
+    cumulative_ops = (per_step_ops.cumsum(0) / xd.shape[0]).tolist()
+
+    clamped_snn = convert(model, example, ConversionConfig(signed=config.signed, max_strength=config.max_strength,
+                                                           voltage_clamp=config.clamp))
+    depth_extra = max(n.clamp_steps for n in clamped_snn.modules() if isinstance(n, IFNeuron))
+    with record(clamped_snn) as rec_clamp:
+        simulate(clamped_snn, xd, T + depth_extra)
+    layer = _pick_layer(snn, config.layer)
+    neuron = snn.get_submodule(layer)
+    ann_rate = (currents[layer] / neuron.config.threshold).clamp(0, neuron.config.max_strength)
+    clamp_steps = clamped_snn.get_submodule(layer).clamp_steps
+    rates_free = _active_rates(rec[layer].spikes, 0)
+    rates_clamped = _active_rates(rec_clamp[layer].spikes, clamp_steps)
+
+    def corr(a: Tensor, b: Tensor) -> float:
+        return torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
+
+    clamped_curves = {}
+    for name, spikes_rec in rec_clamp.items():
+        if name in curves:
+            cs = clamped_snn.get_submodule(name).clamp_steps
+            target = (currents[name] / neuron.config.threshold).clamp(0, neuron.config.max_strength).flatten()
+            spikes = spikes_rec.spikes[cs: cs + T].flatten(1)
+            rates = spikes.cumsum(0) / torch.arange(1, spikes.shape[0] + 1).unsqueeze(1)
+            clamped_curves[name] = [corr(r, target) if r.std() > 0 else 0.0 for r in rates]
+
+    figs = {}
+    if ann_rate.dim() == 4:
+        figs["fig_s1"] = figures.heatmaps_and_scatter(ann_rate[0], rates_clamped[0], rates_free[0], layer,
+                                                      clamp_steps, out / "fig_s1_heatmaps.png")
+    figs["correlation"] = figures.correlation_vs_t(curves, out / "correlation_vs_t.png",
+                                                   "ANN-SNN rate correlation per layer (no clamp)")
+    figs["correlation_clamped"] = figures.correlation_vs_t(
+        clamped_curves, out / "correlation_vs_t_clamped.png",
+        f"with voltage clamp ({config.clamp} steps per layer; t counted after each layer's clamp)")
+    figs["decomposition"] = figures.decomposition_bars(layers, out / "decomposition.png", T)
+    figs["accuracy_vs_ops"] = figures.accuracy_vs_operations(cumulative_ops, acc_t, energy["ann_macs"], ann_acc,
+                                                             out / "accuracy_vs_operations.png")
+    result = {
+        "timesteps": T, "samples": int(label.numel()), "detail_samples": int(xd.shape[0]),
+        "conversion": {"signed": config.signed, "max_strength": config.max_strength},
+        "ann_accuracy": ann_acc, "ann_clip_accuracy": ann_clip_acc,
+        "snn_accuracy_per_t": {str(t + 1): a for t, a in enumerate(acc_t)},
+        "early_exit": [early_exit(readout, label, m) for m in config.margins],
+        "decomposition": {layer_err.name: layer_err.summary() for layer_err in layers},
+        "correlation_vs_t": curves, "correlation_vs_t_clamped": clamped_curves,
+        "fig_s1": {"layer": layer, "clamp_steps": clamp_steps, "r_no_clamp": corr(ann_rate, rates_free),
+                   "r_clamped": corr(ann_rate, rates_clamped)},
+        "operations": {"per_sample": energy, "cumulative_per_t": cumulative_ops,
+                       "per_layer": {name: {"ann_macs": o.macs_per_sample,
+                                            "sop_adds_per_sample": sum(o.sop_adds) / xd.shape[0],
+                                            "sop_events_per_sample": sum(o.sop_events) / xd.shape[0],
+                                            "analog_macs_per_sample": sum(o.analog_macs) / xd.shape[0]}
+                                     for name, o in ops.items()},
+                       "energy_table": asdict(config.energy)},
+        "firing_rates": {name: r.spikes.abs().mean().item() for name, r in rec.items()},
+        "figures": {k: v.name for k, v in figs.items()},
+    }
+    import json
+
+    atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
+    atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(render_markdown(result)))
+    return result
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    """The human-readable report."""
+    T = r["timesteps"]
+    lines = [f"# spikeconv analysis (T = {T})", "",
+             f"Conversion: buffered neuron = {r['conversion']['signed']}, S^max = {r['conversion']['max_strength']}. "
+             f"Accuracy on {r['samples']} test samples; layer details on the first {r['detail_samples']}.", "",
+             "## Accuracy after every t (anytime readout)", "",
+             f"ANN (as trained): {r['ann_accuracy']:.2f}%, ANN without quantization: {r['ann_clip_accuracy']:.2f}%", "",
+             "| t | " + " | ".join(r["snn_accuracy_per_t"]) + " |",
+             "|---|" + "---|" * len(r["snn_accuracy_per_t"]),
+             "| SNN % | " + " | ".join(f"{v:.2f}" for v in r["snn_accuracy_per_t"].values()) + " |", "",
+             "Early exit (stop a sample when softmax top-1 minus top-2 >= margin):", "",
+             "| margin | accuracy % | mean timesteps |", "|---|---|---|"]
+    lines += [f"| {e['margin']} | {e['accuracy']:.2f} | {e['mean_timesteps']:.2f} |" for e in r["early_exit"]]
+    lines += ["", "## Where the gap comes from (rate units, mean over neurons; parts add up to the total)", "",
+              "| layer | total | clipping | input | quantization | over-fire | residual charge | neg. spikes |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name, s in r["decomposition"].items():
+        lines.append(f"| {name} | {s['total']:+.4f} | {s['clipping']:+.4f} | {s['input']:+.4f} | "
+                     f"{s['quantization']:+.4f} | {s['overfire']:+.4f} | {s['residual']:+.4f} | "
+                     f"{s['negative_spikes']:.4f} |")
+    lines += ["", "![decomposition](decomposition.png)", "",
+              "## ANN vs SNN per layer (paper 004, Fig. S1)", "",
+              f"Layer {r['fig_s1']['layer']}: Pearson r = {r['fig_s1']['r_no_clamp']:.3f} without clamp, "
+              f"{r['fig_s1']['r_clamped']:.3f} with a {r['fig_s1']['clamp_steps']}-step voltage clamp.", ""]
+    if "fig_s1" in r["figures"]:
+        lines += ["![Fig. S1](fig_s1_heatmaps.png)", ""]
+    lines += ["![correlation](correlation_vs_t.png) ![correlation, clamped](correlation_vs_t_clamped.png)", "",
+              "## Operations and energy (per sample)", ""]
+    e = r["operations"]["per_sample"]
+    table = r["operations"]["energy_table"]
+    lines += [f"ANN: {e['ann_macs']:.4g} MACs = {e['ann_energy_pj'] / 1e6:.4g} uJ. "
+              f"SNN over T = {T}: {e['snn_sop_adds']:.4g} synaptic adds ({e['snn_sop_events']:.4g} as shift-adds "
+              f"for multi-bit spikes) + {e['snn_analog_macs']:.4g} analog MACs = {e['snn_energy_pj'] / 1e6:.4g} uJ "
+              f"({table['mac_pj']} pJ/MAC, {table['ac_pj']} pJ/add: {table['source']}).", "",
+              "| layer | ANN MACs | SNN adds | SNN analog MACs |", "|---|---|---|---|"]
+    for name, o in r["operations"]["per_layer"].items():
+        lines.append(f"| {name} | {o['ann_macs']:.4g} | {o['sop_adds_per_sample']:.4g} | "
+                     f"{o['analog_macs_per_sample']:.4g} |")
+    lines += ["", "![accuracy vs operations](accuracy_vs_operations.png)", "", "## Firing rates (mean |spike| per neuron per step)",
+              "", "| layer | rate |", "|---|---|"]
+    lines += [f"| {k} | {v:.4f} |" for k, v in r["firing_rates"].items()]
+    return "\n".join(lines) + "\n"
