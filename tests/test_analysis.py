@@ -124,3 +124,27 @@ def test_early_exit():
     # sample 0 exits at t=2 (correct), sample 1 exits at t=1 predicting 1 (wrong)
     assert result["mean_timesteps"] == 1.5 and result["accuracy"] == 50.0
     assert early_exit(readout, labels, margin=1.0)["mean_timesteps"] == 3.0
+
+
+def test_analyze_command_writes_a_report(tmp_path, data_available):
+    from conftest import CHECKPOINTS
+
+    from spikeconv.cli.main import main
+
+    ckpt = CHECKPOINTS / "mnist_lenet_qrelu.pt"
+    if not ckpt.exists():
+        pytest.skip("shipped MNIST checkpoint missing")
+    code = main(["analyze", str(ckpt), "--out", str(tmp_path), "--timesteps", "3", "--limit", "100",
+                 "--detail-samples", "8", "--batch-size", "50"])
+    assert code == 0
+    import json
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["snn_accuracy_per_t"]) == {"1", "2", "3"}
+    assert report["snn_accuracy_per_t"]["3"] > 90
+    for name in ("decomposition.png", "correlation_vs_t.png", "fig_s1_heatmaps.png", "accuracy_vs_operations.png",
+                 "report.md"):
+        assert (tmp_path / name).stat().st_size > 1000
+    for summary in report["decomposition"].values():
+        parts = sum(summary[k] for k in PARTS)
+        assert parts == pytest.approx(summary["total"], abs=1e-5)

@@ -56,7 +56,9 @@ def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_s
     test = make_dataset(spec["dataset"], "test", root=root, limit=limit)
     loader = make_loader(test, batch_size)
     example = next(iter(loader))[0][:2]
-    result = accuracy_table(model, loader, example, timesteps, variants, progress=_progress())
+    calibration = [x for x, _ in make_loader(make_dataset(spec["dataset"], "train", root=root, limit=2000), 250)]
+    result = accuracy_table(model, loader, example, timesteps, variants, progress=_progress(),
+                            calibration=calibration)
     result = {"dataset": spec["dataset"], "test_samples": len(test), "model": spec["model"], **result}
     result["snn_accuracy"] = {k: {str(t): a for t, a in v.items()} for k, v in result["snn_accuracy"].items()}
     return result

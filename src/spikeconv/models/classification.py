@@ -55,6 +55,32 @@ def lenet_mnist(*, activation: Activation = nn.ReLU, num_classes: int = 10, in_c
     return xavier_init_(nn.Sequential(*layers))
 
 
+@register_model("cnn_maxpool_mnist")
+def cnn_maxpool_mnist(*, activation: Activation = nn.ReLU, num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+    """A plain CNN as users train it (paper 004's MNIST net style): conv-ReLU-maxpool twice, two linear
+    layers, biases, no BatchNorm."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 16, 5, padding=2), activation(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 5, padding=2), activation(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, 128), activation(), nn.Dropout(0.2), nn.Linear(128, num_classes),
+    )
+
+
+@register_model("vgg_relu_cifar")
+def vgg_relu_cifar(*, activation: Activation = nn.ReLU, num_classes: int = 10, in_channels: int = 3,
+                   width: int = 32) -> nn.Sequential:
+    """A VGG-style ReLU net with max-pooling and biases, as users train it (for the paper 004 path)."""
+    w = width
+    return nn.Sequential(
+        nn.Conv2d(in_channels, w, 3, padding=1), nn.BatchNorm2d(w), activation(),
+        nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), activation(), nn.MaxPool2d(2),
+        nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), activation(),
+        nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), activation(), nn.MaxPool2d(2),
+        nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.BatchNorm2d(4 * w), activation(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(4 * w * 16, 10 if num_classes == 10 else num_classes),
+    )
+
+
 def vgg_features(plan: Sequence[int | str], activation: Activation, in_channels: int) -> tuple[list[nn.Module], int]:
     """VGG body from a plan: an int is a 3x3 conv with that width; ``"S"`` makes the next conv stride 2."""
     layers: list[nn.Module] = []

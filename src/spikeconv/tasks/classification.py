@@ -189,9 +189,12 @@ def accuracy_table(
     variants: Sequence[SNNVariant],
     *,
     conversion: ConversionConfig | None = None,
+    calibration: Iterable[Tensor] | None = None,
     progress: Progress = _plain,
 ) -> dict[str, Any]:
     """ANN (clip only), quantized-ANN and SNN accuracies (percent) for every variant and T.
+
+    ``calibration`` batches set the bounds of plain ReLU activations (data-based normalization).
 
     Returns ``{"ann_accuracy", "qann_accuracy", "snn_accuracy": {variant key: {T: acc}}}``.
     """
@@ -206,7 +209,7 @@ def accuracy_table(
             raise ValueError(f"neuron kind must be 'if' or 'buffered', got {variant.neuron!r}")
         cfg = ConversionConfig(**{**asdict(base), "signed": variant.neuron == "buffered",
                                   "max_strength": variant.max_strength})
-        snn = convert(model, example, cfg)
+        snn = convert(model, example, cfg, calibration=calibration)
         result["snn_accuracy"][variant.key] = evaluate_snn(snn, loader, timesteps, progress=progress,
                                                            desc=f"SNN {variant.key}")
     return result
