@@ -36,6 +36,11 @@ def test_recording_removes_every_hook_also_after_an_exception():
     assert _hooks(snn) == 0
     first = next(iter(rec.values()))
     assert first.spikes.shape[:2] == (4, x.shape[0])
+    with record(snn) as steps:
+        simulate(snn, x, 4, order="step")
+    layer = next(iter(steps.values()))
+    assert layer.membranes.shape[0] == 4 and torch.equal(layer.membranes[-1], layer.final_membrane)
+    assert torch.equal(layer.spikes, first.spikes)
 
 
 def test_analog_twin_equals_the_unquantized_ann():

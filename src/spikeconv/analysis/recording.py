@@ -22,14 +22,21 @@ from ..neuron import IFNeuron, SpikingModule
 @dataclass
 class LayerRecord:
     """What one spiking layer did in a run: spikes ``[T, B, ...]``, its summed input current ``[B, ...]``
-    and, for IF neurons, the final membrane ``V(T)`` (the residual charge)."""
+    and, for IF neurons, the membrane at the end of every chunk (``membranes``: one entry per step when
+    simulated with ``order="step"``) and the final membrane ``V(T)`` (the residual charge)."""
 
     name: str
     module: nn.Module
     spike_chunks: list[Tensor] = field(default_factory=list)
     current_sum: Tensor | None = None
     final_membrane: Tensor | None = None
+    membrane_chunks: list[Tensor] = field(default_factory=list)
     steps: int = 0
+
+    @property
+    def membranes(self) -> Tensor:
+        """``[chunks, B, ...]``: the membrane after every chunk (after every step in step order)."""
+        return torch.stack(self.membrane_chunks)
 
     @property
     def spikes(self) -> Tensor:
@@ -67,6 +74,7 @@ def record(model: nn.Module, *, spikes: bool = True) -> Iterator[Recording]:
                 rec.spike_chunks.append(output.detach().view(steps, batch, *output.shape[1:]).clone())
             if isinstance(mod, IFNeuron) and run.state is not None:
                 rec.final_membrane = run.state.v.detach().clone()
+                rec.membrane_chunks.append(rec.final_membrane)
 
         return hook
 
