@@ -83,15 +83,21 @@ def decompose(recording: Recording, currents: dict[str, Tensor]) -> list[LayerEr
     return result
 
 
-def rate_correlation(recording: Recording, currents: dict[str, Tensor]) -> dict[str, list[float]]:
-    """Pearson r between the clipped ANN activation (rate units) and the SNN rate after every t, per layer."""
+def rate_correlation(recording: Recording, currents: dict[str, Tensor], *, skip: dict[str, int] | None = None,
+                     steps: int | None = None) -> dict[str, list[float]]:
+    """Pearson r between the clipped ANN activation (rate units) and the SNN rate after every t, per layer.
+
+    ``skip[name]`` steps at the start of a layer's spike train are left out (its voltage clamp), and at most
+    ``steps`` steps are used after them.
+    """
     curves = {}
     for name, rec in recording.items():
         if not (isinstance(rec.module, IFNeuron) and name in currents):
             continue
         cfg = rec.module.config
         target = (currents[name] / cfg.threshold).clamp(0, cfg.max_strength).flatten()
-        spikes = rec.spikes.flatten(1)
+        start = (skip or {}).get(name, 0)
+        spikes = rec.spikes[start:start + steps if steps is not None else None].flatten(1)
         rates = spikes.cumsum(0) / torch.arange(1, spikes.shape[0] + 1, dtype=spikes.dtype).unsqueeze(1)
         curve = []
         for row in rates:

@@ -84,14 +84,15 @@ class IFNeuron(SpikingModule):
         current, constant = self._as_sequence(x, run)
         skip = min(max(self.clamp_steps - run.start, 0), run.steps)
         like = current if constant else current[0]
-        spikes = like.new_zeros((run.steps, *like.shape))
-        if skip < run.steps:
-            state = run.state if run.state is not None else if_init(like, self.config)
-            if constant:
-                spikes[skip:], state = if_scan_constant(current, run.steps - skip, state, self.config)
-            else:
-                spikes[skip:], state = if_scan(current[skip:], state, self.config)
-            run.state = state
+        if skip == run.steps:  # the whole chunk is clamped: no integration, no spikes
+            return like.new_zeros((run.steps * like.shape[0], *like.shape[1:]))
+        state = run.state if run.state is not None else if_init(like, self.config)
+        if constant:
+            active, state = if_scan_constant(current, run.steps - skip, state, self.config)
+        else:
+            active, state = if_scan(current[skip:], state, self.config)
+        run.state = state
+        spikes = active if skip == 0 else torch.cat([active.new_zeros((skip, *active.shape[1:])), active])
         return spikes.flatten(0, 1)
 
     def extra_repr(self) -> str:

@@ -108,14 +108,8 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
     def corr(a: Tensor, b: Tensor) -> float:
         return torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
 
-    clamped_curves = {}
-    for name, spikes_rec in rec_clamp.items():
-        if name in curves:
-            cs = clamped_snn.get_submodule(name).clamp_steps
-            target = (currents[name] / neuron.config.threshold).clamp(0, neuron.config.max_strength).flatten()
-            spikes = spikes_rec.spikes[cs: cs + T].flatten(1)
-            rates = spikes.cumsum(0) / torch.arange(1, spikes.shape[0] + 1).unsqueeze(1)
-            clamped_curves[name] = [corr(r, target) if r.std() > 0 else 0.0 for r in rates]
+    clamp_of = {name: m.clamp_steps for name, m in clamped_snn.named_modules() if isinstance(m, IFNeuron)}
+    clamped_curves = rate_correlation(rec_clamp, currents, skip=clamp_of, steps=T)
 
     figs = {}
     if ann_rate.dim() == 4:
