@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--timesteps", type=int, nargs="+", default=[8, 16, 32, 64, 128, 256])
     parser.add_argument("--percentiles", type=float, nargs="+", default=[100.0, 99.9, 99.99])
+    parser.add_argument("--resets", nargs="+", default=["zero", "subtract"], choices=["zero", "subtract"])
+    parser.add_argument("--codings", nargs="+", default=["analog", "poisson"], choices=["analog", "poisson"])
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -37,7 +39,7 @@ def main() -> None:
     print(f"ANN {results['ann_accuracy']:.2f}% on {len(test)} samples; Poisson scale {scale:.3f}")
     header = "| normalization | reset | input | " + " | ".join(f"T={t}" for t in args.timesteps) + " |"
     print(header + "\n|" + "---|" * (3 + len(args.timesteps)))
-    for p, reset, coding in itertools.product(args.percentiles, ["zero", "subtract"], ["analog", "poisson"]):
+    for p, reset, coding in itertools.product(args.percentiles, args.resets, args.codings):
         start = time.time()
         input_scale = scale if coding == "poisson" else 1.0
         cfg = ConversionConfig(percentile=p, reset=reset, signed=False, input_scale=input_scale)

@@ -142,39 +142,100 @@ def adjust_strength(x: Tensor, max_strength: int) -> Tensor:
     return torch.where(clipped >= 1, torch.ldexp(torch.full_like(clipped, 0.5), exponent), torch.zeros_like(clipped))
 
 
-def _if_step_(x: Tensor, v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronConfig) -> None:
+def _scratch(work: list[Tensor] | None, index: int, like: Tensor) -> Tensor:
+    """The ``index``-th scratch tensor of ``work`` shaped like ``like`` (allocated once, then reused)."""
+    if work is None:
+        return torch.empty_like(like)
+    while len(work) <= index:
+        work.append(torch.empty_like(like))
+    if work[index].shape != like.shape or work[index].dtype != like.dtype or work[index].device != like.device:
+        work[index] = torch.empty_like(like)
+    return work[index]
+
+
+def _fire_unit_(v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronConfig,
+                work: list[Tensor] | None) -> None:
+    """Spikes for ``V_th = 1`` (what the converter emits), in few passes over memory.
+
+    With ``V_th = 1``, ``V^b`` counts whole spikes and every case of the module docstring collapses to
+    ``S = clamp(floor(V'), -min(V^b, S^max), S^max)`` (the lower bound 0 for unsigned neurons), then
+    ``A`` applied to ``|S|``: for ``V' >= 1`` it is ``min(floor(V'), S^max)``; for ``0 <= V' < 1`` zero;
+    for ``V' < 0``, ``floor(V') = -ceil(-V')`` so it is ``-min(ceil(-V'), V^b, S^max)``.
+    """
+    smax = config.max_strength
+    torch.floor(v, out=out)
+    out.clamp_(-smax if config.signed else 0, smax)
+    if config.signed:
+        torch.maximum(out, torch.neg(buffer, out=_scratch(work, 0, v)), out=out)
+
+
+def _fire_general_(v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronConfig,
+                   work: list[Tensor] | None) -> None:
+    """Spikes for any threshold, the module docstring's cases one by one."""
+    threshold, smax = config.threshold, config.max_strength
+    if smax == 1:
+        torch.ge(v, threshold, out=out)  # S = 1 if V' >= V_th
+    else:
+        torch.div(v, threshold, out=out).floor_().clamp_(0, smax)  # floor(V'/V_th), capped at S^max
+    if config.signed:
+        available = torch.div(buffer, threshold, out=_scratch(work, 0, v)).floor_()
+        available.mul_(torch.ge(buffer, threshold, out=_scratch(work, 1, v)))  # 0 unless V^b >= V_th
+        negative = torch.div(v, -threshold, out=_scratch(work, 1, v)).ceil_()  # >= 1 where V' < 0, else <= 0
+        torch.minimum(negative, available, out=negative).clamp_(0, smax)
+        out.sub_(negative)
+
+
+def _if_step_(x: Tensor, v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronConfig,
+              work: list[Tensor] | None = None) -> None:
     """One step, in place: updates ``v`` (and ``buffer``) and writes the spikes into ``out``.
 
-    This is the single implementation behind :func:`if_step`, :func:`if_scan` and :func:`if_scan_constant`;
-    it allocates only small temporaries for the multi-bit strengths.
+    This is the single implementation behind :func:`if_step`, :func:`if_scan`, :func:`if_scan_constant`
+    and the engine. It uses only arithmetic on the membrane's dtype (boolean masks, ``where`` and
+    ``masked_fill`` are several times slower on CPU) and at most two scratch tensors, which the caller
+    may keep in ``work`` to reuse from step to step.
     """
-    threshold = config.threshold
+    threshold, smax = config.threshold, config.max_strength
+    if config.signed and buffer is None:
+        raise ValueError("a signed (buffered) neuron needs a state with a buffer; create it with if_init")
     v.add_(x)
-    if config.max_strength == 1:
-        torch.ge(v, threshold, out=out)
+    if threshold == 1.0 and (config.signed or smax > 1):
+        _fire_unit_(v, buffer, out, config, work)
     else:
-        torch.div(v, threshold, out=out)
-        out.floor_().clamp_(0, config.max_strength)
-        if config.max_strength > 2:
-            out.copy_(adjust_strength(out, config.max_strength))
+        _fire_general_(v, buffer, out, config, work)
+    if smax > 2:  # A(|S|) with the sign kept
+        out.copy_(adjust_strength(out.abs(), smax).copysign_(out))
     if config.signed:
-        if buffer is None:
-            raise ValueError("a signed (buffered) neuron needs a state with a buffer; create it with if_init")
-        negative = (v < 0).logical_and_(buffer >= threshold)
-        if config.max_strength == 1:
-            out.masked_fill_(negative, -1.0)
-        else:
-            wanted = torch.minimum(torch.ceil(v / -threshold), torch.floor(buffer / threshold))
-            out.copy_(torch.where(negative, -adjust_strength(wanted, config.max_strength), out))
-        buffer.add_(out, alpha=threshold)
+        buffer.add_(out, alpha=threshold)  # Eq. 12
     if config.reset is Reset.SUBTRACT:
         v.add_(out, alpha=-threshold)
     else:
-        v.masked_fill_(out != 0, 0.0)
+        fired = out if (smax == 1 and not config.signed) else torch.ne(out, 0, out=_scratch(work, 0, v))
+        v.addcmul_(v, fired, value=-1.0)  # V - V * [S != 0]: exactly 0 where a spike was sent
 
 
 def _fresh(state: IFState) -> IFState:
     return IFState(state.v.clone(), None if state.buffer is None else state.buffer.clone())
+
+
+def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | None = None,
+             work: list[Tensor] | None = None) -> Tensor:
+    r"""In-place scan for engines: advances ``state`` (mutated) and returns the spikes ``[T, ...]``.
+
+    ``x`` is ``[T, ...]`` (``x[t]`` is the current at step t) or, with ``steps`` given, one current
+    applied at each of ``steps`` steps (analog input). ``work`` is a list the caller keeps to reuse scratch
+    tensors across calls. :func:`if_scan` is the pure version.
+
+    Example:
+        >>> cfg = NeuronConfig()
+        >>> state = if_init(torch.zeros(1), cfg)
+        >>> if_scan_(torch.tensor([0.75]), state, cfg, steps=2).squeeze(1).tolist(), state.v.item()
+        ([0.0, 1.0], 0.5)
+    """
+    constant = steps is not None
+    spikes = x.new_empty((steps, *x.shape)) if constant else torch.empty_like(x)
+    for t in range(spikes.shape[0]):
+        _if_step_(x if constant else x[t], state.v, state.buffer, spikes[t], config, work)
+    return spikes
 
 
 def if_step(x: Tensor, state: IFState, config: NeuronConfig) -> tuple[Tensor, IFState]:
@@ -210,10 +271,7 @@ def if_scan(x: Tensor, state: IFState, config: NeuronConfig) -> tuple[Tensor, IF
         3.0
     """
     state = _fresh(state)
-    spikes = torch.empty_like(x)
-    for t in range(x.shape[0]):
-        _if_step_(x[t], state.v, state.buffer, spikes[t], config)
-    return spikes, state
+    return if_scan_(x, state, config), state
 
 
 def if_scan_constant(x: Tensor, steps: int, state: IFState, config: NeuronConfig) -> tuple[Tensor, IFState]:
@@ -228,7 +286,4 @@ def if_scan_constant(x: Tensor, steps: int, state: IFState, config: NeuronConfig
         [0.0, 1.0, 1.0, 1.0]
     """
     state = _fresh(state)
-    spikes = x.new_empty((steps, *x.shape))
-    for t in range(steps):
-        _if_step_(x, state.v, state.buffer, spikes[t], config)
-    return spikes, state
+    return if_scan_(x, state, config, steps=steps), state

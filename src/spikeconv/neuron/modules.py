@@ -11,13 +11,13 @@ output is always ``[steps * batch, ...]``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .functional import NeuronConfig, if_init, if_scan, if_scan_constant
+from .functional import NeuronConfig, if_init, if_scan_
 
 
 @dataclass
@@ -28,6 +28,7 @@ class NeuronRun:
     batch: int
     start: int = 0
     state: Any = None
+    work: list = field(default_factory=list)  # scratch tensors the neuron reuses from step to step
 
 
 class SpikingModule(nn.Module):
@@ -86,12 +87,12 @@ class IFNeuron(SpikingModule):
         like = current if constant else current[0]
         if skip == run.steps:  # the whole chunk is clamped: no integration, no spikes
             return like.new_zeros((run.steps * like.shape[0], *like.shape[1:]))
-        state = run.state if run.state is not None else if_init(like, self.config)
+        if run.state is None:  # the run owns this state: the in-place scan advances it without copies
+            run.state = if_init(like, self.config)
         if constant:
-            active, state = if_scan_constant(current, run.steps - skip, state, self.config)
+            active = if_scan_(current, run.state, self.config, steps=run.steps - skip, work=run.work)
         else:
-            active, state = if_scan(current[skip:], state, self.config)
-        run.state = state
+            active = if_scan_(current[skip:], run.state, self.config, work=run.work)
         spikes = active if skip == 0 else torch.cat([active.new_zeros((skip, *active.shape[1:])), active])
         return spikes.flatten(0, 1)
 
