@@ -109,7 +109,7 @@ def test_operation_counter_on_a_spiking_net():
     x = torch.rand(2, 1, 4, 4)
     snn = convert(ann, x)
     with count_operations(snn) as ops, record(snn) as rec:
-        simulate(snn, x, 4)
+        simulate(snn, x, 4, order="layer")
     conv_ops, lin_ops = ops["body.0"], ops["body.3"]
     assert conv_ops.macs_per_sample == 2 * 4 * 4 * 9 and lin_ops.macs_per_sample == 32 * 3
     # the analog first layer runs once (dense MACs on non-zero pixels), then nothing

@@ -65,7 +65,7 @@ def test_first_layer_is_exact():
     first = snn.neurons()[0][1]
     counts = []
     h = first.register_forward_hook(lambda m, i, o: counts.append(o.view(8, x.shape[0], *o.shape[1:]).sum(0)))
-    simulate(snn, x, 8)
+    simulate(snn, x, 8, order="layer")
     h.remove()
     stem = model.stem
     a = stem[1](stem[0](x))

@@ -101,7 +101,7 @@ def test_voltage_clamp_holds_deeper_layers_and_stays_exact_across_orders():
     assert [n.clamp_steps for _, n in snn.neurons()] == [0, 3]
     first_out = []
     h = snn.neurons()[1][1].register_forward_hook(lambda m, i, o: first_out.append(o.view(10, 4, -1)))
-    a = simulate(snn, x, 10)
+    a = simulate(snn, x, 10, order="layer")
     h.remove()
     assert first_out[0][:3].abs().sum() == 0
     assert torch.equal(a, simulate(snn, x, 10, order="step"))

@@ -1,4 +1,4 @@
-"""The engine: both execution orders and chunking are bit-identical; readout after every t; input checks."""
+"""The engine: execution orders, chunking and the compiled neuron step are bit-identical; readout after every t; input checks."""
 
 import pytest
 import torch
@@ -20,17 +20,19 @@ def test_layer_step_and_chunked_orders_are_bit_identical_on_a_residual_net(signe
                 for name, n in snn.neurons()]
 
     results = {}
-    for key, kwargs in {"layer": {}, "step": {"order": "step"}, "chunk3": {"chunk": 3}}.items():
+    orders = {"layer": {"order": "layer"}, "step": {"order": "step"}, "chunk3": {"order": "layer", "chunk": 3},
+              "auto": {}, "compiled": {"order": "step", "compile": True}}
+    for key, kwargs in orders.items():
         handles = record(key)
         results[key] = simulate(snn, x, 10, **kwargs)
         for h in handles:
             h.remove()
-    assert torch.equal(results["layer"], results["step"])
-    assert torch.equal(results["layer"], results["chunk3"])
+    for key in orders:
+        assert torch.equal(results["layer"], results[key]), key
     for name in spikes["layer"]:
         full = torch.cat(spikes["layer"][name])
-        assert torch.equal(full, torch.cat(spikes["step"][name]))
-        assert torch.equal(full, torch.cat(spikes["chunk3"][name]))
+        for key in orders:
+            assert torch.equal(full, torch.cat(spikes[key][name])), (key, name)
 
 
 def test_constant_input_shortcut_equals_an_explicit_sequence():

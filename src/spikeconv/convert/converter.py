@@ -69,6 +69,8 @@ class ConversionConfig:
             for ``(d - 1) * voltage_clamp`` steps before integrating (0 = off).
         maxpool: :class:`MaxPoolMode`.
         softmax: :class:`SoftmaxMode`.
+        channels_last: store 4-D weights channels-last (NHWC); the convolutions, neuron states and
+            spikes then stay channels-last. Measured about 25% faster on CPU (docs/performance.md).
     """
 
     threshold: float = 1.0
@@ -82,6 +84,7 @@ class ConversionConfig:
     voltage_clamp: int = 0
     maxpool: MaxPoolMode = MaxPoolMode.SPIKING
     softmax: SoftmaxMode = SoftmaxMode.HEAD
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         check_max_strength(self.max_strength)
@@ -288,4 +291,6 @@ def convert(
                 readout_softmax = node.module.dim if node.module.dim is not None else -1
     if len(graph.outputs) != 1 or graph.outputs[0] < 0:
         raise ConversionError("the model must return exactly one tensor computed from its input")
+    if config.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     return SpikingNetwork(net, scaler.sigma[graph.outputs[0]], report, readout_softmax=readout_softmax)

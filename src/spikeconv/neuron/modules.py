@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .functional import NeuronConfig, if_init, if_scan_
+from .functional import NeuronConfig, StepKernel, if_init, if_scan_
 
 
 @dataclass
@@ -29,6 +29,7 @@ class NeuronRun:
     start: int = 0
     state: Any = None
     work: list = field(default_factory=list)  # scratch tensors the neuron reuses from step to step
+    kernel: StepKernel | None = None  # the neuron step to use (None: eager)
 
 
 class SpikingModule(nn.Module):
@@ -90,9 +91,10 @@ class IFNeuron(SpikingModule):
         if run.state is None:  # the run owns this state: the in-place scan advances it without copies
             run.state = if_init(like, self.config)
         if constant:
-            active = if_scan_(current, run.state, self.config, steps=run.steps - skip, work=run.work)
+            active = if_scan_(current, run.state, self.config, steps=run.steps - skip, work=run.work,
+                             kernel=run.kernel)
         else:
-            active = if_scan_(current[skip:], run.state, self.config, work=run.work)
+            active = if_scan_(current[skip:], run.state, self.config, work=run.work, kernel=run.kernel)
         spikes = active if skip == 0 else torch.cat([active.new_zeros((skip, *active.shape[1:])), active])
         return spikes.flatten(0, 1)
 

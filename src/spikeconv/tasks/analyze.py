@@ -84,7 +84,7 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
     xd = torch.cat([b[0] for b in batches])[: config.detail_samples]
     currents, _ = twin_currents(analog_twin(snn), xd)
     with record(snn) as rec, count_operations(snn) as ops:
-        simulate(snn, xd, T)
+        simulate(snn, xd, T, order="layer")  # layer order: the analog first layer is computed (and counted) once
     layers = decompose(rec, currents)
     curves = rate_correlation(rec, currents)
     energy = energy_summary(ops, config.energy)
@@ -97,7 +97,7 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
                                                            voltage_clamp=config.clamp))
     depth_extra = max(n.clamp_steps for n in clamped_snn.modules() if isinstance(n, IFNeuron))
     with record(clamped_snn) as rec_clamp:
-        simulate(clamped_snn, xd, T + depth_extra)
+        simulate(clamped_snn, xd, T + depth_extra, order="layer")
     layer = _pick_layer(snn, config.layer)
     neuron = snn.get_submodule(layer)
     ann_rate = (currents[layer] / neuron.config.threshold).clamp(0, neuron.config.max_strength)

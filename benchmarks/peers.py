@@ -1,0 +1,220 @@
+"""spikeconv's engine against SpikingJelly, snntorch, sinabs and norse on the same converted weights.
+
+One converted network (random-weight ReLU ANN, 99.9th-percentile normalisation, IF neurons with
+threshold 1) is run by every simulator: the peers get a copy of its body with each spikeconv IFNeuron
+replaced by their own IF neuron (type-keyed replacement). Every variant is first checked against
+spikeconv's readout on the same input (norse resets to zero, so it is compared with spikeconv's
+reset-to-zero network), then timed interleaved (A B C ... A B C ...); medians and ratios to 8 ANN
+forward passes of the original ANN, all from this one run. ``--memory`` runs each variant in its own
+process and reports its peak resident memory during one simulation (``/proc`` high-water mark reset
+just before the run).
+
+The peers are a benchmark extra, never needed by the library; install them with torch pinned::
+
+    .venv/bin/pip install -c <(printf 'torch==2.14.1\\ntorchvision==0.29.1\\n') spikingjelly snntorch sinabs norse
+
+    python benchmarks/peers.py [--models vgg_cifar_small resnet18_cifar] [--batch 32] [--timesteps 8] [--memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from spikeconv import ConversionConfig, IFNeuron, convert, simulate
+from spikeconv.models import build_model
+
+
+def replace_neurons(body: nn.Module, factory: Callable[[IFNeuron], nn.Module]) -> nn.Module:
+    """A copy of ``body`` with every IFNeuron replaced by ``factory(neuron)``."""
+    body = copy.deepcopy(body)
+    for name, module in list(body.named_modules()):
+        if isinstance(module, IFNeuron):
+            parent, _, leaf = name.rpartition(".")
+            setattr(body.get_submodule(parent) if parent else body, leaf, factory(module))
+    return body
+
+
+class _Fold(nn.Module):
+    """Run a multi-step neuron ([T, B, ...]) inside a body whose stateless layers see [T*B, ...]."""
+
+    def __init__(self, node: nn.Module, steps: int) -> None:
+        super().__init__()
+        self.node, self.steps = node, steps
+
+    def forward(self, x):
+        return self.node(x.view(self.steps, -1, *x.shape[1:])).flatten(0, 1)
+
+
+class _NorseIF(nn.Module):
+    """norse's IAFCell (functional state) as a stateful module, the way a user wraps it in a Sequential."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from norse.torch import IAFCell
+        self.cell, self.state = IAFCell(), None
+
+    def forward(self, x):
+        z, self.state = self.cell(x, self.state)
+        return z
+
+
+def _single_step(body: nn.Module, reset: Callable[[nn.Module], None], x, steps: int):
+    reset(body)
+    total = body(x)
+    for _ in range(steps - 1):
+        total = total + body(x)
+    return total / steps
+
+
+def peer_variants(snn_sub, snn_zero, x, steps: int) -> dict[str, tuple[Callable[[], torch.Tensor], str]]:
+    """``name -> (run, reference)``; ``reference`` names the spikeconv network it must match."""
+    variants = {}
+    batch = x.shape[0]
+    if importlib.util.find_spec("spikingjelly"):
+        from spikingjelly.activation_based import functional as sjf
+        from spikingjelly.activation_based import neuron as sjn
+        single = replace_neurons(snn_sub.body, lambda n: sjn.IFNode(v_threshold=1.0, v_reset=None))
+        multi = replace_neurons(snn_sub.body, lambda n: _Fold(sjn.IFNode(v_threshold=1.0, v_reset=None,
+                                                                          step_mode="m"), steps))
+        folded = x.unsqueeze(0).expand(steps, *x.shape).flatten(0, 1)
+
+        def sj_multi():
+            sjf.reset_net(multi)
+            return multi(folded).view(steps, batch, -1).mean(0)
+        variants["SpikingJelly single-step"] = (lambda: _single_step(single, sjf.reset_net, x, steps), "sub")
+        variants["SpikingJelly multi-step"] = (sj_multi, "sub")
+    if importlib.util.find_spec("snntorch"):
+        import snntorch
+        import snntorch.utils
+        net = replace_neurons(snn_sub.body, lambda n: snntorch.Leaky(beta=1.0, threshold=1.0, init_hidden=True,
+                                                                     reset_mechanism="subtract"))
+        variants["snntorch"] = (lambda: _single_step(net, snntorch.utils.reset, x, steps), "sub")
+    if importlib.util.find_spec("sinabs"):
+        import sinabs.utils
+        from sinabs.activation import MembraneSubtract, SingleSpike
+        from sinabs.layers import IAFSqueeze
+        net_s = replace_neurons(snn_sub.body, lambda n: IAFSqueeze(batch_size=batch, spike_threshold=1.0,
+                                                                   spike_fn=SingleSpike, reset_fn=MembraneSubtract()))
+        batch_major = x.unsqueeze(1).expand(batch, steps, *x.shape[1:]).flatten(0, 1)
+
+        def sinabs_run():
+            sinabs.utils.reset_states(net_s)
+            return net_s(batch_major).view(batch, steps, -1).mean(1)
+        variants["sinabs"] = (sinabs_run, "sub")
+    if importlib.util.find_spec("norse"):
+        net_n = replace_neurons(snn_zero.body, lambda n: _NorseIF())
+
+        def norse_reset(body):
+            for m in body.modules():
+                if isinstance(m, _NorseIF):
+                    m.state = None
+        variants["norse (reset to zero)"] = (lambda: _single_step(net_n, norse_reset, x, steps), "zero")
+    return variants
+
+
+def build(name: str, batch: int, steps: int):
+    """ANN, input, and the spikeconv variants: ``name -> (run, reference)``."""
+    torch.manual_seed(0)
+    ann = build_model(name, activation=nn.ReLU).eval()
+    x = torch.rand(batch, 3, 32, 32)
+    sub = convert(ann, x, ConversionConfig(signed=False, percentile=99.9), calibration=[x])
+    zero = convert(ann, x, ConversionConfig(signed=False, percentile=99.9, reset="zero"), calibration=[x])
+    buffered = convert(ann, x, ConversionConfig(signed=True, max_strength=2, percentile=99.9), calibration=[x])
+
+    def ours(net, **kw):
+        return lambda: simulate(net.body, x, steps, **kw)[-1]
+    variants = {
+        "ANN x 8": (lambda: [ann(x) for _ in range(steps)][-1], None),
+        "spikeconv IF (auto = step)": (ours(sub), "sub"),
+        "spikeconv IF, layer order": (ours(sub, order="layer"), "sub"),
+        "spikeconv IF, compiled": (ours(sub, compile=True), "sub"),
+        "spikeconv IF reset to zero": (ours(zero), "zero"),
+        "spikeconv buffered S^max=2": (ours(buffered), None),
+        "spikeconv buffered S^max=2, compiled": (ours(buffered, compile=True), None),
+    }
+    variants.update(peer_variants(sub, zero, x, steps))
+    references = {"sub": simulate(sub.body, x, steps, order="layer")[-1],
+                  "zero": simulate(zero.body, x, steps, order="layer")[-1]}
+    return variants, references
+
+
+def peak_memory_mib(run: Callable[[], object]) -> float:
+    """Peak resident memory above the level before ``run`` (Linux: VmHWM reset through clear_refs)."""
+    def status(key):
+        with open("/proc/self/status") as handle:
+            return next(int(line.split()[1]) for line in handle if line.startswith(key))
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    before = status("VmRSS:")
+    run()
+    return (status("VmHWM:") - before) / 1024
+
+
+@torch.no_grad()
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="+", default=["vgg_cifar_small", "resnet18_cifar"])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--timesteps", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--memory", action="store_true", help="peak memory, each variant in its own process")
+    parser.add_argument("--only", help=argparse.SUPPRESS)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    steps = args.timesteps
+    if args.only:  # child process of --memory
+        variants, _ = build(args.models[0], args.batch, steps)
+        run = variants[args.only][0]
+        run()  # warm-up (and compilation) before measuring
+        print(json.dumps(peak_memory_mib(run)))
+        return
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, T={steps}")
+    results = {}
+    for name in args.models:
+        variants, references = build(name, args.batch, steps)
+        rows = {}
+        for key, (run, ref) in variants.items():
+            out = run()  # warm-up, and the spike check
+            rows[key] = {"max_abs_diff": None if ref is None else float((out - references[ref]).abs().max())}
+        times = {key: [] for key in variants}
+        for _ in range(args.repeats):
+            for key, (run, _) in variants.items():
+                start = time.perf_counter()
+                run()
+                times[key].append(time.perf_counter() - start)
+        base = statistics.median(times["ANN x 8"])
+        for key in variants:
+            rows[key]["median_s"] = statistics.median(times[key])
+            rows[key]["ratio_to_ann"] = rows[key]["median_s"] / base
+        if args.memory:
+            for key in variants:
+                cmd = [sys.executable, __file__, "--models", name, "--batch", str(args.batch), "--timesteps",
+                       str(steps), "--only", key]
+                done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+                rows[key]["peak_mib"] = float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+        results[name] = rows
+        print(f"\n{name}\n| variant | median s | ratio to 8 x ANN | max abs diff vs spikeconv | peak MiB |")
+        print("|---|---|---|---|---|")
+        for key, row in rows.items():
+            diff = "-" if row["max_abs_diff"] is None else f"{row['max_abs_diff']:.1e}"
+            mem = f"{row['peak_mib']:.0f}" if row.get("peak_mib") is not None else "-"
+            print(f"| {key} | {row['median_s']:.3f} | {row['ratio_to_ann']:.2f} | {diff} | {mem} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
