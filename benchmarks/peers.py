@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import ctypes
+import gc
 import importlib.util
 import json
 import os
@@ -37,8 +39,12 @@ from spikeconv.models import build_model
 
 
 def replace_neurons(body: nn.Module, factory: Callable[[IFNeuron], nn.Module]) -> nn.Module:
-    """A copy of ``body`` with every IFNeuron replaced by ``factory(neuron)``."""
-    body = copy.deepcopy(body)
+    """A contiguous-format copy of ``body`` with every IFNeuron replaced by ``factory(neuron)``.
+
+    The peers get the weights in PyTorch's default memory format, as their own converters produce them;
+    channels-last is one of spikeconv's optimisations (``--peers-channels-last`` gives it to them too).
+    """
+    body = copy.deepcopy(body).to(memory_format=MEMORY_FORMAT[0])
     for name, module in list(body.named_modules()):
         if isinstance(module, IFNeuron):
             parent, _, leaf = name.rpartition(".")
@@ -68,6 +74,9 @@ class _NorseIF(nn.Module):
     def forward(self, x):
         z, self.state = self.cell(x, self.state)
         return z
+
+
+MEMORY_FORMAT = [torch.contiguous_format]
 
 
 def _single_step(body: nn.Module, reset: Callable[[nn.Module], None], x, steps: int):
@@ -137,7 +146,7 @@ def build(name: str, batch: int, steps: int):
         return lambda: simulate(net.body, x, steps, **kw)[-1]
     variants = {
         "ANN x 8": (lambda: [ann(x) for _ in range(steps)][-1], None),
-        "spikeconv IF (auto = step)": (ours(sub), "sub"),
+        "spikeconv IF (auto order)": (ours(sub), "sub"),
         "spikeconv IF, layer order": (ours(sub, order="layer"), "sub"),
         "spikeconv IF, compiled": (ours(sub, compile=True), "sub"),
         "spikeconv IF reset to zero": (ours(zero), "zero"),
@@ -151,10 +160,13 @@ def build(name: str, batch: int, steps: int):
 
 
 def peak_memory_mib(run: Callable[[], object]) -> float:
-    """Peak resident memory above the level before ``run`` (Linux: VmHWM reset through clear_refs)."""
+    """Peak resident memory above the level before ``run`` (Linux: freed heap given back with malloc_trim,
+    then the VmHWM high-water mark reset through clear_refs)."""
     def status(key):
         with open("/proc/self/status") as handle:
             return next(int(line.split()[1]) for line in handle if line.startswith(key))
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")
     before = status("VmRSS:")
@@ -170,10 +182,13 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--memory", action="store_true", help="peak memory, each variant in its own process")
+    parser.add_argument("--peers-channels-last", action="store_true", help="give the peers channels-last weights")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--json")
     args = parser.parse_args()
     steps = args.timesteps
+    if args.peers_channels_last:
+        MEMORY_FORMAT[0] = torch.channels_last
     if args.only:  # child process of --memory
         variants, _ = build(args.models[0], args.batch, steps)
         run = variants[args.only][0]
@@ -201,7 +216,7 @@ def main() -> None:
         if args.memory:
             for key in variants:
                 cmd = [sys.executable, __file__, "--models", name, "--batch", str(args.batch), "--timesteps",
-                       str(steps), "--only", key]
+                       str(steps), "--only", key] + (["--peers-channels-last"] if args.peers_channels_last else [])
                 done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
                 rows[key]["peak_mib"] = float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
         results[name] = rows

@@ -1,5 +1,8 @@
 """Training: QReLU bounds start from a percentile; an interrupted run resumes to the same weights."""
 
+import math
+
+import pytest
 import torch
 
 from spikeconv.data import make_dataset
@@ -13,12 +16,20 @@ def _model():
     return build_model("lenet_mnist", activation=lambda: QReLU(levels=4, phi=0.5), width=4)
 
 
-def test_resume_gives_the_same_weights(tmp_path, data_available):
+@pytest.mark.parametrize("epochs,stages", [(2, 1), (1, 2)])
+def test_resume_gives_the_same_weights(tmp_path, data_available, epochs, stages):
+    """Also across the stage boundary of a training + fine-tuning recipe."""
     data = make_dataset("mnist", "train", limit=256, augment=True)
-    config = TrainConfig(epochs=2, batch_size=64, lr=0.05, calibration_batches=1)
+    config = TrainConfig(epochs=epochs, stages=stages, batch_size=64, lr=0.05, calibration_batches=1)
     straight = _model()
     history = train_classifier(straight, data, config)
     assert len(history) == 2 and history[1]["loss"] < history[0]["loss"]
+    # 4 steps per epoch; "lr" is the rate of an epoch's last step k of a cosine over K steps
+    if stages == 1:  # k = 3 of K = 8
+        assert abs(history[0]["lr"] - 0.05 * 0.5 * (1 + math.cos(math.pi * 3 / 8))) < 1e-12
+    else:  # k = 3 of K = 4 in both stages: the schedule restarted
+        assert history[0]["lr"] == history[1]["lr"]
+        assert abs(history[1]["lr"] - 0.05 * 0.5 * (1 + math.cos(math.pi * 3 / 4))) < 1e-12
 
     state = tmp_path / "state.pt"
     # interrupt after epoch 1 by training a 2-epoch schedule whose loop we stop via the callback

@@ -26,6 +26,7 @@ class RunConfig:
     variants: tuple[SNNVariant, ...] = field(default_factory=tuple)
     eval_batch_size: int = 500
     test_limit: int | None = None
+    train_limit: int | None = None
     data_root: str | None = None
     erasing: bool = True
 
@@ -77,6 +78,6 @@ def load_run_config(path: str | Path) -> RunConfig:
         model_kwargs=dict(model.get("kwargs", {})), train=train_config, output=output,
         state=Path(train.get("state", f"runs/{output.stem}/state.pt")), timesteps=timesteps,
         variants=variants, eval_batch_size=int(evaluate.get("batch_size", 500)),
-        test_limit=evaluate.get("test_limit") or None, data_root=data.get("root") or None,
+        test_limit=evaluate.get("test_limit") or None, train_limit=data.get("train_limit") or None, data_root=data.get("root") or None,
         erasing=bool(train.get("erasing", True)),
     )

@@ -53,9 +53,11 @@ def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_s
     from ..data import make_dataset, make_loader
     from ..tasks.classification import accuracy_table
 
+    from ..tasks.distributed import shard_batches
+
     test = make_dataset(spec["dataset"], "test", root=root, limit=limit)
-    loader = make_loader(test, batch_size)
-    example = next(iter(loader))[0][:2]
+    example = next(iter(make_loader(test, 2)))[0]
+    loader = make_loader(shard_batches(test, batch_size), batch_size)  # this process's batches (torchrun)
     calibration = [x for x, _ in make_loader(make_dataset(spec["dataset"], "train", root=root, limit=2000), 250)]
     result = accuracy_table(model, loader, example, timesteps, variants, progress=_progress(),
                             calibration=calibration)
@@ -64,33 +66,118 @@ def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_s
     return result
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from ..data import make_dataset
-    from ..tasks.checkpoint import build_from_spec, load_model, save_checkpoint
-    from ..tasks.classification import train_classifier
+def _say(message: str) -> None:
+    """A progress line on stderr, from the main process only (torchrun runs many)."""
+    from ..tasks.distributed import is_main
+
+    if is_main():
+        print(message, file=sys.stderr)
+
+
+def _report(result: dict[str, Any], text: str, json_path: str | None) -> None:
+    from ..tasks.distributed import is_main
+
+    if is_main():
+        print(text)
+        if json_path:
+            write_json_atomic(json_path, result)
+
+
+def _load_config(args: argparse.Namespace):
+    """The run config with the command line's ``--epochs``/``--stages`` overrides applied."""
+    import dataclasses
 
     from .config import load_run_config
 
     config = load_run_config(args.config)
+    overrides = {k: getattr(args, k) for k in ("epochs", "stages") if getattr(args, k, None) is not None}
+    if overrides:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, **overrides))
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..data import make_dataset
+    from ..tasks.checkpoint import build_from_spec, load_model, save_checkpoint
+    from ..tasks.classification import train_classifier
+    from ..tasks.distributed import barrier, is_main
+
+    config = _load_config(args)
     root = args.data_root or config.data_root
     if config.output.exists() and not args.retrain:
         model, payload = load_model(config.output)
-        print(f"loaded trained model {config.output} (use --retrain to train again)", file=sys.stderr)
+        _say(f"loaded trained model {config.output} (use --retrain to train again)")
     else:
-        train_set = make_dataset(config.dataset, "train", root=root, augment=True, erasing=config.erasing)
+        train_set = make_dataset(config.dataset, "train", root=root, augment=True, erasing=config.erasing,
+                                 limit=config.train_limit)
         model = build_from_spec(config.spec)
         history = train_classifier(model, train_set, config.train, state_path=config.state, progress=_progress(),
-                                   on_epoch=lambda e, r: print(f"epoch {e}: loss {r['loss']:.4f} "
-                                                               f"train acc {r['train_accuracy']:.2f}%",
-                                                               file=sys.stderr))
-        save_checkpoint(config.output, model, config.spec, history=history,
-                        command=f"spikeconv run {args.config}")
-        print(f"saved {config.output}", file=sys.stderr)
+                                   on_epoch=lambda e, r: _say(f"epoch {e}: loss {r['loss']:.4f} "
+                                                              f"train acc {r['train_accuracy']:.2f}%"))
+        if is_main():
+            save_checkpoint(config.output, model.cpu(), config.spec, history=history,
+                            command=f"spikeconv run {args.config}")
+        barrier()
+        _say(f"saved {config.output}")
     result = _evaluate_model(model, config.spec, config.timesteps, config.variants,
                              batch_size=config.eval_batch_size, limit=config.test_limit, root=root)
-    print(format_table(result))
-    if args.json:
-        write_json_atomic(args.json, result)
+    _report(result, format_table(result), args.json)
+    return 0
+
+
+def format_tradeoff(result: dict[str, Any]) -> str:
+    """Table 1 layout: one row per S^max, one column per T, plus the spike budget T x S^max of each cell."""
+    variants = result["snn_accuracy"]
+    steps = sorted({int(t) for accs in variants.values() for t in accs})
+    lines = [f"quantized ANN: {result['qann_accuracy']:.2f}%  (buffered neuron; equal T x S^max = equal "
+             "representation power)", "S^max " + "".join(f"{'T=' + str(t):>9}" for t in steps)]
+    for key, accs in variants.items():
+        smax = int(key.rsplit("smax", 1)[1])
+        lines.append(f"{smax:<6}" + "".join(f"{accs[str(t)]:>9.2f}" for t in steps))
+        lines.append(f"{'':<6}" + "".join(f"{'(' + str(t * smax) + ')':>9}" for t in steps))
+    return "\n".join(lines)
+
+
+def cmd_tradeoff(args: argparse.Namespace) -> int:
+    from ..neuron import check_max_strength
+    from ..tasks.checkpoint import load_model
+    from ..tasks.classification import SNNVariant
+
+    for s in args.max_strengths:
+        check_max_strength(s)
+    model, payload = load_model(args.checkpoint)
+    variants = [SNNVariant("buffered", s) for s in args.max_strengths]
+    result = _evaluate_model(model, payload, args.timesteps, variants, batch_size=args.batch_size,
+                             limit=args.limit, root=args.data_root)
+    _report(result, format_tradeoff(result), args.json)
+    return 0
+
+
+def cmd_stability(args: argparse.Namespace) -> int:
+    from ..data import make_dataset, make_loader
+    from ..tasks.checkpoint import build_from_spec
+    from ..tasks.distributed import shard_batches
+    from ..tasks.stability import stability_study
+
+    config = _load_config(args)
+    root = args.data_root or config.data_root
+    train_set = make_dataset(config.dataset, "train", root=root, augment=True, erasing=config.erasing,
+                                 limit=config.train_limit)
+    test = make_dataset(config.dataset, "test", root=root, limit=args.limit or config.test_limit)
+    loader = make_loader(shard_batches(test, config.eval_batch_size), config.eval_batch_size)
+    example = next(iter(make_loader(test, 2)))[0]
+    result = stability_study(lambda: build_from_spec(config.spec), train_set, loader, example, config.train,
+                             runs=args.runs, timesteps=args.timesteps, state_dir=config.state.parent / "stability",
+                             progress=_progress(),
+                             on_run=lambda r: _say(f"seed {r['seed']}: ANN {r['ann_accuracy']:.2f}%  "
+                                                   f"SNN(T={args.timesteps}) {r['snn_accuracy']:.2f}%"))
+    result.update(dataset=config.dataset, model=config.model, test_samples=len(test),
+                  epochs=config.train.epochs * config.train.stages)
+    lines = [f"{config.model} on {config.dataset} ({len(test)} test samples), {args.runs} runs, "
+             f"{result['epochs']} epochs each, buffered SNN at T={args.timesteps}: mean (std)"]
+    for key, label in (("ann_accuracy", "ANN"), ("snn_accuracy", "SNN"), ("difference", "SNN - ANN")):
+        lines.append(f"{label:<10} {result[key]['mean']:.2f} ({result[key]['std']:.2f})")
+    _report(result, "\n".join(lines), args.json)
     return 0
 
 
@@ -107,9 +194,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     variants = [SNNVariant(n, s) for n in args.neurons for s in args.max_strengths]
     result = _evaluate_model(model, payload, args.timesteps, variants, batch_size=args.batch_size,
                              limit=args.limit, root=args.data_root)
-    print(format_table(result))
-    if args.json:
-        write_json_atomic(args.json, result)
+    _report(result, format_table(result), args.json)
     return 0
 
 
@@ -183,7 +268,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-root", help="data directory (default: $SPIKECONV_DATA or ../shared/data)")
     run.add_argument("--retrain", action="store_true", help="train even if the output checkpoint exists")
     run.add_argument("--json", help="also write the results to this JSON file")
+    run.add_argument("--epochs", type=int, help="override train.epochs (per stage) for a short run")
+    run.add_argument("--stages", type=int, help="override train.stages (training + fine-tuning = 2)")
     run.set_defaults(func=cmd_run)
+
+    st = sub.add_parser("stability", help="train from N seeds; mean and std of ANN, SNN and their difference")
+    st.add_argument("config")
+    st.add_argument("--runs", type=int, default=3)
+    st.add_argument("--timesteps", type=int, default=8)
+    st.add_argument("--epochs", type=int, help="override train.epochs (per stage)")
+    st.add_argument("--stages", type=int, help="override train.stages")
+    st.add_argument("--limit", type=int, help="evaluate on an evenly strided subset of the test set")
+    st.add_argument("--data-root")
+    st.add_argument("--json")
+    st.set_defaults(func=cmd_stability)
+
+    tr = sub.add_parser("tradeoff", help="Table 1: buffered SNN accuracy for S^max x T of a checkpoint")
+    tr.add_argument("checkpoint")
+    tr.add_argument("--max-strengths", type=int, nargs="+", default=[1, 2, 4])
+    tr.add_argument("--timesteps", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    tr.add_argument("--batch-size", type=int, default=500)
+    tr.add_argument("--limit", type=int)
+    tr.add_argument("--data-root")
+    tr.add_argument("--json")
+    tr.set_defaults(func=cmd_tradeoff)
 
     ev = sub.add_parser("evaluate", help="ANN and SNN accuracy vs T for a saved checkpoint")
     ev.add_argument("checkpoint")
@@ -225,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..tasks.distributed import init_from_env, shutdown
+
     try:
+        init_from_env()
         return args.func(args)
     except (SpikeconvError, ValueError, TypeError, FileNotFoundError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -234,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spikeconv: interrupted", file=sys.stderr)
         return 130
+    finally:
+        shutdown()
 
 
 if __name__ == "__main__":  # pragma: no cover

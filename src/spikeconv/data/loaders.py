@@ -16,6 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from .datasets import load_cifar10, load_mnist
+from .imagefolder import IMAGENET_MEAN, IMAGENET_STD, ImageFileDataset, imagenet_folder, imagenet_transform, list_images
+from .paths import data_root
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,14 @@ class DatasetInfo:
 DATASETS = {
     "mnist": DatasetInfo("mnist", 1, 28, 10, (0.0,), (1.0,)),
     "cifar10": DatasetInfo("cifar10", 3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "imagenet": DatasetInfo("imagenet", 3, 224, 1000, IMAGENET_MEAN, IMAGENET_STD),
+    "imagenet-sample": DatasetInfo("imagenet-sample", 3, 224, 1000, IMAGENET_MEAN, IMAGENET_STD),
 }
+STREAMED = ("imagenet", "imagenet-sample")  # decoded from files when drawn, never cached whole
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """The :class:`DatasetInfo` of ``name`` (``"mnist"`` or ``"cifar10"``)."""
+    """The :class:`DatasetInfo` of ``name`` (``"mnist"``, ``"cifar10"``, ``"imagenet"``, ``"imagenet-sample"``)."""
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; choose one of {sorted(DATASETS)}")
     return DATASETS[name]
@@ -89,20 +94,34 @@ def load_split(name: str, split: str, root: str | os.PathLike | None = None) -> 
 def make_dataset(
     name: str, split: str, *, root: str | os.PathLike | None = None, augment: bool = False,
     limit: int | None = None, erasing: bool = True,
-) -> ArrayDataset:
+) -> Dataset:
     """A dataset of ``split``; ``limit`` keeps an evenly strided subset of that many samples (all classes).
+
+    MNIST and CIFAR-10 come from cached arrays; ImageNet-style sets are streamed from their files
+    (see :mod:`spikeconv.data.imagefolder`).
 
     Example: ``make_dataset("mnist", "test", limit=1000)``.
     """
     info = dataset_info(name)
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be positive, got {limit}")
+    if info.name in STREAMED:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        items = list_images(imagenet_folder(split, data_root(root), info.name))
+        if limit is not None:
+            items = [items[i] for i in _strided(len(items), limit)]
+        return ImageFileDataset(items, imagenet_transform(train=augment, size=info.size))
     images, labels = load_split(name, split, root)
     if limit is not None:
-        if limit < 1:
-            raise ValueError(f"limit must be positive, got {limit}")
-        index = np.linspace(0, len(labels) - 1, num=min(limit, len(labels))).round().astype(np.int64)
+        index = _strided(len(labels), limit)
         images, labels = images[index], labels[index]
     transform = train_transform(info, erasing=erasing) if augment else eval_transform(info)
     return ArrayDataset(images, labels, transform)
+
+
+def _strided(n: int, limit: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, num=min(limit, n)).round().astype(np.int64))
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False, seed: int = 0,

@@ -37,20 +37,32 @@ class ExecutionOrder(str, Enum):
     STEP = "step"
 
 
-def choose_order(device: torch.device, order: ExecutionOrder | str) -> ExecutionOrder:
-    """Resolve ``"auto"``: step by step on CPU, time folded into the batch on accelerators.
+CPU_FOLDED_BATCH = 64  # on CPU, fold at most this many samples x steps into one batch
 
-    Measured on a 2-core CPU (docs/performance.md): step order is the fastest there (the convolutions of
-    one step stay in cache and no tensor grows with T); on GPUs folding T into the batch fills the device.
+
+def choose_order(device: torch.device, order: ExecutionOrder | str, batch: int = 1,
+                 chunk: int | None = None) -> tuple[ExecutionOrder, int | None]:
+    """Resolve ``"auto"`` into an order and a chunk length (steps folded into the batch at once).
+
+    On accelerators: time folded into the batch over all T (fills the device). On CPU: chunks of
+    ``max(1, 64 // batch)`` steps, so that about 64 samples x steps go through each layer at once:
+    measured on a 2-core CPU (docs/performance.md), small folded batches make the convolutions efficient,
+    while large ones (above ~32 MiB per activation) pay for fresh memory at every layer; batches of 64
+    or more therefore run step by step.
 
     Example:
-        >>> choose_order(torch.device("cpu"), "auto").value
+        >>> choose_order(torch.device("cpu"), "auto", batch=8)
+        (<ExecutionOrder.LAYER: 'layer'>, 8)
+        >>> choose_order(torch.device("cpu"), "auto", batch=128)[0].value
         'step'
     """
     order = ExecutionOrder(order)
     if order is not ExecutionOrder.AUTO:
-        return order
-    return ExecutionOrder.STEP if device.type == "cpu" else ExecutionOrder.LAYER
+        return order, chunk
+    if device.type != "cpu":
+        return ExecutionOrder.LAYER, chunk
+    steps = chunk or max(1, CPU_FOLDED_BATCH // max(batch, 1))
+    return (ExecutionOrder.STEP, None) if steps == 1 else (ExecutionOrder.LAYER, steps)
 
 
 def neurons_of(model: nn.Module) -> list[SpikingModule]:
@@ -110,7 +122,7 @@ def simulate(
             ``encoder`` is given.
         timesteps: T >= 1.
         order: ``"layer"`` (time folded into the batch), ``"step"`` (one step at a time) or ``"auto"``
-            (step on CPU, layer elsewhere: :func:`choose_order`).
+            (:func:`choose_order`: chunks of about 64 samples x steps on CPU, all of T elsewhere).
         chunk: with ``order="layer"``, run at most this many steps at once (memory bound); state carries.
         encoder: ``encoder(inputs, start, steps) -> [steps, B, ...]`` spike frames for steps
             ``start .. start+steps-1`` (e.g. Poisson). Seed it for reproducibility.
@@ -128,11 +140,11 @@ def simulate(
         0.75
     """
     _check_inputs(inputs, timesteps, chunk)
-    order = choose_order(inputs.device, order)
     kernel = compiled_step_kernel() if compile else None
     if sequence and inputs.shape[0] < timesteps:
         raise ValueError(f"the input sequence has {inputs.shape[0]} steps, fewer than timesteps={timesteps}")
     batch = inputs.shape[1] if sequence else inputs.shape[0]
+    order, chunk = choose_order(inputs.device, order, batch, chunk)
     step_chunk = 1 if order is ExecutionOrder.STEP else (chunk or timesteps)
     readout: Tensor | None = None
     running: Tensor | None = None

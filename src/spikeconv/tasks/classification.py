@@ -18,6 +18,7 @@ from ..atomic import atomic_write
 from ..convert import ConversionConfig, convert
 from ..quant import QReLU, calibrate_bounds_, param_groups
 from ..sim import simulate
+from .distributed import all_sum, barrier, is_main, rank_and_size
 
 Progress = Callable[..., Iterable]
 
@@ -28,9 +29,17 @@ def _plain(iterable: Iterable, **_: Any) -> Iterable:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Options of :func:`train_classifier` (defaults: a short CPU run; paper 000 uses lr 0.2, 256, 2x120 epochs)."""
+    """Options of :func:`train_classifier` (defaults: a short CPU run; paper 000 uses lr 0.2, 256, 2x120 epochs).
+
+    ``stages``: paper 000 trains twice with the same setting, the second (fine-tuning) stage inheriting the
+    weights: the cosine schedule restarts and the momentum is reset at each stage; ``epochs`` is per stage.
+    ``device``: ``"auto"`` (CUDA if present), ``"cpu"`` or ``"cuda"``. ``amp``: mixed precision (bfloat16
+    autocast of convolutions and matrix products) on CUDA; ignored on CPU. ``batch_size`` is global: under
+    ``torchrun`` every process takes ``batch_size / world_size``.
+    """
 
     epochs: int = 10
+    stages: int = 1
     batch_size: int = 128
     lr: float = 0.1
     bound_lr: float = 0.01
@@ -41,9 +50,13 @@ class TrainConfig:
     calibration_percentile: float = 99.9
     calibration_batches: int = 4
     workers: int = 0
+    device: str = "auto"
+    amp: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "calibration_batches"):
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        for name in ("epochs", "stages", "batch_size", "calibration_batches"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
@@ -65,17 +78,25 @@ def train_classifier(
     QReLU bounds start at the ``calibration_percentile`` of their inputs on the first batches. With
     ``state_path`` the full training state is saved after every epoch and an interrupted run resumes from
     it; epoch ``e`` always uses seed ``seed + e`` for shuffling and augmentation, so a resumed run ends
-    with the same weights as an uninterrupted one. Returns the per-epoch history.
+    with the same weights as an uninterrupted one. Under ``torchrun`` the model is wrapped in
+    DistributedDataParallel, each process reads its own part of every epoch (``DistributedSampler``) and
+    only rank 0 writes the state. Learning rate at step ``k`` of a stage of ``K`` steps:
+    ``lr_k = lr * (1 + cos(pi * k / K)) / 2``. Returns the per-epoch history.
     """
     torch.manual_seed(config.seed)
+    device = _device(config.device)
+    model.to(device)
+    rank, world = rank_and_size()
+    if config.batch_size % world:
+        raise ValueError(f"train.batch_size {config.batch_size} must be divisible by the {world} processes")
+    local_batch = config.batch_size // world
     optimizer = torch.optim.SGD(
         param_groups(model, lr=config.lr, bound_lr=config.bound_lr, weight_decay=config.weight_decay),
         lr=config.lr, momentum=config.momentum, nesterov=True,
     )
-    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    stage_steps = max(len(_epoch_loader(train_set, config, local_batch, 0)), 1) * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.epochs * steps_per_epoch)
-                                                    / (config.epochs * steps_per_epoch))))
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * (step % stage_steps) / stage_steps)))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history: list[dict[str, float]] = []
     start_epoch = 0
@@ -86,54 +107,99 @@ def train_classifier(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
-    elif any(isinstance(m, QReLU) for m in model.modules()):
+    elif any(isinstance(m, QReLU) for m in model.modules()):  # the same batches in every process
         gen = torch.Generator().manual_seed(config.seed)
         loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen)
-        batches = [x for (x, _), _ in zip(loader, range(config.calibration_batches))]
+        batches = [x.to(device) for (x, _), _ in zip(loader, range(config.calibration_batches))]
         calibrate_bounds_(model, batches, p=config.calibration_percentile)
-    for epoch in range(start_epoch, config.epochs):
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    total_epochs = config.epochs * config.stages
+    for epoch in range(start_epoch, total_epochs):
+        if epoch > 0 and epoch % config.epochs == 0:
+            optimizer.state.clear()  # a new stage: weights inherited, momentum and schedule restart
         torch.manual_seed(config.seed + epoch)
-        gen = torch.Generator().manual_seed(config.seed + epoch)
-        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen,
-                            num_workers=config.workers, drop_last=True)
-        model.train()
-        total, correct, loss_sum = 0, 0, 0.0
-        for x, y in progress(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False):
-            logits = model(x)
-            loss = loss_fn(logits, y)
+        loader = _epoch_loader(train_set, config, local_batch, epoch)
+        net.train()
+        total, correct, loss_sum, last_lr = 0, 0, 0.0, optimizer.param_groups[0]["lr"]
+        for x, y in progress(loader, desc=f"epoch {epoch + 1}/{total_epochs}", leave=False, disable=not is_main()):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
+                logits = net(x)
+            loss = loss_fn(logits.float(), y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower train.lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            last_lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
             total += y.numel()
             correct += int((logits.argmax(1) == y).sum())
             loss_sum += loss.item() * y.numel()
-        record = {"epoch": epoch + 1, "loss": loss_sum / max(total, 1), "train_accuracy": 100.0 * correct / max(total, 1)}
+        sums = all_sum(torch.tensor([total, correct, loss_sum], dtype=torch.float64))
+        record = {"epoch": epoch + 1, "loss": float(sums[2] / max(sums[0], 1)),
+                  "train_accuracy": float(100.0 * sums[1] / max(sums[0], 1)), "lr": last_lr}
         history.append(record)
-        if state_file is not None:
+        if state_file is not None and is_main():
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history}
             atomic_write(state_file, lambda tmp: torch.save(state, tmp))
+        barrier()
         if on_epoch is not None:
             on_epoch(epoch + 1, record)
     model.eval()
     return history
 
 
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device(name)
+
+
+def _epoch_loader(train_set: Dataset, config: TrainConfig, local_batch: int, epoch: int) -> DataLoader:
+    """Epoch ``epoch``'s shuffled batches (seed ``seed + epoch``); this process's share under torchrun."""
+    rank, world = rank_and_size()
+    if world > 1:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+                                     seed=config.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        return DataLoader(train_set, batch_size=local_batch, sampler=sampler, num_workers=config.workers,
+                          drop_last=True)
+    gen = torch.Generator().manual_seed(config.seed + epoch)
+    return DataLoader(train_set, batch_size=local_batch, shuffle=True, generator=gen,
+                      num_workers=config.workers, drop_last=True)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def evaluate_ann(model: nn.Module, loader: Iterable, *, progress: Progress = _plain) -> float:
-    """Top-1 accuracy (percent) of ``model`` in eval mode over ``loader``."""
+    """Top-1 accuracy (percent) of ``model`` in eval mode over ``loader`` (summed over processes under torchrun)."""
     was_training = model.training
     model.eval()
+    device = _model_device(model)
     correct = total = 0
     try:
-        for x, y in progress(loader, desc="ANN", leave=False):
-            correct += int((model(x).argmax(1) == y).sum())
+        for x, y in progress(loader, desc="ANN", leave=False, disable=not is_main()):
+            correct += int((model(x.to(device)).argmax(1).cpu() == y).sum())
             total += y.numel()
     finally:
         model.train(was_training)
+    correct, total = (int(v) for v in all_sum(torch.tensor([correct, total])))
     if total == 0:
         raise ValueError("the evaluation loader yielded no samples")
     return 100.0 * correct / total
@@ -142,17 +208,24 @@ def evaluate_ann(model: nn.Module, loader: Iterable, *, progress: Progress = _pl
 @torch.no_grad()
 def evaluate_snn(snn: nn.Module, loader: Iterable, timesteps: Sequence[int], *, progress: Progress = _plain,
                  desc: str = "SNN", **simulate_kwargs: Any) -> dict[int, float]:
-    """Top-1 accuracy (percent) of the SNN readout after each ``t`` in ``timesteps``, from one run of max(T)."""
+    """Top-1 accuracy (percent) of the SNN readout after each ``t`` in ``timesteps``, from one run of max(T).
+
+    Under torchrun each process evaluates its shard (see :func:`spikeconv.tasks.distributed.shard_batches`)
+    and the correct counts are summed over processes.
+    """
     steps = sorted({int(t) for t in timesteps})
     if not steps or steps[0] < 1:
         raise ValueError(f"timesteps must be positive integers, got {list(timesteps)}")
     correct = torch.zeros(len(steps), dtype=torch.long)
     total = 0
     index = torch.tensor([t - 1 for t in steps])
-    for x, y in progress(loader, desc=desc, leave=False):
-        readout = simulate(snn, x, steps[-1], **simulate_kwargs)
-        correct += (readout[index].argmax(-1) == y.unsqueeze(0)).sum(1)
+    device = _model_device(snn)
+    for x, y in progress(loader, desc=desc, leave=False, disable=not is_main()):
+        readout = simulate(snn, x.to(device), steps[-1], **simulate_kwargs)
+        correct += (readout[index].argmax(-1).cpu() == y.unsqueeze(0)).sum(1)
         total += y.numel()
+    counts = all_sum(torch.cat([correct, torch.tensor([total])]))
+    correct, total = counts[:-1], int(counts[-1])
     if total == 0:
         raise ValueError("the evaluation loader yielded no samples")
     return {t: 100.0 * int(c) / total for t, c in zip(steps, correct)}

@@ -1,0 +1,104 @@
+"""How spikeconv's simulation cost grows with T, batch, depth and firing rate (issue 5's scaling table).
+
+Every row is a median of interleaved runs, as a ratio to the ANN forward passes it replaces
+(T x ANN for the same batch), measured in this one run:
+
+    python benchmarks/scaling.py [--repeats 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from spikeconv import ConversionConfig, convert, simulate
+from spikeconv.models import build_model
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def ratio(ann, snn, x, steps: int, repeats: int, **kw) -> tuple[float, float]:
+    """(SNN time / (T x ANN time), SNN seconds), the two interleaved."""
+    snn_t, ann_t = [], []
+    for _ in range(repeats):
+        snn_t.append(median_time(lambda: simulate(snn, x, steps, **kw), 1))
+        ann_t.append(median_time(lambda: [ann(x) for _ in range(steps)], 1))
+    return statistics.median(snn_t) / statistics.median(ann_t), statistics.median(snn_t)
+
+
+def setup(name: str, batch: int, gain: float = 1.0):
+    torch.manual_seed(0)
+    ann = build_model(name, activation=nn.ReLU).eval()
+    x = torch.rand(batch, 3, 32, 32)
+    snn = convert(ann, x, ConversionConfig(signed=False, percentile=99.9), calibration=[x])
+    if gain != 1.0:  # scale every layer's input current: more (or fewer) spikes, same shapes
+        for module in snn.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                module.weight.data *= gain
+    return ann, snn, x
+
+
+def firing_rate(snn, x, steps: int) -> float:
+    from spikeconv.analysis import record
+    with record(snn) as rec:
+        simulate(snn, x, steps)
+    counts = [r.spikes.abs().sum().item() for r in rec.values()]
+    sizes = [r.spikes.numel() for r in rec.values()]
+    return sum(counts) / sum(sizes)
+
+
+@torch.no_grad()
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    rows = []
+
+    def report(axis, value, name, steps, batch, r, seconds, order="auto", rate=None):
+        row = dict(axis=axis, value=value, model=name, T=steps, batch=batch, order=order, ratio=r, seconds=seconds,
+                   firing_rate=rate)
+        rows.append(row)
+        extra = "" if rate is None else f" | rate {rate:.3f}"
+        print(f"| {axis} | {value} | {name} | T={steps} B={batch} {order} | {r:.2f} | {seconds:.3f}{extra} |", flush=True)
+
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print("| axis | value | model | setting | ratio to T x ANN | SNN s |\n|---|---|---|---|---|---|")
+    ann, snn, x = setup("vgg_cifar_small", 32)
+    for steps in [1, 2, 4, 8, 16, 32, 64]:
+        for order in ["step", "layer", "auto"]:
+            r, s = ratio(ann, snn, x, steps, args.repeats, order=order)
+            report("T", steps, "vgg_cifar_small", steps, 32, r, s, order)
+    for batch in [1, 8, 32, 128]:
+        ann, snn, x = setup("vgg_cifar_small", batch)
+        for order in ["step", "layer", "auto"]:
+            r, s = ratio(ann, snn, x, 8, args.repeats, order=order)
+            report("batch", batch, "vgg_cifar_small", 8, batch, r, s, order)
+    for name in ["resnet_tiny", "vgg_cifar_small", "resnet18_cifar", "vgg16_cifar"]:
+        ann, snn, x = setup(name, 32)
+        r, s = ratio(ann, snn, x, 8, args.repeats)
+        report("depth", name, name, 8, 32, r, s)
+    for gain in [0.25, 0.5, 1.0, 2.0, 4.0]:
+        ann, snn, x = setup("vgg_cifar_small", 32, gain)
+        r, s = ratio(ann, snn, x, 8, args.repeats)
+        report("firing rate", f"gain {gain}", "vgg_cifar_small", 8, 32, r, s, rate=firing_rate(snn, x, 8))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Performance stability (paper 000, appendix A.5, Table 2): the same recipe trained from N seeds.
+
+For each seed ``s`` the model is built and trained afresh (``train.seed = s``), converted, and evaluated;
+the study reports, over the runs, the mean and the sample standard deviation (``n - 1`` in the
+denominator) of the quantized-ANN accuracy, the SNN accuracy at ``T`` and their difference
+``SNN - ANN``, as Table 2 does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from ..convert import ConversionConfig, convert
+from .classification import Progress, TrainConfig, _plain, evaluate_ann, evaluate_snn, train_classifier
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (0 for a single value).
+
+    Example:
+        >>> summarize([1.0, 2.0, 3.0])
+        {'mean': 2.0, 'std': 1.0}
+    """
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def stability_study(
+    build: Callable[[], nn.Module],
+    train_set: Dataset,
+    test_loader: Iterable,
+    example: Tensor,
+    train: TrainConfig,
+    *,
+    runs: int,
+    timesteps: int = 8,
+    conversion: ConversionConfig | None = None,
+    state_dir: str | Path | None = None,
+    progress: Progress = _plain,
+    on_run: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train ``runs`` models from seeds ``train.seed, train.seed + 1, ...`` and summarise them (Table 2).
+
+    ``state_dir`` keeps each run's training state (``seed<s>.pt``) so an interrupted study resumes.
+    Returns ``{"runs": [{seed, ann_accuracy, snn_accuracy, difference}, ...], "ann_accuracy": {mean,
+    std}, "snn_accuracy": {...}, "difference": {...}, "timesteps": T}``.
+    """
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    conversion = conversion or ConversionConfig()
+    rows = []
+    for index in range(runs):
+        seed = train.seed + index
+        model = build()
+        state = Path(state_dir) / f"seed{seed}.pt" if state_dir is not None else None
+        train_classifier(model, train_set, dataclasses.replace(train, seed=seed), state_path=state,
+                         progress=progress)
+        ann = evaluate_ann(model, test_loader, progress=progress)
+        snn = evaluate_snn(convert(model, example, conversion), test_loader, [timesteps], progress=progress)[timesteps]
+        row = {"seed": seed, "ann_accuracy": ann, "snn_accuracy": snn, "difference": snn - ann}
+        rows.append(row)
+        if on_run is not None:
+            on_run(row)
+    result: dict[str, Any] = {"timesteps": timesteps, "runs": rows}
+    for key in ("ann_accuracy", "snn_accuracy", "difference"):
+        result[key] = summarize([r[key] for r in rows])
+    return result

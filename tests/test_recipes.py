@@ -1,0 +1,115 @@
+"""Issue 6: ImageNet-style streamed data, full-scale model builders through the converter, recipe configs,
+the stability study and the Table 1 trade-off command."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import CHECKPOINTS, ROOT
+from spikeconv import ConversionConfig, QReLU, convert, simulate
+from spikeconv.cli.config import load_run_config
+from spikeconv.cli.main import main
+from spikeconv.data import make_dataset, make_loader
+from spikeconv.data.imagefolder import ImageFileDataset, imagenet_transform, list_images
+from spikeconv.errors import DataError
+from spikeconv.models import build_model
+from spikeconv.tasks.stability import summarize
+
+
+def test_imagenet_sample_is_streamed_with_its_csv_labels(data_available):
+    data = make_dataset("imagenet-sample", "test")
+    assert isinstance(data, ImageFileDataset) and len(data) == 50
+    assert all(isinstance(p, str) for p, _ in data.items)  # paths, decoded only when drawn
+    labels = sorted(label for _, label in data.items)
+    assert labels == list(range(0, 1000, 20))  # one image of every 20th class, torchvision numbering
+    x, y = next(iter(make_loader(data, 4)))
+    assert x.shape == (4, 3, 224, 224) and x.dtype == torch.float32 and y.tolist() == [0, 20, 40, 60]
+    train = make_dataset("imagenet-sample", "train", augment=True, limit=5)
+    assert train[0][0].shape == (3, 224, 224) and len(train) == 5
+
+
+def test_imagefolder_tree_numbers_classes_in_sorted_order(tmp_path, data_available):
+    sample = sorted(p for p, _ in list_images(ROOT / ".." / "shared" / "data" / "imagenet-sample"))[:3]
+    for i, (cls, src) in enumerate([("b_second", sample[0]), ("a_first", sample[1]), ("a_first", sample[2])]):
+        (tmp_path / "train" / cls).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "train" / cls / f"{i}.JPEG").symlink_to(src)
+    items = list_images(tmp_path / "train")
+    assert sorted(label for _, label in items) == [0, 0, 1]
+    data = make_dataset("imagenet", "train", root=tmp_path)
+    assert len(data) == 3 and data[0][0].shape == (3, 224, 224)
+    with pytest.raises(DataError, match="val"):
+        make_dataset("imagenet", "test", root=tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="class sub-folders"):
+        list_images(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("name", ["resnet18_imagenet", "vgg16_imagenet"])
+def test_imagenet_models_convert_without_special_cases(name, data_available):
+    """Strided convs, BN, WAdd residuals, QReLU: converted and simulated on two real 224 crops."""
+    torch.manual_seed(0)
+    model = build_model(name, activation=lambda: QReLU(levels=8, phi=0.5)).eval()
+    x, _ = next(iter(make_loader(make_dataset("imagenet-sample", "test", limit=2), 2)))
+    assert not any(isinstance(m, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)) for m in model.modules())
+    snn = convert(model, x, ConversionConfig(max_strength=2))
+    out = simulate(snn, x, 2)
+    assert out.shape == (2, 2, 1000) and torch.isfinite(out).all()
+
+
+def test_paper_recipe_configs_parse():
+    resnet = load_run_config(ROOT / "configs" / "cifar10_resnet18.toml")
+    assert (resnet.train.epochs, resnet.train.stages, resnet.train.batch_size) == (120, 2, 256)
+    assert (resnet.train.lr, resnet.train.bound_lr, resnet.train.label_smoothing) == (0.2, 0.02, 0.1)
+    assert resnet.erasing and resnet.model == "resnet18_cifar"
+    vgg = load_run_config(ROOT / "configs" / "imagenet_vgg16.toml")
+    assert (vgg.dataset, vgg.model, vgg.train.bound_lr, vgg.erasing) == ("imagenet", "vgg16_imagenet", 0.002, False)
+
+
+def test_summary_uses_the_sample_standard_deviation():
+    assert summarize([90.0, 92.0]) == {"mean": 91.0, "std": math.sqrt(2.0)}
+    assert summarize([5.0]) == {"mean": 5.0, "std": 0.0}
+
+
+def test_stability_command_trains_independent_seeds(tmp_path, data_available, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "tiny.toml"
+    config.write_text("""
+[data]
+dataset = "mnist"
+train_limit = 512
+[model]
+name = "lenet_mnist"
+levels = 4
+phi = 0.5
+kwargs = { width = 4 }
+[train]
+epochs = 2
+batch_size = 64
+lr = 0.1
+seed = 3
+[evaluate]
+batch_size = 100
+""")
+    root = str((ROOT / ".." / "shared" / "data").resolve())
+    assert main(["stability", str(config), "--runs", "2", "--timesteps", "4", "--limit", "200",
+                 "--data-root", root, "--json", "st.json"]) == 0
+    result = json.loads((tmp_path / "st.json").read_text())
+    runs = result["runs"]
+    assert [r["seed"] for r in runs] == [3, 4] and runs[0]["ann_accuracy"] != runs[1]["ann_accuracy"]
+    for r in runs:
+        assert r["difference"] == pytest.approx(r["snn_accuracy"] - r["ann_accuracy"])
+    assert result["snn_accuracy"] == pytest.approx(summarize([r["snn_accuracy"] for r in runs]))
+
+
+def test_tradeoff_command_gives_table1_for_a_checkpoint(tmp_path, data_available, capsys):
+    out = tmp_path / "t1.json"
+    assert main(["tradeoff", str(CHECKPOINTS / "mnist_lenet_qrelu.pt"), "--timesteps", "1", "2", "4",
+                 "--max-strengths", "1", "2", "4", "--limit", "300", "--json", str(out)]) == 0
+    accs = json.loads(out.read_text())["snn_accuracy"]
+    assert sorted(accs) == ["buffered/smax1", "buffered/smax2", "buffered/smax4"]
+    # equal representation power (T x S^max = 4): S^max=2 at T=2 and S^max=4 at T=1 stay close to S^max=1 at T=4
+    assert abs(accs["buffered/smax2"]["2"] - accs["buffered/smax1"]["4"]) < 2.0
+    assert "S^max" in capsys.readouterr().out
+    assert main(["tradeoff", str(CHECKPOINTS / "mnist_lenet_qrelu.pt"), "--max-strengths", "3"]) == 2
