@@ -72,8 +72,8 @@ def batch_shard_indices(n: int, batch_size: int, rank: int, size: int) -> list[i
     """Sample indices of process ``rank`` of ``size``: the batches ``rank, rank + size, ...`` of ``range(n)``.
 
     Example:
-        >>> batch_shard_indices(7, 2, 1, 2)  # batches [0 1] [2 3] [4 5] [6]: process 1 takes [2 3]
-        [2, 3]
+        >>> batch_shard_indices(7, 2, 1, 2)  # batches [0 1] [2 3] [4 5] [6]: process 1 takes the 2nd and 4th
+        [2, 3, 6]
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
