@@ -182,6 +182,7 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--memory", action="store_true", help="peak memory, each variant in its own process")
+    parser.add_argument("--variants", nargs="+", help="time only the variants whose name contains one of these")
     parser.add_argument("--peers-channels-last", action="store_true", help="give the peers channels-last weights")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--json")
@@ -199,6 +200,9 @@ def main() -> None:
     results = {}
     for name in args.models:
         variants, references = build(name, args.batch, steps)
+        if args.variants:
+            variants = {k: v for k, v in variants.items()
+                        if k == "ANN x 8" or any(part in k for part in args.variants)}
         rows = {}
         for key, (run, ref) in variants.items():
             out = run()  # warm-up, and the spike check
