@@ -33,7 +33,9 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=256)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--models", nargs="+", default=MODELS)
+    parser.add_argument("--buffered", action="store_true", help="buffered neurons with phi = 0.5 (else plain IF)")
     args = parser.parse_args()
+    neuron = dict(signed=True, phi=0.5) if args.buffered else dict(signed=False)
     print(f"| model | status | corr(SNN, ANN) at T={args.timesteps} | seconds |")
     print("|---|---|---|---|")
     for name in args.models:
@@ -41,7 +43,7 @@ def main() -> None:
         start = time.time()
         try:
             calib = [torch.rand(8, 3, args.size, args.size) for _ in range(4)]
-            snn = convert(model, x, ConversionConfig(percentile=99.99, signed=False), calibration=calib)
+            snn = convert(model, x, ConversionConfig(percentile=99.99, **neuron), calibration=calib)
             out = simulate(snn, x, args.timesteps)[-1]
             ref = model(x)
             corr = torch.corrcoef(torch.stack([out.flatten(), ref.flatten()]))[0, 1].item()
