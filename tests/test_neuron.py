@@ -182,3 +182,18 @@ def test_max_strength_must_be_a_power_of_two(bad):
 def test_bad_neuron_options_raise(kwargs):
     with pytest.raises(ValueError):
         NeuronConfig(**kwargs)
+
+
+@settings(max_examples=100)
+@given(xs=st.lists(dyadic, min_size=1, max_size=30), smax=st.sampled_from([1, 2, 4]),
+       reset=st.sampled_from(list(Reset)), phi=st.sampled_from([0.0, 0.5]))
+def test_negated_buffer_scan_equals_the_plain_scan(xs, smax, reset, phi):
+    """The engine's -V^b representation (threshold 1) gives the same spikes and membrane, and -V^b."""
+    from spikeconv.neuron import if_scan_
+
+    cfg = NeuronConfig(threshold=1.0, max_strength=smax, signed=True, reset=reset, phi=phi)
+    seq = torch.tensor(xs, dtype=torch.float64).unsqueeze(1)
+    plain, negated = if_init(seq[0], cfg), if_init(seq[0], cfg)
+    a = if_scan_(seq, plain, cfg)
+    b = if_scan_(seq, negated, cfg, negated_buffer=True)
+    assert torch.equal(a, b) and torch.equal(plain.v, negated.v) and torch.equal(plain.buffer, -negated.buffer)

@@ -156,19 +156,20 @@ def _scratch(work: list[Tensor] | None, index: int, like: Tensor) -> Tensor:
 
 
 def _fire_unit_(v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronConfig,
-                work: list[Tensor] | None) -> None:
+                work: list[Tensor] | None, negated: bool) -> None:
     """Spikes for ``V_th = 1`` (what the converter emits), in few passes over memory.
 
     With ``V_th = 1``, ``V^b`` counts whole spikes and every case of the module docstring collapses to
     ``S = clamp(floor(V'), -min(V^b, S^max), S^max)`` (the lower bound 0 for unsigned neurons), then
     ``A`` applied to ``|S|``: for ``V' >= 1`` it is ``min(floor(V'), S^max)``; for ``0 <= V' < 1`` zero;
     for ``V' < 0``, ``floor(V') = -ceil(-V')`` so it is ``-min(ceil(-V'), V^b, S^max)``.
+    ``negated``: ``buffer`` holds ``-V^b`` (saves negating it at every step).
     """
     smax = config.max_strength
     torch.floor(v, out=out)
     out.clamp_(-smax if config.signed else 0, smax)
     if config.signed:
-        torch.maximum(out, torch.neg(buffer, out=_scratch(work, 0, v)), out=out)
+        torch.maximum(out, buffer if negated else torch.neg(buffer, out=_scratch(work, 0, v)), out=out)
 
 
 def _fire_general_(v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronConfig,
@@ -188,7 +189,7 @@ def _fire_general_(v: Tensor, buffer: Tensor | None, out: Tensor, config: Neuron
 
 
 def _if_step_(x: Tensor, v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronConfig,
-              work: list[Tensor] | None = None) -> None:
+              work: list[Tensor] | None = None, negated: bool = False) -> None:
     """One step, in place: updates ``v`` (and ``buffer``) and writes the spikes into ``out``.
 
     This is the single implementation behind :func:`if_step`, :func:`if_scan`, :func:`if_scan_constant`
@@ -199,15 +200,17 @@ def _if_step_(x: Tensor, v: Tensor, buffer: Tensor | None, out: Tensor, config: 
     threshold, smax = config.threshold, config.max_strength
     if config.signed and buffer is None:
         raise ValueError("a signed (buffered) neuron needs a state with a buffer; create it with if_init")
+    if negated and threshold != 1.0:
+        raise ValueError("a negated buffer (-V^b) is only used with threshold 1")
     v.add_(x)
     if threshold == 1.0 and (config.signed or smax > 1):
-        _fire_unit_(v, buffer, out, config, work)
+        _fire_unit_(v, buffer, out, config, work, negated)
     else:
         _fire_general_(v, buffer, out, config, work)
     if smax > 2:  # A(|S|) with the sign kept
         out.copy_(adjust_strength(out.abs(), smax).copysign_(out))
     if config.signed:
-        buffer.add_(out, alpha=threshold)  # Eq. 12
+        buffer.add_(out, alpha=-threshold if negated else threshold)  # Eq. 12
     if config.reset is Reset.SUBTRACT:
         v.add_(out, alpha=-threshold)
     else:
@@ -228,7 +231,7 @@ def _stacked_like(x: Tensor, steps: int) -> Tensor:
     return x.new_empty((steps, *x.shape))
 
 
-StepKernel = Callable[[Tensor, Tensor, "Tensor | None", Tensor, NeuronConfig, "list[Tensor] | None"], None]
+StepKernel = Callable[[Tensor, Tensor, "Tensor | None", Tensor, NeuronConfig, "list[Tensor] | None", bool], None]
 
 
 @functools.cache
@@ -243,12 +246,15 @@ def compiled_step_kernel() -> StepKernel:
 
 
 def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | None = None,
-             work: list[Tensor] | None = None, kernel: StepKernel | None = None) -> Tensor:
+             work: list[Tensor] | None = None, kernel: StepKernel | None = None,
+             negated_buffer: bool = False) -> Tensor:
     r"""In-place scan for engines: advances ``state`` (mutated) and returns the spikes ``[T, ...]``.
 
     ``x`` is ``[T, ...]`` (``x[t]`` is the current at step t) or, with ``steps`` given, one current
     applied at each of ``steps`` steps (analog input). ``work`` is a list the caller keeps to reuse scratch
     tensors across calls; ``kernel`` replaces the eager step (e.g. :func:`compiled_step_kernel`).
+    ``negated_buffer``: ``state.buffer`` holds ``-V^b`` (engines keep it so for threshold-1 buffered
+    neurons: one pass less per step; a zero buffer is the same either way).
     :func:`if_scan` is the pure version.
 
     Example:
@@ -261,7 +267,7 @@ def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | No
     step = kernel or _if_step_
     spikes = _stacked_like(x, steps) if constant else torch.empty_like(x)
     for t in range(spikes.shape[0]):
-        step(x if constant else x[t], state.v, state.buffer, spikes[t], config, work)
+        step(x if constant else x[t], state.v, state.buffer, spikes[t], config, work, negated_buffer)
     return spikes
 
 

@@ -27,7 +27,7 @@ class NeuronRun:
     steps: int
     batch: int
     start: int = 0
-    state: Any = None
+    state: Any = None  # IFState for IF neurons (buffer = -V^b for threshold-1 buffered ones), counts for pools
     work: list = field(default_factory=list)  # scratch tensors the neuron reuses from step to step
     kernel: StepKernel | None = None  # the neuron step to use (None: eager)
 
@@ -90,11 +90,14 @@ class IFNeuron(SpikingModule):
             return like.new_zeros((run.steps * like.shape[0], *like.shape[1:]))
         if run.state is None:  # the run owns this state: the in-place scan advances it without copies
             run.state = if_init(like, self.config)
+        # with threshold 1 the run keeps -V^b in state.buffer (one pass less per step; it starts at 0)
+        negated = self.config.signed and self.config.threshold == 1.0
         if constant:
             active = if_scan_(current, run.state, self.config, steps=run.steps - skip, work=run.work,
-                             kernel=run.kernel)
+                              kernel=run.kernel, negated_buffer=negated)
         else:
-            active = if_scan_(current[skip:], run.state, self.config, work=run.work, kernel=run.kernel)
+            active = if_scan_(current[skip:], run.state, self.config, work=run.work, kernel=run.kernel,
+                              negated_buffer=negated)
         spikes = active if skip == 0 else torch.cat([active.new_zeros((skip, *active.shape[1:])), active])
         return spikes.flatten(0, 1)
 
