@@ -48,16 +48,23 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _test_data(dataset: str, root: str | None, limit: int | None, batch_size: int):
+    """``(test set, this process's loader of it, a 2-sample example batch)``; under torchrun each process
+    gets its whole batches (:func:`spikeconv.tasks.distributed.shard_batches`)."""
+    from ..data import make_dataset, make_loader
+    from ..tasks.distributed import shard_batches
+
+    test = make_dataset(dataset, "test", root=root, limit=limit)
+    example = next(iter(make_loader(test, 2)))[0]
+    return test, make_loader(shard_batches(test, batch_size), batch_size), example
+
+
 def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_size: int, limit: int | None,
                     root: str | None) -> dict[str, Any]:
     from ..data import make_dataset, make_loader
     from ..tasks.classification import accuracy_table
 
-    from ..tasks.distributed import shard_batches
-
-    test = make_dataset(spec["dataset"], "test", root=root, limit=limit)
-    example = next(iter(make_loader(test, 2)))[0]
-    loader = make_loader(shard_batches(test, batch_size), batch_size)  # this process's batches (torchrun)
+    test, loader, example = _test_data(spec["dataset"], root, limit, batch_size)
     calibration = [x for x, _ in make_loader(make_dataset(spec["dataset"], "train", root=root, limit=2000), 250)]
     result = accuracy_table(model, loader, example, timesteps, variants, progress=_progress(),
                             calibration=calibration)
@@ -154,18 +161,15 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
 
 
 def cmd_stability(args: argparse.Namespace) -> int:
-    from ..data import make_dataset, make_loader
+    from ..data import make_dataset
     from ..tasks.checkpoint import build_from_spec
-    from ..tasks.distributed import shard_batches
     from ..tasks.stability import stability_study
 
     config = _load_config(args)
     root = args.data_root or config.data_root
     train_set = make_dataset(config.dataset, "train", root=root, augment=True, erasing=config.erasing,
-                                 limit=config.train_limit)
-    test = make_dataset(config.dataset, "test", root=root, limit=args.limit or config.test_limit)
-    loader = make_loader(shard_batches(test, config.eval_batch_size), config.eval_batch_size)
-    example = next(iter(make_loader(test, 2)))[0]
+                             limit=config.train_limit)
+    test, loader, example = _test_data(config.dataset, root, args.limit or config.test_limit, config.eval_batch_size)
     result = stability_study(lambda: build_from_spec(config.spec), train_set, loader, example, config.train,
                              runs=args.runs, timesteps=args.timesteps, state_dir=config.state.parent / "stability",
                              progress=_progress(),

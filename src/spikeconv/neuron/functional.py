@@ -236,11 +236,12 @@ StepKernel = Callable[[Tensor, Tensor, "Tensor | None", Tensor, NeuronConfig, "l
 
 @functools.cache
 def compiled_step_kernel() -> StepKernel:
-    """The in-place step compiled with ``torch.compile`` (one fused loop per layer on CPU and CUDA).
+    """The in-place step passed through ``torch.compile`` (dynamic shapes, so every layer reuses it).
 
     Compiled once per process and neuron configuration on first use (seconds; cached on disk by
-    PyTorch afterwards); shapes are dynamic, so every layer reuses the same kernel. Bit-identical to
-    the eager step (a test checks it where a compiler is available).
+    PyTorch afterwards). Bit-identical to the eager step (tests/test_sim.py). Measured on the 2-core
+    CPU it was no faster than the eager step (docs/performance.md): the in-place ``out=`` updates are not
+    fused into one loop there; on CUDA it is untested.
     """
     return torch.compile(_if_step_, dynamic=True)
 

@@ -127,8 +127,8 @@ def simulate(
         encoder: ``encoder(inputs, start, steps) -> [steps, B, ...]`` spike frames for steps
             ``start .. start+steps-1`` (e.g. Poisson). Seed it for reproducibility.
         sequence: ``inputs`` is already a time series ``[T, B, ...]``.
-        compile: fuse each neuron step into one loop with ``torch.compile`` (needs a C++ compiler on
-            CPU; the first call compiles for seconds). Same spikes as the eager step.
+        compile: run the neuron step through ``torch.compile`` (:func:`compiled_step_kernel`; needs a C++
+            compiler on CPU, the first call compiles for seconds). Same spikes as the eager step.
 
     Returns:
         ``readout[t-1] = (1/t) * sum_{t'<=t} model_output(t')`` for ``t = 1..T``.

@@ -86,7 +86,7 @@ def train_classifier(
     torch.manual_seed(config.seed)
     device = _device(config.device)
     model.to(device)
-    rank, world = rank_and_size()
+    world = rank_and_size()[1]
     if config.batch_size % world:
         raise ValueError(f"train.batch_size {config.batch_size} must be divisible by the {world} processes")
     local_batch = config.batch_size // world
