@@ -337,11 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ..tasks.distributed import init_from_env, shutdown
+    from ..tasks.distributed import barrier, init_from_env, shutdown
 
     try:
         init_from_env()
-        return args.func(args)
+        status = args.func(args)
+        barrier()  # under torchrun: no process tears the group down while another still talks to it
+        return status
     except (SpikeconvError, ValueError, TypeError, FileNotFoundError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"spikeconv: error: {message}", file=sys.stderr)
