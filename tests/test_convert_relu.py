@@ -230,8 +230,68 @@ def test_load_python_file_and_onnx(tmp_path):
     with pytest.raises(CheckpointError, match="could not be parsed"):
         load_user_model(str(tmp_path / "bad.onnx"))
     torch.jit.save(torch.jit.trace(reference, x), str(tmp_path / "scripted.pt"))
-    with pytest.raises(ConversionError, match="TorchScript"):
+    with pytest.raises(ConversionError, match="example input"):
         load_user_model(str(tmp_path / "scripted.pt"))
+    scripted = load_user_model(str(tmp_path / "scripted.pt"), example=x)
+    assert torch.allclose(scripted(x), reference(x), atol=1e-5)
+    snn = convert(scripted, x, ConversionConfig(percentile=100), calibration=[x], rules=onnx_rules())
+    assert torch.corrcoef(torch.stack([simulate(snn, x, 256)[-1].flatten(), reference(x).flatten()]))[0, 1] > 0.99
+
+
+class _ExportNet(nn.Module):
+    """Functional code of the kinds torch.export flattens: BN, F.relu, relu6, max-pool, a residual add,
+    a concat, a global mean and a flatten."""
+
+    def __init__(self, activation=None) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 6, 3, padding=1)
+        self.bn = nn.BatchNorm2d(6)
+        self.b = nn.Conv2d(6, 6, 3, padding=1, bias=False)
+        self.c = nn.Conv2d(6, 4, 1)
+        self.fc = nn.Linear(10, 5)
+        self.activation = activation
+
+    def forward(self, x):
+        y = F.relu(self.bn(self.a(x)))
+        y = F.max_pool2d(y, 2)
+        z = F.relu6(self.b(y)) + y
+        z = torch.cat([z, torch.clamp(self.c(z), min=0)], 1)
+        if self.activation is not None:
+            z = self.activation(z)
+        return self.fc(z.mean(dim=(2, 3)))
+
+
+def _trained_bn(net: nn.Module) -> nn.Module:
+    torch.manual_seed(1)
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.rand(16, 3, 16, 16))
+    return net.eval()
+
+
+def test_torch_export_archive_is_lifted_into_modules_and_converted(tmp_path):
+    reference = _trained_bn(_ExportNet())
+    x = torch.rand(8, 3, 16, 16)
+    torch.export.save(torch.export.export(reference, (x,)), str(tmp_path / "net.pt2"))
+    lifted = load_user_model(str(tmp_path / "net.pt2"))
+    kinds = sorted(type(m).__name__ for m in lifted.children())
+    assert kinds == ["AdaptiveAvgPool2d", "BatchNorm2d", "Conv2d", "Conv2d", "Conv2d", "Hardtanh", "Linear",
+                     "MaxPool2d", "ReLU", "ReLU"]
+    assert torch.allclose(lifted(x), reference(x), atol=1e-5)
+    report = inspect_model(lifted, x)
+    assert not [r for r in report if r.status == "unsupported"]
+    snn = convert(lifted, x, ConversionConfig(percentile=100), calibration=[x])
+    out = simulate(snn, x, 256)[-1]
+    assert torch.corrcoef(torch.stack([out.flatten(), reference(x).flatten()]))[0, 1] > 0.99
+
+    silu = _trained_bn(_ExportNet(nn.SiLU()))
+    torch.export.save(torch.export.export(silu, (x,)), str(tmp_path / "silu.pt2"))
+    with pytest.raises(UnsupportedLayerError, match="silu"):
+        convert(load_user_model(str(tmp_path / "silu.pt2")), x, ConversionConfig(percentile=100), calibration=[x])
+    (tmp_path / "bad.pt2").write_bytes(b"PK not an archive")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        load_user_model(str(tmp_path / "bad.pt2"))
 
 
 def test_inspect_command_reports_and_exits_nonzero_on_unsupported(tmp_path):

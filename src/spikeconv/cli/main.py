@@ -202,9 +202,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def resolve_model(source: str, weights: str | None = None):
-    """A model from a registry name, ``torchvision:NAME`` (random weights), a checkpoint, a .onnx file or
-    ``file.py:Class``; returns ``(model in eval mode, extra conversion rules)``."""
+def resolve_model(source: str, weights: str | None = None, example=None):
+    """A model from a registry name, ``torchvision:NAME`` (random weights), a checkpoint, a .onnx file, a
+    ``torch.export`` archive (.pt2), a TorchScript archive (needs ``example``) or ``file.py:Class``;
+    returns ``(model in eval mode, extra conversion rules)``."""
     from ..models import build_model, list_models
     from ..tasks.loading import load_user_model, onnx_rules
 
@@ -218,8 +219,9 @@ def resolve_model(source: str, weights: str | None = None):
             return torchvision.models.get_model(name, weights=None).eval(), None
         except ValueError as exc:
             raise SpikeconvError(f"unknown torchvision model {name!r}") from exc
-    rules = onnx_rules() if source.endswith(".onnx") else None
-    return load_user_model(source, weights=weights), rules
+    model = load_user_model(source, weights=weights, example=example)
+    onnx_made = any(type(m).__module__.startswith("onnx2torch") for m in model.modules())
+    return model, onnx_rules() if onnx_made else None
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -227,8 +229,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     from ..convert import inspect_model
 
-    model, rules = resolve_model(args.model, args.weights)
     example = torch.zeros(2, *args.input_shape)
+    model, rules = resolve_model(args.model, args.weights, example)
     rows = inspect_model(model, example, rules=rules)
     width = max(len(r.node) for r in rows)
     for r in rows:

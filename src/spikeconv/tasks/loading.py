@@ -11,11 +11,15 @@ source                    what is accepted
                           Clip(0, m), MaxPool, AveragePool, GlobalAveragePool, Flatten, Add, Concat,
                           Softmax. ONNX's Add/Flatten/Concat/Softmax become ``onnx2torch`` modules that
                           spikeconv registers rules for.
+``model.pt2``             a ``torch.export`` program (``torch.export.save``): its ATen graph is lifted back
+                          into modules by :func:`spikeconv.convert.exported.lift_exported` (conv, linear,
+                          batch norm, ReLU/ReLU6/clamp, pooling, mean, dropout, softmax, add, cat, flatten,
+                          view/reshape); other operators are reported as unsupported by the converter.
+``scripted.pt``           a TorchScript archive (``torch.jit.save``; deprecated by PyTorch): exported to
+                          ONNX with PyTorch's TorchScript exporter on an ``example`` input of the right shape,
+                          then read as an ONNX file (same layers). Needs ``example``.
 ``checkpoint.pt``         a spikeconv checkpoint (see :mod:`spikeconv.tasks.checkpoint`).
 ========================  ==========================================================================
-
-TorchScript and ``torch.export`` artifacts hold compiled graphs whose modules cannot be replaced; they
-are refused with a message pointing to ONNX or the Python class.
 """
 
 from __future__ import annotations
@@ -79,24 +83,61 @@ def onnx_rules() -> dict[type, Any]:
 
 
 def _load_onnx(path: Path) -> nn.Module:
+    return _onnx_from_bytes(path.read_bytes(), str(path))
+
+
+def _onnx_from_bytes(data: bytes, origin: str) -> nn.Module:
     try:
         import onnx
         from onnx2torch import convert as onnx_to_torch
     except ImportError as exc:
-        raise ConversionError("reading ONNX needs the optional packages onnx and onnx2torch: "
-                              "pip install 'spikeconv[onnx]'") from exc
+        raise ConversionError("reading ONNX (and TorchScript, which goes through ONNX) needs the optional "
+                              "packages onnx and onnx2torch: pip install 'spikeconv[onnx]'") from exc
     try:
-        graph = onnx.load(str(path))
+        graph = onnx.load_from_string(data)
         onnx.checker.check_model(graph)
         return onnx_to_torch(graph).eval()
     except Exception as exc:  # noqa: BLE001 - onnx raises many types for bad files
-        raise CheckpointError(f"ONNX file {path} could not be parsed ({type(exc).__name__}: "
+        raise CheckpointError(f"ONNX file {origin} could not be parsed ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); re-export it") from exc
 
 
+def _load_exported(path: Path) -> nn.Module:
+    from ..convert.exported import lift_exported
+
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - torch.export raises many types for bad archives
+        raise CheckpointError(f"torch.export archive {path} could not be read ({type(exc).__name__}); "
+                              "save it again with torch.export.save") from exc
+    return lift_exported(program)
+
+
+def _load_torchscript(path: Path, example: torch.Tensor | None) -> nn.Module:
+    if example is None:
+        raise ConversionError(f"{path} is a TorchScript archive; reading it needs an example input of the right "
+                              "shape (CLI: --input-shape) to export it to ONNX first")
+    import io
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript and its ONNX exporter are deprecated by PyTorch
+            scripted = torch.jit.load(str(path), map_location="cpu").eval()
+            buffer = io.BytesIO()
+            torch.onnx.export(scripted, (example,), buffer, dynamo=False)
+    except Exception as exc:  # noqa: BLE001 - TorchScript and its exporter raise many types
+        raise CheckpointError(f"TorchScript archive {path} could not be exported to ONNX ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); save the model with "
+                              "torch.export.save or as a Python class and state dict") from exc
+    return _onnx_from_bytes(buffer.getvalue(), str(path))
+
+
 def load_user_model(source: str, *, weights: str | os.PathLike | None = None,
-                    kwargs: dict[str, Any] | None = None) -> nn.Module:
+                    kwargs: dict[str, Any] | None = None, example: torch.Tensor | None = None) -> nn.Module:
     """Load a trained model for conversion from ``source`` (see the module docstring); eval mode.
+
+    ``example`` (a batch of inputs) is needed only for TorchScript archives.
 
     Example: ``load_user_model("mynet.py:Net", weights="net.pt")`` or ``load_user_model("net.onnx")``.
     """
@@ -107,9 +148,10 @@ def load_user_model(source: str, *, weights: str | os.PathLike | None = None,
         raise CheckpointError(f"model {source} does not exist; give file.py:Class, a .onnx file or a checkpoint")
     if path.suffix == ".onnx":
         return _load_onnx(path)
-    if path.suffix in (".pt2",) or (zipfile.is_zipfile(path) and _is_torchscript(path)):
-        raise ConversionError(f"{path} is a compiled TorchScript/torch.export artifact whose layers cannot be "
-                              "replaced; export the model to ONNX or pass its Python class (file.py:Class)")
+    if path.suffix == ".pt2":
+        return _load_exported(path)
+    if zipfile.is_zipfile(path) and _is_torchscript(path):
+        return _load_torchscript(path, example)
     from .checkpoint import load_model
 
     model, _ = load_model(path)
