@@ -45,6 +45,7 @@ def run_cli(*args):
         (["evaluate", str(MNIST_CKPT), "--timesteps", "0"], "positive"),
         (["evaluate", str(MNIST_CKPT), "--max-strengths", "3"], "power"),
         (["evaluate", str(MNIST_CKPT), "--data-root", "/nonexistent"], "data root"),
+        (["evaluate", str(MNIST_CKPT), "--calibrate-for", "0"], "positive"),
         (["run", "missing.toml"], "does not exist"),
     ],
 )
@@ -66,10 +67,12 @@ def test_cli_corrupt_checkpoint(tmp_path):
 def test_cli_evaluate_writes_json(tmp_path, data_available):
     out = tmp_path / "r.json"
     code = main(["evaluate", str(MNIST_CKPT), "--timesteps", "1", "4", "--neurons", "buffered",
-                 "--max-strengths", "1", "--limit", "200", "--json", str(out)])
+                 "--max-strengths", "1", "--limit", "200", "--json", str(out), "--calibrate-for", "4"])
     assert code == 0
     result = json.loads(out.read_text())
     assert result["dataset"] == "mnist" and result["test_samples"] == 200
     assert set(result) >= {"dataset", "test_samples", "ann_accuracy", "snn_accuracy"}
+    assert set(result["snn_accuracy"]) == {"buffered/smax1", "buffered/smax1+cal4"}
     assert set(result["snn_accuracy"]["buffered/smax1"]) == {"1", "4"}
     assert result["snn_accuracy"]["buffered/smax1"]["4"] >= 97.0
+    assert result["snn_accuracy"]["buffered/smax1+cal4"]["4"] >= 97.0

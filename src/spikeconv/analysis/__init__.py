@@ -1,7 +1,9 @@
-"""Diagnostics: per-layer recording, analog twin, error decomposition, operation counts, anytime readout.
+"""Diagnostics: per-layer recording, analog twin, error decomposition, operation counts, anytime readout,
+and the offset calibration built on them.
 (Figures live in :mod:`spikeconv.analysis.figures`, the only module that imports matplotlib.)"""
 
 from .anytime import accuracy_per_step, early_exit
+from .calibrate import calibrate_offsets, layer_rate_errors
 from .decompose import PARTS, LayerErrors, decompose, decompose_layer, rate_correlation
 from .operations import EnergyTable, OperationCounter, ann_macs, count_operations, energy_summary, fanout_events
 from .recording import LayerRecord, Recording, record
@@ -17,6 +19,7 @@ __all__ = [
     "Recording",
     "accuracy_per_step",
     "analog_twin",
+    "calibrate_offsets",
     "ann_macs",
     "count_operations",
     "decompose",
@@ -24,6 +27,7 @@ __all__ = [
     "early_exit",
     "energy_summary",
     "fanout_events",
+    "layer_rate_errors",
     "rate_correlation",
     "record",
     "twin_currents",

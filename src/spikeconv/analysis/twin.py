@@ -14,22 +14,35 @@ from ..neuron import IFNeuron, SpikingMaxPool2d, SpikingSoftmax
 
 
 class AnalogNeuron(nn.Module):
-    """``clamp(x / V_th, 0, S^max)``: the rate an IF neuron approaches for a constant current ``x``."""
+    """``clamp(x / V_th, 0, S^max)``: the rate an IF neuron approaches for a constant current ``x``.
 
-    def __init__(self, threshold: float, max_strength: int) -> None:
+    With ``steps = T``, the rate an ideal IF neuron reaches in ``T`` steps from ``V(0) = phi * V_th``
+    for that constant current, ``clamp(floor(T * x / V_th + phi), 0, S^max * T) / T`` (Eq. 11; the
+    quantized ANN's QReLU with ``P = T * S^max`` levels).
+    """
+
+    def __init__(self, threshold: float, max_strength: int, steps: int | None = None, phi: float = 0.0) -> None:
         super().__init__()
-        self.threshold, self.max_strength = threshold, max_strength
+        self.threshold, self.max_strength, self.steps, self.phi = threshold, max_strength, steps, phi
 
     def forward(self, x: Tensor) -> Tensor:
-        return (x / self.threshold).clamp(0, self.max_strength)
+        if self.steps is None:
+            return (x / self.threshold).clamp(0, self.max_strength)
+        counts = torch.floor(x / self.threshold * self.steps + self.phi)
+        return counts.clamp(0, self.max_strength * self.steps) / self.steps
 
 
-def analog_twin(snn: nn.Module) -> nn.Module:
-    """A copy of ``snn`` whose spiking layers are analog (see the module docstring); ``snn`` is unchanged."""
+def analog_twin(snn: nn.Module, steps: int | None = None) -> nn.Module:
+    """A copy of ``snn`` whose spiking layers are analog (see the module docstring); ``snn`` is unchanged.
+
+    ``steps``: the neurons compute the quantized rate of an ideal ``steps``-step run (see
+    :class:`AnalogNeuron`): for a QReLU network with ``P = steps * S^max`` this is the quantized ANN.
+    """
     twin = copy.deepcopy(snn)
     for name, module in list(twin.named_modules()):
         if isinstance(module, IFNeuron):
-            new: nn.Module = AnalogNeuron(module.config.threshold, module.config.max_strength)
+            new: nn.Module = AnalogNeuron(module.config.threshold, module.config.max_strength, steps,
+                                          module.config.phi)
         elif isinstance(module, SpikingMaxPool2d):
             new = nn.MaxPool2d(module.kernel_size, module.stride, module.padding, module.dilation,
                                ceil_mode=module.ceil_mode)

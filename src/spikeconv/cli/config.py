@@ -26,6 +26,7 @@ class RunConfig:
     variants: tuple[SNNVariant, ...] = field(default_factory=tuple)
     eval_batch_size: int = 500
     test_limit: int | None = None
+    calibrate_for: int | None = None
     train_limit: int | None = None
     data_root: str | None = None
     erasing: bool = True
@@ -78,6 +79,15 @@ def load_run_config(path: str | Path) -> RunConfig:
         model_kwargs=dict(model.get("kwargs", {})), train=train_config, output=output,
         state=Path(train.get("state", f"runs/{output.stem}/state.pt")), timesteps=timesteps,
         variants=variants, eval_batch_size=int(evaluate.get("batch_size", 500)),
-        test_limit=evaluate.get("test_limit") or None, train_limit=data.get("train_limit") or None, data_root=data.get("root") or None,
+        test_limit=evaluate.get("test_limit") or None, calibrate_for=_calibrate_for(path, evaluate), train_limit=data.get("train_limit") or None, data_root=data.get("root") or None,
         erasing=bool(train.get("erasing", True)),
     )
+
+
+def _calibrate_for(path, evaluate: dict[str, Any]) -> int | None:
+    value = evaluate.get("calibrate_for")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{path}: evaluate.calibrate_for must be a positive integer T, got {value!r}")
+    return value

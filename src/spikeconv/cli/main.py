@@ -38,13 +38,14 @@ def format_table(result: dict[str, Any]) -> str:
     """The accuracy-vs-T table of :func:`spikeconv.tasks.classification.accuracy_table` as text."""
     variants = result["snn_accuracy"]
     steps = sorted({int(t) for accs in variants.values() for t in accs})
+    width = max([18, *(len(k) + 1 for k in variants)])
     lines = [f"{result.get('dataset', '')} test samples: {result.get('test_samples', '?')}",
              f"ANN (clip, no quantization): {result['ann_accuracy']:.2f}%   "
              f"quantized ANN (QReLU): {result['qann_accuracy']:.2f}%",
-             "SNN " + "".join(f"{'T=' + str(t):>9}" for t in steps)]
+             f"{'SNN':<{width}}" + "".join(f"{'T=' + str(t):>9}" for t in steps)]
     for key, accs in variants.items():
         accs = {int(k): v for k, v in accs.items()}
-        lines.append(f"{key:<18}"[:18] + "".join(f"{accs[t]:>9.2f}" for t in steps))
+        lines.append(f"{key:<{width}}" + "".join(f"{accs[t]:>9.2f}" for t in steps))
     return "\n".join(lines)
 
 
@@ -60,14 +61,14 @@ def _test_data(dataset: str, root: str | None, limit: int | None, batch_size: in
 
 
 def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_size: int, limit: int | None,
-                    root: str | None) -> dict[str, Any]:
+                    root: str | None, calibrate_for: int | None = None) -> dict[str, Any]:
     from ..data import make_dataset, make_loader
     from ..tasks.classification import accuracy_table
 
     test, loader, example = _test_data(spec["dataset"], root, limit, batch_size)
     calibration = [x for x, _ in make_loader(make_dataset(spec["dataset"], "train", root=root, limit=2000), 250)]
     result = accuracy_table(model, loader, example, timesteps, variants, progress=_progress(),
-                            calibration=calibration)
+                            calibration=calibration, calibrate_for=calibrate_for)
     result = {"dataset": spec["dataset"], "test_samples": len(test), "model": spec["model"], **result}
     result["snn_accuracy"] = {k: {str(t): a for t, a in v.items()} for k, v in result["snn_accuracy"].items()}
     return result
@@ -127,7 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         barrier()
         _say(f"saved {config.output}")
     result = _evaluate_model(model, config.spec, config.timesteps, config.variants,
-                             batch_size=config.eval_batch_size, limit=config.test_limit, root=root)
+                             batch_size=config.eval_batch_size, limit=config.test_limit, root=root,
+                             calibrate_for=config.calibrate_for)
     _report(result, format_table(result), args.json)
     return 0
 
@@ -196,8 +198,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise SpikeconvError(f"--max-strengths must be powers of two (1, 2, 4, ...), got {s}")
     model, payload = load_model(args.checkpoint)
     variants = [SNNVariant(n, s) for n in args.neurons for s in args.max_strengths]
+    if args.calibrate_for is not None and args.calibrate_for < 1:
+        raise SpikeconvError(f"--calibrate-for must be a positive T, got {args.calibrate_for}")
     result = _evaluate_model(model, payload, args.timesteps, variants, batch_size=args.batch_size,
-                             limit=args.limit, root=args.data_root)
+                             limit=args.limit, root=args.data_root, calibrate_for=args.calibrate_for)
     _report(result, format_table(result), args.json)
     return 0
 
@@ -306,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-strengths", type=int, nargs="+", default=[1, 2])
     ev.add_argument("--batch-size", type=int, default=500)
     ev.add_argument("--limit", type=int, help="evaluate on an evenly strided subset of this many test samples")
+    ev.add_argument("--calibrate-for", type=int, metavar="T",
+                    help="also evaluate every variant after offset calibration for this T (2000 training images)")
     ev.add_argument("--data-root")
     ev.add_argument("--json", help="write the results to this JSON file")
     ev.set_defaults(func=cmd_evaluate)

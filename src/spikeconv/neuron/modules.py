@@ -67,6 +67,10 @@ class IFNeuron(SpikingModule):
     ``clamp_steps`` is the voltage clamp of paper 004 (section 2, Fig. S1): for the first ``clamp_steps``
     steps of a run the membrane is held at ``V(0)``, the input is ignored and no spike is sent.
 
+    ``current_offset`` (a buffer, ``None`` unless calibrated; shape ``[C, 1, 1]`` or ``[C]``) is a constant
+    current added to the input at every step, ``V'(t) = V(t-1) + x(t) + b_cal``: a bias in threshold units
+    set by :func:`spikeconv.analysis.calibrate_offsets`.
+
     Example:
         >>> from spikeconv.sim import simulate
         >>> net = nn.Sequential(IFNeuron(NeuronConfig(threshold=1.0)))
@@ -80,10 +84,13 @@ class IFNeuron(SpikingModule):
             raise ValueError(f"clamp_steps must be >= 0, got {clamp_steps}")
         self.config = config if config is not None else NeuronConfig()
         self.clamp_steps = int(clamp_steps)
+        self.register_buffer("current_offset", None)
 
     def forward(self, x: Tensor) -> Tensor:
         run = self._active_run()
         current, constant = self._as_sequence(x, run)
+        if self.current_offset is not None:
+            current = current + self.current_offset
         skip = min(max(self.clamp_steps - run.start, 0), run.steps)
         like = current if constant else current[0]
         if skip == run.steps:  # the whole chunk is clamped: no integration, no spikes
@@ -105,7 +112,8 @@ class IFNeuron(SpikingModule):
         c = self.config
         text = (f"threshold={c.threshold}, reset={c.reset.value}, max_strength={c.max_strength}, "
                 f"signed={c.signed}, phi={c.phi}")
-        return text + (f", clamp_steps={self.clamp_steps}" if self.clamp_steps else "")
+        text += f", clamp_steps={self.clamp_steps}" if self.clamp_steps else ""
+        return text + (", calibrated" if self.current_offset is not None else "")
 
 
 class SpikingMaxPool2d(SpikingModule):

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..analysis import calibrate_offsets
 from ..atomic import atomic_write
 from ..convert import ConversionConfig, convert
 from ..quant import QReLU, calibrate_bounds_, param_groups
@@ -263,11 +264,15 @@ def accuracy_table(
     *,
     conversion: ConversionConfig | None = None,
     calibration: Iterable[Tensor] | None = None,
+    calibrate_for: int | None = None,
+    calibration_passes: int = 2,
     progress: Progress = _plain,
 ) -> dict[str, Any]:
     """ANN (clip only), quantized-ANN and SNN accuracies (percent) for every variant and T.
 
-    ``calibration`` batches set the bounds of plain ReLU activations (data-based normalization).
+    ``calibration`` batches set the bounds of plain ReLU activations (data-based normalization). With
+    ``calibrate_for = T``, every variant is also evaluated after offset calibration for that T on the
+    same batches (:func:`spikeconv.analysis.calibrate_offsets`), under the key ``"<variant>+cal<T>"``.
 
     Returns ``{"ann_accuracy", "qann_accuracy", "snn_accuracy": {variant key: {T: acc}}}``.
     """
@@ -285,4 +290,11 @@ def accuracy_table(
         snn = convert(model, example, cfg, calibration=calibration)
         result["snn_accuracy"][variant.key] = evaluate_snn(snn, loader, timesteps, progress=progress,
                                                            desc=f"SNN {variant.key}")
+        if calibrate_for is not None:
+            if calibration is None:
+                raise ValueError("calibrate_for needs calibration batches (training inputs)")
+            calibrated = calibrate_offsets(snn, calibration, calibrate_for, iterations=calibration_passes)
+            key = f"{variant.key}+cal{calibrate_for}"
+            result["snn_accuracy"][key] = evaluate_snn(calibrated, loader, timesteps, progress=progress,
+                                                       desc=f"SNN {key}")
     return result
