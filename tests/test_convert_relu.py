@@ -6,6 +6,8 @@ import sys
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch.nn.functional as F
 from conftest import CHECKPOINTS
 from helpers import randomise_batchnorm_
@@ -69,6 +71,33 @@ def test_spiking_maxpool_gates_by_accumulated_count():
     # counts after each step: A = 0,1,1,2,2,3,3,4; B = 1,2,2,2,2,2,2,2: B is passed for steps 1-3,
     # A from step 4 on (a tie goes to the first input)
     assert passed.tolist() == [1, 2, 2, 3, 3, 4, 4, 5]
+
+
+def test_count_maxpool_passes_the_largest_count_exactly():
+    a = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1.0])
+    b = torch.tensor([1, 1, 0, 0, 0, 0, 0, 0.0])
+    seq = torch.stack([a, b], 1).view(8, 1, 1, 2, 1)
+    rates = simulate(nn.Sequential(SpikingMaxPool2d((2, 1), mode="count")), seq, 8, sequence=True).flatten()
+    # max(A, B) counts: 1,2,2,2,2,3,3,4 (the gating pool above passes 5 spikes in total)
+    assert (rates * torch.arange(1, 9)).round().tolist() == [1, 2, 2, 2, 2, 3, 3, 4]
+    with pytest.raises(ValueError, match="gate"):
+        SpikingMaxPool2d(2, mode="largest")
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), strength=st.sampled_from([1, 2, 4]), chunk=st.sampled_from([1, 3, 8]))
+def test_count_maxpool_output_count_is_the_max_of_input_counts_at_every_step(seed, strength, chunk):
+    gen = torch.Generator().manual_seed(seed)
+    steps = 8
+    spikes = torch.randint(-strength, strength + 1, (steps, 2, 3, 5, 5), generator=gen).float()
+    spikes *= (torch.rand(spikes.shape, generator=gen) < 0.4).float()
+    pool = nn.Sequential(SpikingMaxPool2d(3, stride=2, padding=1, ceil_mode=True, mode="count"))
+    readout = simulate(pool, spikes, steps, sequence=True, order="layer", chunk=chunk)
+    counts = readout * torch.arange(1, steps + 1).view(-1, 1, 1, 1, 1)
+    expected = F.max_pool2d(spikes.cumsum(0).flatten(0, 1), 3, 2, 1, ceil_mode=True).view_as(counts)
+    torch.testing.assert_close(counts, expected, rtol=0, atol=1e-4)
+    out = torch.diff(expected, dim=0, prepend=torch.zeros_like(expected[:1]))
+    assert out.abs().max() <= strength and torch.equal(out, out.round())
 
 
 def test_maxpool_of_analog_currents_is_an_error_unless_average_is_chosen():

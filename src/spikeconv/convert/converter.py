@@ -37,9 +37,12 @@ from .scaling import Scaler, data_bounds, operation_name
 
 
 class MaxPoolMode(str, Enum):
-    """How max-pooling is converted: a real spiking max-pool, or (opt-in) an average pool."""
+    """How max-pooling is converted: a real spiking max-pool (gating by accumulated spike counts, SNN
+    Toolbox; or ``COUNT``, whose output count is the max of the input counts at every step), or (opt-in)
+    an average pool."""
 
     SPIKING = "spiking"
+    COUNT = "count"
     AVERAGE = "average"
 
 
@@ -261,7 +264,7 @@ def convert(
     bounds.update(data_bounds(net, others, calibration, config.percentile, config.per_channel))
     bounds = {k: (v / config.max_strength).to(example.device) for k, v in bounds.items()}
     scaler = Scaler(graph, roles, config.threshold, config.input_scale,
-                    spiking_maxpool=config.maxpool is MaxPoolMode.SPIKING)
+                    spiking_maxpool=config.maxpool is not MaxPoolMode.AVERAGE)
     with torch.no_grad():
         scaler.run(bounds, report)
     for node in neuron_nodes:
@@ -279,7 +282,8 @@ def convert(
                 new = nn.AvgPool2d(pool.kernel_size, pool.stride, pool.padding, ceil_mode=pool.ceil_mode)
                 report.append(NodeReport(node.name, "MaxPool2d", "replaced", "by average pooling (maxpool='average')"))
             else:
-                new = SpikingMaxPool2d(pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode)
+                new = SpikingMaxPool2d(pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode,
+                                       mode="count" if config.maxpool is MaxPoolMode.COUNT else "gate")
             _set_module(net, node.target, new)
         elif role is Role.SOFTMAX:
             if graph.outputs != [node.index]:

@@ -117,8 +117,15 @@ class IFNeuron(SpikingModule):
 
 
 class SpikingMaxPool2d(SpikingModule):
-    """Spiking max-pooling (SNN Toolbox): each output passes the spikes of the input in its window whose
-    accumulated spike count (up to and including this step) is the largest; ties go to the first.
+    """Spiking max-pooling over spike counts ``C_i(t) = sum_{t' <= t} S_i(t')`` of the inputs ``i`` of a window.
+
+    ``mode="gate"`` (SNN Toolbox, paper 004): each output passes the spikes of the input whose accumulated
+    count (up to and including this step) is the largest; ties go to the first. When several inputs fire
+    at similar rates the leader changes and the output count falls below the largest input count.
+
+    ``mode="count"``: the output emits ``S(t) = max_i C_i(t) - max_i C_i(t-1)``, so its count equals the
+    largest input count at every step (its rate converges to the ANN's max of rates). ``S(t)`` is an
+    integer with ``|S(t)| <= max_i |S_i(t)|``: a valid spike of the same strength range.
 
     Example:
         >>> from spikeconv.sim import simulate
@@ -128,14 +135,39 @@ class SpikingMaxPool2d(SpikingModule):
         [1.0]
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> None:
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+                 mode: str = "gate") -> None:
         super().__init__()
+        if mode not in ("gate", "count"):
+            raise ValueError(f"SpikingMaxPool2d mode must be 'gate' or 'count', got {mode!r}")
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation, self.ceil_mode = dilation, ceil_mode
+        self.dilation, self.ceil_mode, self.mode = dilation, ceil_mode, mode
+
+    def _pool(self, x: Tensor) -> Tensor:
+        return nn.functional.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                                        ceil_mode=self.ceil_mode)
+
+    def _forward_count(self, seq: Tensor, constant: bool, run: NeuronRun) -> Tensor:
+        steps, batch = run.steps, run.batch
+        if constant:
+            seq = seq.unsqueeze(0).expand(steps, *seq.shape)
+        counts, previous = run.state if run.state is not None else (None, None)
+        cumulative = torch.cumsum(seq, 0)
+        if counts is not None:
+            cumulative = cumulative + counts
+        pooled = self._pool(cumulative.flatten(0, 1))
+        pooled = pooled.view(steps, batch, *pooled.shape[1:])
+        if previous is None:
+            previous = torch.zeros_like(pooled[0])
+        spikes = torch.diff(pooled, dim=0, prepend=previous.unsqueeze(0))
+        run.state = (cumulative[-1], pooled[-1])
+        return spikes.flatten(0, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         run = self._active_run()
         seq, constant = self._as_sequence(x, run)
+        if self.mode == "count":
+            return self._forward_count(seq, constant, run)
         counts = run.state if run.state is not None else torch.zeros_like(seq if constant else seq[0])
         outputs = []
         for t in range(run.steps):
