@@ -148,6 +148,8 @@ def build(name: str, batch: int, steps: int):
         "ANN x 8": (lambda: [ann(x) for _ in range(steps)][-1], None),
         "spikeconv IF (auto order)": (ours(sub), "sub"),
         "spikeconv IF, layer order": (ours(sub, order="layer"), "sub"),
+        "spikeconv IF, step order": (ours(sub, order="step"), "sub"),
+        "spikeconv IF, 32 MiB budget": (ours(sub, memory_budget=32 << 20), "sub"),
         "spikeconv IF, compiled": (ours(sub, compile=True), "sub"),
         "spikeconv IF reset to zero": (ours(zero), "zero"),
         "spikeconv buffered S^max=2": (ours(buffered), None),

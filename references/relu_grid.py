@@ -25,6 +25,8 @@ def main() -> None:
     parser.add_argument("--percentiles", type=float, nargs="+", default=[100.0, 99.9, 99.99])
     parser.add_argument("--resets", nargs="+", default=["zero", "subtract"], choices=["zero", "subtract"])
     parser.add_argument("--codings", nargs="+", default=["analog", "poisson"], choices=["analog", "poisson"])
+    parser.add_argument("--maxpool", default="spiking", choices=["spiking", "count"],
+                        help="spiking max-pool: gating by counts (SNN Toolbox, default) or exact max of counts")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -35,14 +37,15 @@ def main() -> None:
     example = next(iter(loader))[0][:2]
     scale = max(float(x.abs().max()) for x, _ in loader)
     results = {"dataset": payload["dataset"], "test_samples": len(test), "ann_accuracy": evaluate_ann(model, loader),
-               "snn_accuracy": {}}
+               "maxpool": args.maxpool, "snn_accuracy": {}}
     print(f"ANN {results['ann_accuracy']:.2f}% on {len(test)} samples; Poisson scale {scale:.3f}")
     header = "| normalization | reset | input | " + " | ".join(f"T={t}" for t in args.timesteps) + " |"
     print(header + "\n|" + "---|" * (3 + len(args.timesteps)))
     for p, reset, coding in itertools.product(args.percentiles, args.resets, args.codings):
         start = time.time()
         input_scale = scale if coding == "poisson" else 1.0
-        cfg = ConversionConfig(percentile=p, reset=reset, signed=False, input_scale=input_scale)
+        cfg = ConversionConfig(percentile=p, reset=reset, signed=False, input_scale=input_scale,
+                               maxpool=args.maxpool)
         snn = convert(model, example, cfg, calibration=calibration)
         encoder = PoissonEncoder(seed=0, scale=scale) if coding == "poisson" else None
         accs = evaluate_snn(snn, loader, args.timesteps, encoder=encoder)

@@ -61,3 +61,26 @@ def test_nan_input_is_rejected():
     with pytest.raises(ValueError, match="NaN"):
         simulate(net, torch.tensor([[float("nan")]]), 2)
     assert net[0]._run is None
+
+
+def test_memory_budget_limits_the_folded_chunk_and_keeps_the_spikes():
+    model, x = tiny_resnet()
+    snn = convert(model, x, ConversionConfig(max_strength=2))
+    reference = simulate(snn, x, 8, order="step")
+    calls = []
+    neuron = next(m for m in snn.modules() if isinstance(m, IFNeuron))
+    handle = neuron.register_forward_hook(lambda module, inputs, output: calls.append(output.shape[0]))
+    try:
+        tight = simulate(snn, x, 8, order="layer", memory_budget=1)
+        plans = {"tight": list(calls)}
+        calls.clear()
+        loose = simulate(snn, x, 8, order="layer", memory_budget=1 << 40)
+        plans["loose"] = list(calls)
+    finally:
+        handle.remove()
+    assert torch.equal(tight, reference) and torch.equal(loose, reference)
+    batch = x.shape[0]
+    assert plans["tight"] == [batch] * 8                  # every step alone
+    assert plans["loose"] == [batch, 7 * batch]          # the measured first step, then the other 7 folded
+    with pytest.raises(ValueError, match="memory_budget"):
+        simulate(snn, x, 4, memory_budget=0)

@@ -65,6 +65,36 @@ def choose_order(device: torch.device, order: ExecutionOrder | str, batch: int =
     return (ExecutionOrder.STEP, None) if steps == 1 else (ExecutionOrder.LAYER, steps)
 
 
+def chunk_for_budget(step_bytes: int, budget: int, timesteps: int) -> int:
+    """Steps to fold into one batch so that the largest activation of a chunk, ``steps * step_bytes``
+    (its input and output both live: counted twice), stays within ``budget`` bytes; at least 1.
+
+    Example:
+        >>> chunk_for_budget(step_bytes=8 << 20, budget=64 << 20, timesteps=16)  # 8 MiB a step, 64 MiB
+        4
+    """
+    if budget <= 0:
+        raise ValueError(f"memory_budget must be a positive number of bytes, got {budget}")
+    return max(1, min(timesteps, budget // max(2 * step_bytes, 1)))
+
+
+@contextmanager
+def _largest_activation(model: nn.Module) -> Iterator[list[int]]:
+    """Record the largest output (bytes) of any leaf module while the context is open."""
+    largest = [0]
+
+    def hook(module: nn.Module, inputs: tuple, output) -> None:
+        if isinstance(output, Tensor):
+            largest[0] = max(largest[0], output.numel() * output.element_size())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        yield largest
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def neurons_of(model: nn.Module) -> list[SpikingModule]:
     """All stateful spiking modules of ``model`` (neurons, spiking pools...), in registration order."""
     return [m for m in model.modules() if isinstance(m, SpikingModule)]
@@ -113,6 +143,7 @@ def simulate(
     encoder: Callable[[Tensor, int, int], Tensor] | None = None,
     sequence: bool = False,
     compile: bool = False,
+    memory_budget: int | None = None,
 ) -> Tensor:
     r"""Simulate ``model`` for ``timesteps`` steps and return the readout after every step, ``[T, B, ...]``.
 
@@ -129,6 +160,9 @@ def simulate(
         sequence: ``inputs`` is already a time series ``[T, B, ...]``.
         compile: run the neuron step through ``torch.compile`` (:func:`compiled_step_kernel`; needs a C++
             compiler on CPU, the first call compiles for seconds). Same spikes as the eager step.
+        memory_budget: bytes allowed for the largest activation of a chunk. The first step runs alone
+            while the largest layer output is measured; the remaining steps are then folded in chunks of
+            :func:`chunk_for_budget` steps (never more than ``order``/``chunk`` would fold). Same spikes.
 
     Returns:
         ``readout[t-1] = (1/t) * sum_{t'<=t} model_output(t')`` for ``t = 1..T``.
@@ -146,12 +180,15 @@ def simulate(
     batch = inputs.shape[1] if sequence else inputs.shape[0]
     order, chunk = choose_order(inputs.device, order, batch, chunk)
     step_chunk = 1 if order is ExecutionOrder.STEP else (chunk or timesteps)
+    if memory_budget is not None:
+        chunk_for_budget(1, memory_budget, timesteps)  # validates the budget before any work
     readout: Tensor | None = None
     running: Tensor | None = None
     with neuron_runs(model, batch, kernel) as runs:
         start = 0
         while start < timesteps:
-            steps = min(step_chunk, timesteps - start)
+            measuring = memory_budget is not None and start == 0 and step_chunk > 1
+            steps = 1 if measuring else min(step_chunk, timesteps - start)
             for run in runs:
                 run.steps, run.start = steps, start
             if encoder is not None:
@@ -161,7 +198,12 @@ def simulate(
                 current = inputs[start:start + steps].flatten(0, 1)
             else:
                 current = inputs
-            out = model(current)
+            if measuring:
+                with _largest_activation(model) as largest:
+                    out = model(current)
+                step_chunk = min(step_chunk, chunk_for_budget(largest[0], memory_budget, timesteps))
+            else:
+                out = model(current)
             if out.shape[0] == batch and steps > 1:
                 out = out.unsqueeze(0).expand(steps, *out.shape)
             else:
