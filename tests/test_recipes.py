@@ -12,7 +12,7 @@ from spikeconv import ConversionConfig, QReLU, convert, simulate
 from spikeconv.cli.config import load_run_config
 from spikeconv.cli.main import main
 from spikeconv.data import make_dataset, make_loader
-from spikeconv.data.imagefolder import ImageFileDataset, imagenet_transform, list_images
+from spikeconv.data.imagefolder import ImageFileDataset, list_images
 from spikeconv.errors import DataError
 from spikeconv.models import build_model
 from spikeconv.tasks.stability import summarize
