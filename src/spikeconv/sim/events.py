@@ -97,7 +97,7 @@ class EventDriven(nn.Module):
         {'events': 1, 'dense': 0}
     """
 
-    def __init__(self, layer: nn.Module, max_density: float = 0.02) -> None:
+    def __init__(self, layer: nn.Module, max_density: float = 0.002) -> None:
         super().__init__()
         if isinstance(layer, nn.Conv2d) and (layer.groups != 1 or layer.dilation != (1, 1)
                                              or isinstance(layer.padding, str) or layer.padding_mode != "zeros"):
@@ -122,7 +122,7 @@ class EventDriven(nn.Module):
         return event_conv2d(x, layer.weight, layer.bias, layer.stride, layer.padding)
 
 
-def event_driven(model: nn.Module, max_density: float = 0.02) -> nn.Module:
+def event_driven(model: nn.Module, max_density: float = 0.002) -> nn.Module:
     """A copy of ``model`` whose ``Conv2d`` (no groups/dilation) and ``Linear`` layers are wrapped in
     :class:`EventDriven` (sinabs-style replacement by type; the original is not changed).
 
