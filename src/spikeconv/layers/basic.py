@@ -42,9 +42,13 @@ class WAdd(nn.Module):
     def forward(self, *xs: Tensor) -> Tensor:
         if len(xs) != self.inputs:
             raise ValueError(f"WAdd was built for {self.inputs} inputs, got {len(xs)}")
-        out = xs[0] * self.weight0 if self.weight0.numel() != 1 or float(self.weight0) != 1.0 else xs[0]
-        for x, w in zip(xs[1:], self.weights()[1:]):
-            out = out + x * w
+        weights = self.weights()
+        if weights[0].numel() == 1 and float(weights[0]) == 1.0:
+            out = torch.addcmul(xs[0], xs[1], weights[1])  # one pass, one new tensor
+        else:
+            out = torch.mul(xs[0], weights[0]).addcmul_(xs[1], weights[1])
+        for x, w in zip(xs[2:], weights[2:]):
+            out.addcmul_(x, w)  # in place on the tensor made above
         return out
 
 
