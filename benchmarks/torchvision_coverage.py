@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--buffered", action="store_true", help="buffered neurons with phi = 0.5 (else plain IF)")
-    parser.add_argument("--maxpool", choices=["spiking", "count"], default="spiking",
+    parser.add_argument("--maxpool", choices=["spiking", "count"], default="count",
                         help="spiking max-pool: gating by counts (SNN Toolbox) or output count = max input count")
     parser.add_argument("--max-strength", type=int, default=1, help="S^max (multi-bit spikes)")
     parser.add_argument("--percentile", type=float, default=99.99)

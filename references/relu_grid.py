@@ -25,8 +25,8 @@ def main() -> None:
     parser.add_argument("--percentiles", type=float, nargs="+", default=[100.0, 99.9, 99.99])
     parser.add_argument("--resets", nargs="+", default=["zero", "subtract"], choices=["zero", "subtract"])
     parser.add_argument("--codings", nargs="+", default=["analog", "poisson"], choices=["analog", "poisson"])
-    parser.add_argument("--maxpool", default="spiking", choices=["spiking", "count"],
-                        help="spiking max-pool: gating by counts (SNN Toolbox, default) or exact max of counts")
+    parser.add_argument("--maxpool", default="count", choices=["spiking", "count"],
+                        help="spiking max-pool: exact max of counts (default) or gating by counts (SNN Toolbox)")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--json")
     args = parser.parse_args()

@@ -70,7 +70,8 @@ class ConversionConfig:
             rate-coded input, e.g. 1 for Poisson spikes of pixels in [0, 1]).
         voltage_clamp: paper 004's voltage clamp: a neuron ``d`` neuron layers deep holds its membrane
             for ``(d - 1) * voltage_clamp`` steps before integrating (0 = off).
-        maxpool: :class:`MaxPoolMode`.
+        maxpool: :class:`MaxPoolMode`: ``"count"`` (default; output count = max of input counts),
+            ``"spiking"`` (the SNN Toolbox gate of paper 004) or ``"average"`` (opt-in approximation).
         softmax: :class:`SoftmaxMode`.
         channels_last: store 4-D weights channels-last (NHWC); the convolutions, neuron states and
             spikes then stay channels-last. Measured about 25% faster on CPU (docs/performance.md).
@@ -85,7 +86,7 @@ class ConversionConfig:
     per_channel: bool = False
     input_scale: float = 1.0
     voltage_clamp: int = 0
-    maxpool: MaxPoolMode = MaxPoolMode.SPIKING
+    maxpool: MaxPoolMode = MaxPoolMode.COUNT
     softmax: SoftmaxMode = SoftmaxMode.HEAD
     channels_last: bool = True
 
