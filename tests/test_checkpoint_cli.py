@@ -67,7 +67,8 @@ def test_cli_corrupt_checkpoint(tmp_path):
 def test_cli_evaluate_writes_json(tmp_path, data_available):
     out = tmp_path / "r.json"
     code = main(["evaluate", str(MNIST_CKPT), "--timesteps", "1", "4", "--neurons", "buffered",
-                 "--max-strengths", "1", "--limit", "200", "--json", str(out), "--calibrate-for", "4"])
+                 "--max-strengths", "1", "--limit", "200", "--json", str(out), "--calibrate-for", "4",
+                 "--calibration-samples", "300"])
     assert code == 0
     result = json.loads(out.read_text())
     assert result["dataset"] == "mnist" and result["test_samples"] == 200

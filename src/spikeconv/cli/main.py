@@ -61,12 +61,14 @@ def _test_data(dataset: str, root: str | None, limit: int | None, batch_size: in
 
 
 def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_size: int, limit: int | None,
-                    root: str | None, calibrate_for: int | None = None) -> dict[str, Any]:
+                    root: str | None, calibrate_for: int | None = None,
+                    calibration_samples: int = 2000) -> dict[str, Any]:
     from ..data import make_dataset, make_loader
     from ..tasks.classification import accuracy_table
 
     test, loader, example = _test_data(spec["dataset"], root, limit, batch_size)
-    calibration = [x for x, _ in make_loader(make_dataset(spec["dataset"], "train", root=root, limit=2000), 250)]
+    train = make_dataset(spec["dataset"], "train", root=root, limit=calibration_samples)
+    calibration = [x for x, _ in make_loader(train, 250)]
     result = accuracy_table(model, loader, example, timesteps, variants, progress=_progress(),
                             calibration=calibration, calibrate_for=calibrate_for)
     result = {"dataset": spec["dataset"], "test_samples": len(test), "model": spec["model"], **result}
@@ -200,8 +202,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     variants = [SNNVariant(n, s) for n in args.neurons for s in args.max_strengths]
     if args.calibrate_for is not None and args.calibrate_for < 1:
         raise SpikeconvError(f"--calibrate-for must be a positive T, got {args.calibrate_for}")
+    if args.calibration_samples < 1:
+        raise SpikeconvError(f"--calibration-samples must be positive, got {args.calibration_samples}")
     result = _evaluate_model(model, payload, args.timesteps, variants, batch_size=args.batch_size,
-                             limit=args.limit, root=args.data_root, calibrate_for=args.calibrate_for)
+                             limit=args.limit, root=args.data_root, calibrate_for=args.calibrate_for,
+                             calibration_samples=args.calibration_samples)
     _report(result, format_table(result), args.json)
     return 0
 
@@ -311,7 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=500)
     ev.add_argument("--limit", type=int, help="evaluate on an evenly strided subset of this many test samples")
     ev.add_argument("--calibrate-for", type=int, metavar="T",
-                    help="also evaluate every variant after offset calibration for this T (2000 training images)")
+                    help="also evaluate every variant after offset calibration for this T")
+    ev.add_argument("--calibration-samples", type=int, default=2000,
+                    help="training images for data-based normalization and offset calibration (default 2000)")
     ev.add_argument("--data-root")
     ev.add_argument("--json", help="write the results to this JSON file")
     ev.set_defaults(func=cmd_evaluate)
