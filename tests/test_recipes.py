@@ -13,7 +13,7 @@ from spikeconv.cli.config import load_run_config
 from spikeconv.cli.main import main
 from spikeconv.data import make_dataset, make_loader
 from spikeconv.data.imagefolder import ImageFileDataset, list_images
-from spikeconv.errors import DataError
+from spikeconv.errors import ConfigError, DataError
 from spikeconv.models import build_model
 from spikeconv.tasks.stability import summarize
 
@@ -65,6 +65,17 @@ def test_paper_recipe_configs_parse():
     assert resnet.erasing and resnet.model == "resnet18_cifar"
     vgg = load_run_config(ROOT / "configs" / "imagenet_vgg16.toml")
     assert (vgg.dataset, vgg.model, vgg.train.bound_lr, vgg.erasing) == ("imagenet", "vgg16_imagenet", 0.002, False)
+
+
+def test_calibrate_for_in_a_config(tmp_path):
+    text = (ROOT / "configs" / "mnist.toml").read_text()
+    assert load_run_config(ROOT / "configs" / "mnist.toml").calibrate_for is None
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text(text.replace("[evaluate]", "[evaluate]\ncalibrate_for = 4"))
+    bad.write_text(text.replace("[evaluate]", "[evaluate]\ncalibrate_for = 0"))
+    assert load_run_config(good).calibrate_for == 4
+    with pytest.raises(ConfigError, match="calibrate_for"):
+        load_run_config(bad)
 
 
 def test_summary_uses_the_sample_standard_deviation():
