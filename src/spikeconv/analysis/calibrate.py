@@ -24,7 +24,7 @@ README.md); the readout at much larger T may lose a little.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -34,59 +34,46 @@ from ..sim import simulate
 from .twin import AnalogNeuron, analog_twin
 
 
-def _channel_sum(values: Tensor) -> tuple[Tensor, int]:
-    """Sum over every dimension but the channel one (dim 1) and the number of values per channel."""
-    dims = [0, *range(2, values.dim())]
-    return values.sum(dims), values.numel() // values.shape[1]
-
-
 def _offset_shape(per_sample: torch.Size) -> tuple[int, ...]:
     return (per_sample[0], *([1] * (len(per_sample) - 1)))
 
 
 @torch.no_grad()
-def _target_rates(twin: nn.Module, batches: list[Tensor]) -> dict[str, Tensor]:
+def _channel_means(modules: dict[str, nn.Module], run: Callable[[], None]) -> dict[str, tuple[Tensor, torch.Size]]:
+    """``{name: (mean output per channel, per-sample output shape)}`` of ``modules`` over the forward
+    passes made by ``run()``; for a spiking layer the mean over steps is the rate ``N(T) / T``."""
     sums: dict[str, list] = {}
 
     def hook_for(name: str):
         def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
-            total, count = _channel_sum(output)
-            entry = sums.setdefault(name, [0.0, 0])
-            entry[0] = entry[0] + total
-            entry[1] += count
+            entry = sums.setdefault(name, [0.0, 0, output.shape[1:]])
+            entry[0] = entry[0] + output.sum([0, *range(2, output.dim())])
+            entry[1] += output.numel() // output.shape[1]
         return hook
 
-    handles = [m.register_forward_hook(hook_for(name)) for name, m in twin.named_modules()
-               if isinstance(m, AnalogNeuron)]
+    handles = [m.register_forward_hook(hook_for(name)) for name, m in modules.items()]
     try:
-        for x in batches:
-            twin(x)
+        run()
     finally:
         for handle in handles:
             handle.remove()
-    return {name: total / count for name, (total, count) in sums.items()}
+    return {name: (total / count, shape) for name, (total, count, shape) in sums.items()}
 
 
-@torch.no_grad()
-def _snn_rate(snn: nn.Module, neuron: IFNeuron, batches: list[Tensor], timesteps: int,
-              **simulate_kwargs) -> tuple[Tensor, torch.Size]:
-    """Mean spike rate ``N(T) / T`` per channel of ``neuron`` over ``batches``, and its per-sample shape."""
-    state = {"sum": 0.0, "count": 0, "shape": None}
+def _target_rates(snn: nn.Module, batches: list[Tensor], timesteps: int) -> dict[str, Tensor]:
+    twin = analog_twin(snn, steps=timesteps)
+    neurons = {name: m for name, m in twin.named_modules() if isinstance(m, AnalogNeuron)}
+    means = _channel_means(neurons, lambda: [twin(x) for x in batches])
+    return {name: mean for name, (mean, _) in means.items()}
 
-    def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
-        total, count = _channel_sum(output)
-        state["sum"] = state["sum"] + total
-        state["count"] += count
-        state["shape"] = output.shape[1:]
 
-    handle = neuron.register_forward_hook(hook)
-    try:
-        for x in batches:
-            simulate(snn, x, timesteps, **simulate_kwargs)
-    finally:
-        handle.remove()
-    # every sample contributes T outputs per position: the per-channel mean output is already the rate
-    return state["sum"] / state["count"], state["shape"]
+def _snn_rates(snn: nn.Module, neurons: dict[str, nn.Module], batches: list[Tensor], timesteps: int,
+               **simulate_kwargs) -> dict[str, tuple[Tensor, torch.Size]]:
+    return _channel_means(neurons, lambda: [simulate(snn, x, timesteps, **simulate_kwargs) for x in batches])
+
+
+def _spiking_neurons(snn: nn.Module) -> dict[str, IFNeuron]:
+    return {name: m for name, m in snn.named_modules() if isinstance(m, IFNeuron)}
 
 
 @torch.no_grad()
@@ -98,12 +85,9 @@ def layer_rate_errors(snn: nn.Module, batches: Iterable[Tensor], timesteps: int,
     Example: ``{k: v.abs().mean().item() for k, v in layer_rate_errors(snn, batches, 8).items()}``.
     """
     batches = [x for x in batches]
-    targets = _target_rates(analog_twin(snn, steps=timesteps), batches)
-    errors = {}
-    for name, neuron in ((n, m) for n, m in snn.named_modules() if isinstance(m, IFNeuron)):
-        rate, _ = _snn_rate(snn, neuron, batches, timesteps, **simulate_kwargs)
-        errors[name] = targets[name] - rate
-    return errors
+    targets = _target_rates(snn, batches, timesteps)
+    rates = _snn_rates(snn, _spiking_neurons(snn), batches, timesteps, **simulate_kwargs)
+    return {name: targets[name] - rate for name, (rate, _) in rates.items()}
 
 
 def calibrate_offsets(snn: nn.Module, batches: Iterable[Tensor], timesteps: int, *, iterations: int = 1,
@@ -130,11 +114,11 @@ def calibrate_offsets(snn: nn.Module, batches: Iterable[Tensor], timesteps: int,
     if not batches:
         raise ValueError("the calibration batches are empty; pass a few batches of training inputs")
     calibrated = copy.deepcopy(snn)
-    targets = _target_rates(analog_twin(calibrated, steps=timesteps), batches)
-    neurons = [(name, m) for name, m in calibrated.named_modules() if isinstance(m, IFNeuron)]
+    targets = _target_rates(calibrated, batches, timesteps)
     for _ in range(iterations):
-        for name, neuron in neurons:
-            rate, shape = _snn_rate(calibrated, neuron, batches, timesteps, **simulate_kwargs)
+        for name, neuron in _spiking_neurons(calibrated).items():
+            # layer by layer: each layer sees the corrections of the layers before it
+            rate, shape = _snn_rates(calibrated, {name: neuron}, batches, timesteps, **simulate_kwargs)[name]
             correction = (targets[name] - rate) * neuron.config.threshold
             previous = neuron.current_offset
             offset = correction.view(_offset_shape(shape))

@@ -3,7 +3,7 @@
 A ``torch.export`` artifact (``.pt2``) holds a graph of ATen operators whose weights are graph inputs:
 there are no ``nn.Conv2d`` or ``nn.ReLU`` modules to replace. :func:`lift_exported` walks that graph once
 and writes a new ``torch.fx.GraphModule`` in which every operator with a module counterpart becomes that
-module, built from the program's own tensors (shared values, not copies of numbers):
+module, holding copies of the program's own tensors:
 
 ==========================================================  ============================================
 ATen operator                                               becomes

@@ -121,7 +121,8 @@ class SpikingMaxPool2d(SpikingModule):
 
     ``mode="gate"`` (SNN Toolbox, paper 004): each output passes the spikes of the input whose accumulated
     count (up to and including this step) is the largest; ties go to the first. When several inputs fire
-    at similar rates the leader changes and the output count falls below the largest input count.
+    at similar rates the leader changes and the output count drifts from the largest input count: it can
+    pass more spikes than any input (tests/test_convert_relu.py) or fewer.
 
     ``mode="count"``: the output emits ``S(t) = max_i C_i(t) - max_i C_i(t-1)``, so its count equals the
     largest input count at every step (its rate converges to the ANN's max of rates). ``S(t)`` is an

@@ -121,7 +121,9 @@ def neuron_runs(model: nn.Module, batch: int, kernel: StepKernel | None = None) 
             neuron._run = None
 
 
-def _check_inputs(x: Tensor, timesteps: int, chunk: int | None) -> None:
+def _check_inputs(x: Tensor, timesteps: int, chunk: int | None, memory_budget: int | None = None) -> None:
+    if memory_budget is not None and memory_budget <= 0:
+        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
     if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
         raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
@@ -173,15 +175,13 @@ def simulate(
         >>> simulate(net, torch.tensor([[0.75]]), timesteps=4)[-1].item()  # floor(4*0.75)/4
         0.75
     """
-    _check_inputs(inputs, timesteps, chunk)
+    _check_inputs(inputs, timesteps, chunk, memory_budget)
     kernel = compiled_step_kernel() if compile else None
     if sequence and inputs.shape[0] < timesteps:
         raise ValueError(f"the input sequence has {inputs.shape[0]} steps, fewer than timesteps={timesteps}")
     batch = inputs.shape[1] if sequence else inputs.shape[0]
     order, chunk = choose_order(inputs.device, order, batch, chunk)
     step_chunk = 1 if order is ExecutionOrder.STEP else (chunk or timesteps)
-    if memory_budget is not None:
-        chunk_for_budget(1, memory_budget, timesteps)  # validates the budget before any work
     readout: Tensor | None = None
     running: Tensor | None = None
     with neuron_runs(model, batch, kernel) as runs:

@@ -99,11 +99,10 @@ class EventDriven(nn.Module):
 
     def __init__(self, layer: nn.Module, max_density: float = 0.002) -> None:
         super().__init__()
-        if isinstance(layer, nn.Conv2d) and (layer.groups != 1 or layer.dilation != (1, 1)
-                                             or isinstance(layer.padding, str) or layer.padding_mode != "zeros"):
-            raise ValueError("EventDriven supports Conv2d without groups or dilation, with numeric zero padding")
         if not isinstance(layer, (nn.Conv2d, nn.Linear)):
             raise TypeError(f"EventDriven wraps nn.Conv2d or nn.Linear, got {type(layer).__name__}")
+        if not _event_capable(layer):
+            raise ValueError("EventDriven supports Conv2d without groups or dilation, with numeric zero padding")
         if not 0.0 <= max_density <= 1.0:
             raise ValueError(f"max_density must lie in [0, 1], got {max_density}")
         self.layer = layer
@@ -122,19 +121,26 @@ class EventDriven(nn.Module):
         return event_conv2d(x, layer.weight, layer.bias, layer.stride, layer.padding)
 
 
+def _event_capable(module: nn.Module) -> bool:
+    """A ``Linear``, or a ``Conv2d`` without groups or dilation and with numeric zero padding."""
+    if isinstance(module, nn.Conv2d):
+        return (module.groups == 1 and module.dilation == (1, 1) and not isinstance(module.padding, str)
+                and module.padding_mode == "zeros")
+    return isinstance(module, nn.Linear)
+
+
 def event_driven(model: nn.Module, max_density: float = 0.002) -> nn.Module:
     """A copy of ``model`` whose ``Conv2d`` (no groups/dilation) and ``Linear`` layers are wrapped in
     :class:`EventDriven` (sinabs-style replacement by type; the original is not changed).
 
-    Layers fed by analog values stay dense at run time (their density is about 1).
+    Each wrapped layer still runs dense whenever its input is denser than ``max_density`` (analog images,
+    and the spikes of typical converted nets: docs/performance.md).
     """
     import copy
 
     clone = copy.deepcopy(model)
     for name, module in list(clone.named_modules()):
-        plain_conv = isinstance(module, nn.Conv2d) and module.groups == 1 and module.dilation == (1, 1) \
-            and not isinstance(module.padding, str) and module.padding_mode == "zeros"
-        if plain_conv or isinstance(module, nn.Linear):
+        if _event_capable(module):
             parent_name, _, attr = name.rpartition(".")
             parent = clone.get_submodule(parent_name) if parent_name else clone
             setattr(parent, attr, EventDriven(module, max_density))
