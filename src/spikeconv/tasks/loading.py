@@ -25,6 +25,7 @@ source                    what is accepted
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import pickle
 import zipfile
@@ -105,11 +106,16 @@ def _onnx_from_bytes(data: bytes, origin: str) -> nn.Module:
 def _load_exported(path: Path) -> nn.Module:
     from ..convert.exported import lift_exported
 
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
+    export_log.setLevel(logging.CRITICAL)  # torch logs the whole traceback of a bad archive before raising
     try:
         program = torch.export.load(str(path))
     except Exception as exc:  # noqa: BLE001 - torch.export raises many types for bad archives
         raise CheckpointError(f"torch.export archive {path} could not be read ({type(exc).__name__}); "
                               "save it again with torch.export.save") from exc
+    finally:
+        export_log.setLevel(level)
     return lift_exported(program)
 
 
@@ -128,8 +134,9 @@ def _load_torchscript(path: Path, example: torch.Tensor | None) -> nn.Module:
             torch.onnx.export(scripted, (example,), buffer, dynamo=False)
     except Exception as exc:  # noqa: BLE001 - TorchScript and its exporter raise many types
         raise CheckpointError(f"TorchScript archive {path} could not be exported to ONNX ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); save the model with "
-                              "torch.export.save or as a Python class and state dict") from exc
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); check that the example "
+                              f"input has the model's shape (given: {tuple(example.shape[1:])} per sample; CLI: "
+                              "--input-shape), or save the model with torch.export.save") from exc
     return _onnx_from_bytes(buffer.getvalue(), str(path))
 
 
@@ -145,7 +152,8 @@ def load_user_model(source: str, *, weights: str | os.PathLike | None = None,
         return _load_python(source, weights, kwargs)
     path = Path(source)
     if not path.is_file():
-        raise CheckpointError(f"model {source} does not exist; give file.py:Class, a .onnx file or a checkpoint")
+        raise CheckpointError(f"model {source} does not exist; give file.py:Class, a .onnx, .pt2 (torch.export) "
+                              "or TorchScript file, or a spikeconv checkpoint")
     if path.suffix == ".onnx":
         return _load_onnx(path)
     if path.suffix == ".pt2":
