@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConversionError, UnsupportedLayerError
+from ..layers.sparse import skip_silent_frames_
 from ..neuron import IFNeuron, NeuronConfig, Reset, SpikingMaxPool2d, SpikingSoftmax, check_max_strength
 from ..quant import QReLU
 from .fold import batchnorm_affine, batchnorm_as_affine, fold_batchnorm_
@@ -75,6 +76,10 @@ class ConversionConfig:
         softmax: :class:`SoftmaxMode`.
         channels_last: store 4-D weights channels-last (NHWC); the convolutions, neuron states and
             spikes then stay channels-last. Measured about 25% faster on CPU (docs/performance.md).
+        skip_silent: plain ``Conv2d`` and ``Linear`` layers become :class:`~spikeconv.layers.SkipSilentConv2d`
+            / :class:`~spikeconv.layers.SkipSilentLinear`: frames (sample x step) without any spike are not
+            computed, their output is the bias (exact; pays where layers are silent for whole steps, e.g.
+            during the voltage clamp or before deep layers start firing; docs/performance.md).
     """
 
     threshold: float = 1.0
@@ -89,6 +94,7 @@ class ConversionConfig:
     maxpool: MaxPoolMode = MaxPoolMode.COUNT
     softmax: SoftmaxMode = SoftmaxMode.HEAD
     channels_last: bool = True
+    skip_silent: bool = True
 
     def __post_init__(self) -> None:
         check_max_strength(self.max_strength)
@@ -250,7 +256,7 @@ def convert(
         >>> ann = nn.Sequential(nn.Linear(2, 4), QReLU(levels=4, bound=1.0), nn.Linear(4, 2)).eval()
         >>> snn = convert(ann, torch.zeros(1, 2), ConversionConfig(max_strength=1))
         >>> [type(m).__name__ for m in snn.body]
-        ['Linear', 'IFNeuron', 'Linear']
+        ['SkipSilentLinear', 'IFNeuron', 'SkipSilentLinear']
     """
     config = config or ConversionConfig()
     net, graph, roles, report = _prepare(model, example, rules)
@@ -298,4 +304,6 @@ def convert(
         raise ConversionError("the model must return exactly one tensor computed from its input")
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if config.skip_silent:
+        skip_silent_frames_(net)
     return SpikingNetwork(net, scaler.sigma[graph.outputs[0]], report, readout_softmax=readout_softmax)
