@@ -141,24 +141,49 @@ def build(name: str, batch: int, steps: int):
     sub = convert(ann, x, ConversionConfig(signed=False, percentile=99.9), calibration=[x])
     zero = convert(ann, x, ConversionConfig(signed=False, percentile=99.9, reset="zero"), calibration=[x])
     buffered = convert(ann, x, ConversionConfig(signed=True, max_strength=2, percentile=99.9), calibration=[x])
+    # the same networks with plain Conv2d/Linear layers: for the peers, and spikeconv without frame skipping
+    plain = dict(signed=False, percentile=99.9, skip_silent=False)
+    sub_dense = convert(ann, x, ConversionConfig(**plain), calibration=[x])
+    zero_dense = convert(ann, x, ConversionConfig(**plain, reset="zero"), calibration=[x])
+    buffered_dense = convert(ann, x, ConversionConfig(signed=True, max_strength=2, percentile=99.9, skip_silent=False),
+                             calibration=[x])
 
     def ours(net, **kw):
         return lambda: simulate(net.body, x, steps, **kw)[-1]
     variants = {
         "ANN x 8": (lambda: [ann(x) for _ in range(steps)][-1], None),
         "spikeconv IF (auto order)": (ours(sub), "sub"),
+        "spikeconv IF, dense (no frame skipping)": (ours(sub_dense), "sub"),
         "spikeconv IF, layer order": (ours(sub, order="layer"), "sub"),
         "spikeconv IF, step order": (ours(sub, order="step"), "sub"),
         "spikeconv IF, 32 MiB budget": (ours(sub, memory_budget=32 << 20), "sub"),
         "spikeconv IF, compiled": (ours(sub, compile=True), "sub"),
         "spikeconv IF reset to zero": (ours(zero), "zero"),
         "spikeconv buffered S^max=2": (ours(buffered), None),
+        "spikeconv buffered S^max=2, dense": (ours(buffered_dense), None),
         "spikeconv buffered S^max=2, compiled": (ours(buffered, compile=True), None),
     }
-    variants.update(peer_variants(sub, zero, x, steps))
+    variants.update(peer_variants(sub_dense, zero_dense, x, steps))
     references = {"sub": simulate(sub.body, x, steps, order="layer")[-1],
                   "zero": simulate(zero.body, x, steps, order="layer")[-1]}
-    return variants, references
+    return variants, references, skipped_share(sub.body, x, steps)
+
+
+def skipped_share(body: nn.Module, x: torch.Tensor, steps: int) -> float:
+    """Share of the weight layers' input frames that the default engine skips as silent (auto order)."""
+    from spikeconv.layers import SkipSilentConv2d, SkipSilentLinear, computed_span
+    totals = [0, 0]
+
+    def count(module, inputs):
+        first, stop = computed_span(inputs[0])
+        totals[0] += inputs[0].shape[0] - (stop - first)
+        totals[1] += inputs[0].shape[0]
+    handles = [m.register_forward_pre_hook(count) for m in body.modules()
+               if isinstance(m, (SkipSilentConv2d, SkipSilentLinear))]
+    simulate(body, x, steps)
+    for handle in handles:
+        handle.remove()
+    return totals[0] / max(totals[1], 1)
 
 
 def peak_memory_mib(run: Callable[[], object]) -> float:
@@ -193,7 +218,7 @@ def main() -> None:
     if args.peers_channels_last:
         MEMORY_FORMAT[0] = torch.channels_last
     if args.only:  # child process of --memory
-        variants, _ = build(args.models[0], args.batch, steps)
+        variants, _, _ = build(args.models[0], args.batch, steps)
         run = variants[args.only][0]
         run()  # warm-up (and compilation) before measuring
         print(json.dumps(peak_memory_mib(run)))
@@ -201,7 +226,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, T={steps}")
     results = {}
     for name in args.models:
-        variants, references = build(name, args.batch, steps)
+        variants, references, share = build(name, args.batch, steps)
         if args.variants:
             variants = {k: v for k, v in variants.items()
                         if k == "ANN x 8" or any(part in k for part in args.variants)}
@@ -225,8 +250,8 @@ def main() -> None:
                        str(steps), "--only", key] + (["--peers-channels-last"] if args.peers_channels_last else [])
                 done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
                 rows[key]["peak_mib"] = float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
-        results[name] = rows
-        print(f"\n{name}\n| variant | median s | ratio to 8 x ANN | max abs diff vs spikeconv | peak MiB |")
+        results[name] = {"variants": rows, "skipped_frame_share": share}
+        print(f"\n{name} (frames skipped as silent: {share:.1%})\n| variant | median s | ratio to 8 x ANN | max abs diff vs spikeconv | peak MiB |")
         print("|---|---|---|---|---|")
         for key, row in rows.items():
             diff = "-" if row["max_abs_diff"] is None else f"{row['max_abs_diff']:.1e}"

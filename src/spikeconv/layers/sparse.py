@@ -69,10 +69,28 @@ def active_span(x: Tensor) -> tuple[int, int]:
     return int(index[0]), int(index[-1]) + 1
 
 
+def computed_span(x: Tensor) -> tuple[int, int]:
+    """``(first, stop)``: the frames a skipping layer computes for input ``x``; ``(0, N)`` means all.
+
+    The active span (:func:`active_span`), unless it would skip fewer than ``N / MIN_SKIPPED`` frames
+    (then the copy into the output would cost more than the skipped work saves).
+
+    Example:
+        >>> x = torch.zeros(64, 4); x[8:] = 1.0
+        >>> computed_span(x), computed_span(x[6:])  # 8 of 64 frames silent; 2 of 58 are not worth it
+        ((8, 64), (0, 58))
+    """
+    count = x.shape[0] if x.dim() else 0
+    first, stop = active_span(x)
+    if stop - first > count - max(1, count // MIN_SKIPPED):
+        return 0, count
+    return first, stop
+
+
 def _skip_silent(layer: nn.Module, forward, x: Tensor) -> Tensor:
     count = x.shape[0]
-    first, stop = active_span(x)
-    if stop - first > count - max(1, count // MIN_SKIPPED):  # too little to skip: the copy would cost more
+    first, stop = computed_span(x)
+    if (first, stop) == (0, count):
         return forward(x)
     if stop == 0:  # nothing fires: the layer's output on one zero frame, repeated
         one = forward(x[:1])
@@ -167,4 +185,4 @@ def skip_silent_frames(model: nn.Module) -> nn.Module:
     return skip_silent_frames_(copy.deepcopy(model))
 
 
-__all__ = ["SkipSilentConv2d", "SkipSilentLinear", "active_span", "skip_silent_frames", "skip_silent_frames_"]
+__all__ = ["SkipSilentConv2d", "SkipSilentLinear", "active_span", "computed_span", "skip_silent_frames", "skip_silent_frames_"]
