@@ -14,6 +14,13 @@ The peers are a benchmark extra, never needed by the library; install them with 
     .venv/bin/pip install -c <(printf 'torch==2.14.1\\ntorchvision==0.29.1\\n') spikingjelly snntorch sinabs norse
 
     python benchmarks/peers.py [--models vgg_cifar_small resnet18_cifar] [--batch 32] [--timesteps 8] [--memory]
+
+``--models`` also takes trained spikeconv CIFAR-10 checkpoints (``.pt``): then the input is the first
+``--batch`` CIFAR-10 test images and the timing baseline is the ANN with its QReLUs replaced by ReLU.
+The peers always get plain ``Conv2d``/``Linear`` layers (no silent-frame skipping, which is spikeconv's);
+"spikeconv IF, dense" is spikeconv without it. On trained weights the peers' contiguous convolutions round
+differently from spikeconv's channels-last ones, so a few spikes near threshold differ (``max abs diff``
+~1e-2); ``--peers-channels-last`` removes that (and speeds the peers up too).
 """
 
 from __future__ import annotations
@@ -133,20 +140,48 @@ def peer_variants(snn_sub, snn_zero, x, steps: int) -> dict[str, tuple[Callable[
     return variants
 
 
-def build(name: str, batch: int, steps: int):
-    """ANN, input, and the spikeconv variants: ``name -> (run, reference)``."""
+def load_network(name: str, batch: int) -> tuple[nn.Module, torch.Tensor]:
+    """A registry model with random weights and uniform random input, or (``name`` ending in ``.pt``) a
+    trained spikeconv CIFAR-10 checkpoint with the first ``batch`` CIFAR-10 test images."""
     torch.manual_seed(0)
-    ann = build_model(name, activation=nn.ReLU).eval()
-    x = torch.rand(batch, 3, 32, 32)
-    sub = convert(ann, x, ConversionConfig(signed=False, percentile=99.9), calibration=[x])
-    zero = convert(ann, x, ConversionConfig(signed=False, percentile=99.9, reset="zero"), calibration=[x])
-    buffered = convert(ann, x, ConversionConfig(signed=True, max_strength=2, percentile=99.9), calibration=[x])
+    if not name.endswith(".pt"):
+        return build_model(name, activation=nn.ReLU).eval(), torch.rand(batch, 3, 32, 32)
+    from spikeconv.data.loaders import dataset_info, eval_transform, load_split
+    from spikeconv.tasks.checkpoint import load_model
+    images, _ = load_split("cifar10", "test")
+    transform = eval_transform(dataset_info("cifar10"))
+    return load_model(name)[0], torch.stack([transform(torch.from_numpy(images[i])) for i in range(batch)])
+
+
+def relu_twin(ann: nn.Module) -> nn.Module:
+    """The ANN with every QReLU replaced by ReLU: the timing baseline is the same convolutions with the
+    cheapest activation (a QReLU's quantization would make the ANN slower and the ratios look better)."""
+    from spikeconv.quant import QReLU
+    twin = copy.deepcopy(ann)
+    for name, module in list(twin.named_modules()):
+        if isinstance(module, QReLU):
+            parent, _, leaf = name.rpartition(".")
+            setattr(twin.get_submodule(parent) if parent else twin, leaf, nn.ReLU())
+    return twin
+
+
+def build(name: str, batch: int, steps: int):
+    """ANN, input, and the spikeconv variants: ``name -> (run, reference)``; plus the skipped-frame share.
+
+    Trained checkpoints convert with ``phi = 0`` (the peers' neurons start at zero membrane).
+    """
+    ann, x = load_network(name, batch)
+    base = dict(percentile=99.9, phi=0.0)
+    sub = convert(ann, x, ConversionConfig(signed=False, **base), calibration=[x])
+    zero = convert(ann, x, ConversionConfig(signed=False, reset="zero", **base), calibration=[x])
+    buffered = convert(ann, x, ConversionConfig(signed=True, max_strength=2, **base), calibration=[x])
     # the same networks with plain Conv2d/Linear layers: for the peers, and spikeconv without frame skipping
-    plain = dict(signed=False, percentile=99.9, skip_silent=False)
-    sub_dense = convert(ann, x, ConversionConfig(**plain), calibration=[x])
-    zero_dense = convert(ann, x, ConversionConfig(**plain, reset="zero"), calibration=[x])
-    buffered_dense = convert(ann, x, ConversionConfig(signed=True, max_strength=2, percentile=99.9, skip_silent=False),
+    sub_dense = convert(ann, x, ConversionConfig(signed=False, skip_silent=False, **base), calibration=[x])
+    zero_dense = convert(ann, x, ConversionConfig(signed=False, reset="zero", skip_silent=False, **base),
+                         calibration=[x])
+    buffered_dense = convert(ann, x, ConversionConfig(signed=True, max_strength=2, skip_silent=False, **base),
                              calibration=[x])
+    ann = relu_twin(ann)
 
     def ours(net, **kw):
         return lambda: simulate(net.body, x, steps, **kw)[-1]
@@ -204,7 +239,8 @@ def peak_memory_mib(run: Callable[[], object]) -> float:
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", nargs="+", default=["vgg_cifar_small", "resnet18_cifar"])
+    parser.add_argument("--models", nargs="+", default=["vgg_cifar_small", "resnet18_cifar"],
+                        help="registry names (random weights, random input) or trained CIFAR-10 checkpoints (.pt)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--timesteps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=7)

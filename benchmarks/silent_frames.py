@@ -14,7 +14,8 @@ For each: share of the weight layers' input frames skipped, the number of steps 
 is silent for every sample, whether the readout equals the dense one (``torch.equal``), and the median time
 with skipping over the time without (interleaved runs, same process)::
 
-    python benchmarks/silent_frames.py [--timesteps 4 8 32] [--batch 32] [--repeats 7] [--json out.json]
+    python benchmarks/silent_frames.py [--timesteps 4 8 32] [--batch 32] [--repeats 7] [--checkpoint PT ...]
+                                       [--json out.json]
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def cifar_images(split: str, start: int, count: int) -> torch.Tensor:
     return torch.stack([transform(torch.from_numpy(images[i])) for i in range(start, start + count)])
 
 
-def networks(batch: int):
+def networks(batch: int, checkpoints: list[str]):
     """``label -> (ann, input, ConversionConfig kwargs, calibration)``."""
     torch.manual_seed(0)
     noise = torch.rand(batch, 3, 32, 32)
@@ -62,6 +63,11 @@ def networks(batch: int):
         nets["CIFAR-10 VGG QReLU (trained), buffered, voltage clamp 1"] = (ann, images, dict(voltage_clamp=1), None)
     if relu.exists():
         nets["CIFAR-10 VGG ReLU (trained), IF, 99.9%"] = (load_model(relu)[0], images, relu_if, [calibration])
+    for path in checkpoints:  # further CIFAR-10 checkpoints, e.g. runs/cifar10_resnet18_short.pt
+        ann, payload = load_model(path)
+        nets[f"{payload.get('model', Path(path).stem)} ({Path(path).name}), buffered S^max=1"] = (ann, images, {}, None)
+        nets[f"{payload.get('model', Path(path).stem)} ({Path(path).name}), IF, phi=0"] = (
+            ann, images, dict(signed=False, phi=0.0), None)
     return nets
 
 
@@ -101,13 +107,14 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 32])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--checkpoint", nargs="*", default=[], help="further CIFAR-10 spikeconv checkpoints")
     parser.add_argument("--json")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}")
     print("| network | T | frames skipped | silent steps per neuron layer | equal | time skip / dense |")
     print("|---|---|---|---|---|---|")
     results = []
-    for label, (ann, x, kwargs, calibration) in networks(args.batch).items():
+    for label, (ann, x, kwargs, calibration) in networks(args.batch, args.checkpoint).items():
         skipping = convert(ann, x, ConversionConfig(**kwargs), calibration=calibration)
         dense = convert(ann, x, ConversionConfig(**kwargs, skip_silent=False), calibration=calibration)
         for steps in args.timesteps:
