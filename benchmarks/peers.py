@@ -6,8 +6,7 @@ replaced by their own IF neuron (type-keyed replacement). Every variant is first
 spikeconv's readout on the same input (norse resets to zero, so it is compared with spikeconv's
 reset-to-zero network), then timed interleaved (A B C ... A B C ...); medians and ratios to 8 ANN
 forward passes of the original ANN, all from this one run. ``--memory`` runs each variant in its own
-process and reports its peak resident memory during one simulation (``/proc`` high-water mark reset
-just before the run).
+process and reports the peak resident memory it needs (see :func:`peak_memory_mib`).
 
 The peers are a benchmark extra, never needed by the library; install them with torch pinned::
 
@@ -192,6 +191,7 @@ def build(name: str, batch: int, steps: int):
         "spikeconv IF, layer order": (ours(sub, order="layer"), "sub"),
         "spikeconv IF, step order": (ours(sub, order="step"), "sub"),
         "spikeconv IF, 32 MiB budget": (ours(sub, memory_budget=32 << 20), "sub"),
+        "spikeconv IF, 16 MiB budget": (ours(sub, memory_budget=16 << 20), "sub"),
         "spikeconv IF, compiled": (ours(sub, compile=True), "sub"),
         "spikeconv IF reset to zero": (ours(zero), "zero"),
         "spikeconv buffered S^max=2": (ours(buffered), None),
@@ -221,19 +221,26 @@ def skipped_share(body: nn.Module, x: torch.Tensor, steps: int) -> float:
     return totals[0] / max(totals[1], 1)
 
 
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith(key))
+
+
 def peak_memory_mib(run: Callable[[], object]) -> float:
-    """Peak resident memory above the level before ``run`` (Linux: freed heap given back with malloc_trim,
-    then the VmHWM high-water mark reset through clear_refs)."""
-    def status(key):
-        with open("/proc/self/status") as handle:
-            return next(int(line.split()[1]) for line in handle if line.startswith(key))
+    """Peak resident memory a simulator needs: the high-water mark during a second run above the level
+    before its first run (so state a simulator keeps in its modules between runs counts, as does state it
+    allocates afresh). Linux: freed heap given back with malloc_trim, the mark reset through clear_refs.
+    Run it with ``MALLOC_MMAP_THRESHOLD_=65536`` (as ``--memory`` does) so that every tensor is its own
+    mapping, returned when freed: the resident set then follows the live tensors and the reading repeats
+    to within 1 MiB (with glibc's default dynamic threshold the same variant read 139-260 MiB)."""
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
+    before = _status_kib("VmRSS:")
+    run()  # warm-up (and compilation)
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")
-    before = status("VmRSS:")
     run()
-    return (status("VmHWM:") - before) / 1024
+    return (_status_kib("VmHWM:") - before) / 1024
 
 
 @torch.no_grad()
@@ -256,7 +263,6 @@ def main() -> None:
     if args.only:  # child process of --memory
         variants, _, _ = build(args.models[0], args.batch, steps)
         run = variants[args.only][0]
-        run()  # warm-up (and compilation) before measuring
         print(json.dumps(peak_memory_mib(run)))
         return
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, T={steps}")
@@ -284,7 +290,8 @@ def main() -> None:
             for key in variants:
                 cmd = [sys.executable, __file__, "--models", name, "--batch", str(args.batch), "--timesteps",
                        str(steps), "--only", key] + (["--peers-channels-last"] if args.peers_channels_last else [])
-                done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+                env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # see peak_memory_mib
+                done = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 rows[key]["peak_mib"] = float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
         results[name] = {"variants": rows, "skipped_frame_share": share}
         print(f"\n{name} (frames skipped as silent: {share:.1%})\n| variant | median s | ratio to 8 x ANN | max abs diff vs spikeconv | peak MiB |")
