@@ -84,3 +84,24 @@ def test_memory_budget_limits_the_folded_chunk_and_keeps_the_spikes():
     assert plans["loose"] == [batch, 7 * batch]          # the measured first step, then the other 7 folded
     with pytest.raises(ValueError, match="memory_budget"):
         simulate(snn, x, 4, memory_budget=0)
+
+
+def test_auto_order_on_cpu_folds_only_within_its_memory_budget():
+    """A layer output of 4 MiB a step (8 x 32 x 64 x 64 floats): 16 MiB for input + output allows 2 steps
+    at once; 8 MiB a step (twice the batch) allows none, so that run goes step by step."""
+    from spikeconv.sim.engine import CPU_AUTO_BUDGET
+    assert CPU_AUTO_BUDGET == 16 << 20
+    net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), IFNeuron())
+    plans = {}
+    for batch in (8, 16):
+        calls = []
+        handle = net[1].register_forward_hook(lambda module, inputs, output: calls.append(output.shape[0] // batch))
+        x = torch.rand(batch, 3, 64, 64)
+        try:
+            auto = simulate(net, x, 5)
+        finally:
+            handle.remove()
+        assert torch.equal(auto, simulate(net, x, 5, order="step"))
+        plans[batch] = calls
+    assert plans[8] == [1, 2, 2]        # the measured first step, then chunks of 2 (64 // 8 = 8 would fold more)
+    assert plans[16] == [1, 1, 1, 1, 1]

@@ -38,6 +38,7 @@ class ExecutionOrder(str, Enum):
 
 
 CPU_FOLDED_BATCH = 64  # on CPU, fold at most this many samples x steps into one batch
+CPU_AUTO_BUDGET = 16 << 20  # on CPU, "auto" folds only while a chunk's largest activation (in + out) fits
 
 
 def choose_order(device: torch.device, order: ExecutionOrder | str, batch: int = 1,
@@ -48,7 +49,9 @@ def choose_order(device: torch.device, order: ExecutionOrder | str, batch: int =
     ``max(1, 64 // batch)`` steps, so that about 64 samples x steps go through each layer at once:
     measured on a 2-core CPU (docs/performance.md), small folded batches make the convolutions efficient,
     while large ones (above ~32 MiB per activation) pay for fresh memory at every layer; batches of 64
-    or more therefore run step by step.
+    or more therefore run step by step. :func:`simulate` further caps the CPU chunk with a memory budget
+    of ``CPU_AUTO_BUDGET`` (16 MiB for a chunk's largest input + output), which costs little time and
+    keeps the peak below the peers' (docs/performance.md).
 
     Example:
         >>> choose_order(torch.device("cpu"), "auto", batch=8)
@@ -155,7 +158,8 @@ def simulate(
             ``encoder`` is given.
         timesteps: T >= 1.
         order: ``"layer"`` (time folded into the batch), ``"step"`` (one step at a time) or ``"auto"``
-            (:func:`choose_order`: chunks of about 64 samples x steps on CPU, all of T elsewhere).
+            (:func:`choose_order`: chunks of about 64 samples x steps on CPU within a memory budget of
+            ``CPU_AUTO_BUDGET`` unless ``memory_budget`` is given, all of T elsewhere).
         chunk: with ``order="layer"``, run at most this many steps at once (memory bound); state carries.
         encoder: ``encoder(inputs, start, steps) -> [steps, B, ...]`` spike frames for steps
             ``start .. start+steps-1`` (e.g. Poisson). Seed it for reproducibility.
@@ -180,6 +184,8 @@ def simulate(
     if sequence and inputs.shape[0] < timesteps:
         raise ValueError(f"the input sequence has {inputs.shape[0]} steps, fewer than timesteps={timesteps}")
     batch = inputs.shape[1] if sequence else inputs.shape[0]
+    if memory_budget is None and ExecutionOrder(order) is ExecutionOrder.AUTO and inputs.device.type == "cpu":
+        memory_budget = CPU_AUTO_BUDGET
     order, chunk = choose_order(inputs.device, order, batch, chunk)
     step_chunk = 1 if order is ExecutionOrder.STEP else (chunk or timesteps)
     readout: Tensor | None = None
