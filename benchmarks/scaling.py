@@ -4,6 +4,10 @@ Every row is a median of interleaved runs, as a ratio to the ANN forward passes 
 (T x ANN for the same batch), measured in this one run:
 
     python benchmarks/scaling.py [--repeats 5] [--json out.json]
+
+The orders run the dense engine (``skip_silent=False``); "auto+skip" is the default conversion, whose
+weight layers skip silent frames (random-weight nets stay silent in deep layers for several steps, so
+its gain shrinks with T and with the firing rate).
 """
 
 from __future__ import annotations
@@ -43,12 +47,14 @@ def setup(name: str, batch: int, gain: float = 1.0):
     torch.manual_seed(0)
     ann = build_model(name, activation=nn.ReLU).eval()
     x = torch.rand(batch, 3, 32, 32)
-    snn = convert(ann, x, ConversionConfig(signed=False, percentile=99.9), calibration=[x])
+    nets = [convert(ann, x, ConversionConfig(signed=False, percentile=99.9, skip_silent=skip), calibration=[x])
+            for skip in (False, True)]
     if gain != 1.0:  # scale every layer's input current: more (or fewer) spikes, same shapes
-        for module in snn.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                module.weight.data *= gain
-    return ann, snn, x
+        for snn in nets:
+            for module in snn.modules():
+                if isinstance(module, (nn.Conv2d, nn.Linear)):
+                    module.weight.data *= gain
+    return ann, nets[0], nets[1], x
 
 
 def firing_rate(snn, x, steps: int) -> float:
@@ -77,24 +83,29 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     print("| axis | value | model | setting | ratio to T x ANN | SNN s |\n|---|---|---|---|---|---|")
-    ann, snn, x = setup("vgg_cifar_small", 32)
+    ann, snn, skipping, x = setup("vgg_cifar_small", 32)
     for steps in [1, 2, 4, 8, 16, 32, 64]:
         for order in ["step", "layer", "auto"]:
             r, s = ratio(ann, snn, x, steps, args.repeats, order=order)
             report("T", steps, "vgg_cifar_small", steps, 32, r, s, order)
+        r, s = ratio(ann, skipping, x, steps, args.repeats)
+        report("T", steps, "vgg_cifar_small", steps, 32, r, s, "auto+skip")
     for batch in [1, 8, 32, 128]:
-        ann, snn, x = setup("vgg_cifar_small", batch)
+        ann, snn, _, x = setup("vgg_cifar_small", batch)
         for order in ["step", "layer", "auto"]:
             r, s = ratio(ann, snn, x, 8, args.repeats, order=order)
             report("batch", batch, "vgg_cifar_small", 8, batch, r, s, order)
     for name in ["resnet_tiny", "vgg_cifar_small", "resnet18_cifar", "vgg16_cifar"]:
-        ann, snn, x = setup(name, 32)
-        r, s = ratio(ann, snn, x, 8, args.repeats)
-        report("depth", name, name, 8, 32, r, s)
+        ann, snn, skipping, x = setup(name, 32)
+        for net, order in ((snn, "auto"), (skipping, "auto+skip")):
+            r, s = ratio(ann, net, x, 8, args.repeats)
+            report("depth", name, name, 8, 32, r, s, order)
     for gain in [0.25, 0.5, 1.0, 2.0, 4.0]:
-        ann, snn, x = setup("vgg_cifar_small", 32, gain)
-        r, s = ratio(ann, snn, x, 8, args.repeats)
-        report("firing rate", f"gain {gain}", "vgg_cifar_small", 8, 32, r, s, rate=firing_rate(snn, x, 8))
+        ann, snn, skipping, x = setup("vgg_cifar_small", 32, gain)
+        rate = firing_rate(snn, x, 8)
+        for net, order in ((snn, "auto"), (skipping, "auto+skip")):
+            r, s = ratio(ann, net, x, 8, args.repeats)
+            report("firing rate", f"gain {gain}", "vgg_cifar_small", 8, 32, r, s, order, rate=rate)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)
