@@ -105,3 +105,35 @@ def test_auto_order_on_cpu_folds_only_within_its_memory_budget():
         plans[batch] = calls
     assert plans[8] == [1, 2, 2]        # the measured first step, then chunks of 2 (64 // 8 = 8 would fold more)
     assert plans[16] == [1, 1, 1, 1, 1]
+
+
+def test_neurons_reuse_their_output_tensor_only_when_no_hook_observes_the_run(monkeypatch):
+    import spikeconv.neuron.modules as modules
+    model, x = tiny_resnet()
+    snn = convert(model, x, ConversionConfig(max_strength=2, voltage_clamp=1))
+    reference = simulate(snn, x, 6, order="step")  # computed first: reuse would not change it anyway
+    given = []
+    original = modules.if_scan_
+
+    def spy(*args, out=None, **kwargs):
+        given.append(out is not None)
+        return original(*args, out=out, **kwargs)
+    monkeypatch.setattr(modules, "if_scan_", spy)
+    neurons = sum(isinstance(m, IFNeuron) for m in snn.modules())
+    uses = {}
+    for order in ("step", "layer", "auto"):
+        given.clear()
+        assert torch.equal(simulate(snn, x, 6, order=order, chunk=2 if order == "layer" else None), reference)
+        uses[order] = list(given)
+    assert uses["step"].count(False) == neurons  # only each neuron's first step allocates
+    assert any(uses["layer"])  # chunks of 2 after the clamped start
+    assert not any(uses["auto"])  # the measured first step, then one chunk of 5: no two chunks alike
+    kept = []
+    handle = snn.neurons()[0][1].register_forward_hook(lambda m, i, o: kept.append(o))
+    try:
+        given.clear()
+        assert torch.equal(simulate(snn, x, 6, order="step"), reference)
+    finally:
+        handle.remove()
+    assert not any(given)
+    assert len({t.data_ptr() for t in kept}) == len(kept)  # a hook sees six distinct tensors, none overwritten

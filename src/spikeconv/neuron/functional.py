@@ -248,14 +248,15 @@ def compiled_step_kernel() -> StepKernel:
 
 def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | None = None,
              work: list[Tensor] | None = None, kernel: StepKernel | None = None,
-             negated_buffer: bool = False) -> Tensor:
+             negated_buffer: bool = False, out: Tensor | None = None) -> Tensor:
     r"""In-place scan for engines: advances ``state`` (mutated) and returns the spikes ``[T, ...]``.
 
     ``x`` is ``[T, ...]`` (``x[t]`` is the current at step t) or, with ``steps`` given, one current
     applied at each of ``steps`` steps (analog input). ``work`` is a list the caller keeps to reuse scratch
     tensors across calls; ``kernel`` replaces the eager step (e.g. :func:`compiled_step_kernel`).
     ``negated_buffer``: ``state.buffer`` holds ``-V^b`` (engines keep it so for threshold-1 buffered
-    neurons: one pass less per step; a zero buffer is the same either way).
+    neurons: one pass less per step; a zero buffer is the same either way). ``out``: write the spikes
+    into this tensor (shaped like the result) instead of a new one; engines pass the previous chunk's.
     :func:`if_scan` is the pure version.
 
     Example:
@@ -266,7 +267,10 @@ def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | No
     """
     constant = steps is not None
     step = kernel or _if_step_
-    spikes = _stacked_like(x, steps) if constant else torch.empty_like(x)
+    if out is not None:
+        spikes = out
+    else:
+        spikes = _stacked_like(x, steps) if constant else torch.empty_like(x)
     for t in range(spikes.shape[0]):
         step(x if constant else x[t], state.v, state.buffer, spikes[t], config, work, negated_buffer)
     return spikes

@@ -6,7 +6,10 @@ state) and removes it when the run ends, also after an exception; calling one ou
 
 Inside a run the input is time folded into the batch, ``[steps * batch, ...]`` (step-major), or
 ``[batch, ...]`` for a current that is the same at every step (the first layer of an analog input); the
-output is always ``[steps * batch, ...]``.
+output is always ``[steps * batch, ...]``. When the engine sets ``NeuronRun.reuse_output`` (no hook
+observes the model), an IF neuron writes each chunk's spikes into the tensor it returned for the
+previous chunk, which the layers after it have consumed by then: no fresh memory (and no page faults) per
+step. Code that keeps a neuron's output across chunks must copy it; forward hooks turn the reuse off.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class NeuronRun:
     state: Any = None  # IFState for IF neurons (buffer = -V^b for threshold-1 buffered ones), counts for pools
     work: list = field(default_factory=list)  # scratch tensors the neuron reuses from step to step
     kernel: StepKernel | None = None  # the neuron step to use (None: eager)
+    reuse_output: bool = False  # write each chunk's spikes into the previous chunk's output tensor
+    output: Any = None  # that tensor (IF neurons)
 
 
 class SpikingModule(nn.Module):
@@ -99,12 +104,16 @@ class IFNeuron(SpikingModule):
             run.state = if_init(like, self.config)
         # with threshold 1 the run keeps -V^b in state.buffer (one pass less per step; it starts at 0)
         negated = self.config.signed and self.config.threshold == 1.0
+        steps = run.steps - skip
+        out = _reusable(run, steps, like)
         if constant:
-            active = if_scan_(current, run.state, self.config, steps=run.steps - skip, work=run.work,
-                              kernel=run.kernel, negated_buffer=negated)
+            active = if_scan_(current, run.state, self.config, steps=steps, work=run.work,
+                              kernel=run.kernel, negated_buffer=negated, out=out)
         else:
             active = if_scan_(current[skip:], run.state, self.config, work=run.work, kernel=run.kernel,
-                              negated_buffer=negated)
+                              negated_buffer=negated, out=out)
+        if run.reuse_output:
+            run.output = active
         spikes = active if skip == 0 else torch.cat([active.new_zeros((skip, *active.shape[1:])), active])
         return spikes.flatten(0, 1)
 
@@ -114,6 +123,15 @@ class IFNeuron(SpikingModule):
                 f"signed={c.signed}, phi={c.phi}")
         text += f", clamp_steps={self.clamp_steps}" if self.clamp_steps else ""
         return text + (", calibrated" if self.current_offset is not None else "")
+
+
+def _reusable(run: NeuronRun, steps: int, like: Tensor) -> Tensor | None:
+    """The previous chunk's spike tensor if the run reuses outputs and it fits ``steps`` frames like ``like``."""
+    previous = run.output
+    if (not run.reuse_output or previous is None or previous.shape != (steps, *like.shape)
+            or previous.dtype != like.dtype or previous.device != like.device or previous[0].stride() != like.stride()):
+        return None
+    return previous
 
 
 class SpikingMaxPool2d(SpikingModule):
