@@ -188,6 +188,7 @@ def build(name: str, batch: int, steps: int):
         "ANN x 8": (lambda: [ann(x) for _ in range(steps)][-1], None),
         "spikeconv IF (auto order)": (ours(sub), "sub"),
         "spikeconv IF, dense (no frame skipping)": (ours(sub_dense), "sub"),
+        "spikeconv IF, dense, reused outputs": (ours(sub_dense, reuse_outputs=True), "sub"),
         "spikeconv IF, layer order": (ours(sub, order="layer"), "sub"),
         "spikeconv IF, step order": (ours(sub, order="step"), "sub"),
         "spikeconv IF, 32 MiB budget": (ours(sub, memory_budget=32 << 20), "sub"),

@@ -107,7 +107,7 @@ def test_auto_order_on_cpu_folds_only_within_its_memory_budget():
     assert plans[16] == [1, 1, 1, 1, 1]
 
 
-def test_neurons_reuse_their_output_tensor_only_when_no_hook_observes_the_run(monkeypatch):
+def test_neurons_reuse_their_output_tensor_only_when_asked_and_no_hook_observes_the_run(monkeypatch):
     import spikeconv.neuron.modules as modules
     model, x = tiny_resnet()
     snn = convert(model, x, ConversionConfig(max_strength=2, voltage_clamp=1))
@@ -123,16 +123,20 @@ def test_neurons_reuse_their_output_tensor_only_when_no_hook_observes_the_run(mo
     uses = {}
     for order in ("step", "layer", "auto"):
         given.clear()
-        assert torch.equal(simulate(snn, x, 6, order=order, chunk=2 if order == "layer" else None), reference)
+        assert torch.equal(simulate(snn, x, 6, order=order, chunk=2 if order == "layer" else None,
+                                    reuse_outputs=True), reference)
         uses[order] = list(given)
     assert uses["step"].count(False) == neurons  # only each neuron's first step allocates
     assert any(uses["layer"])  # chunks of 2 after the clamped start
     assert not any(uses["auto"])  # the measured first step, then one chunk of 5: no two chunks alike
+    given.clear()
+    simulate(snn, x, 6, order="step")
+    assert given and not any(given)  # off by default
     kept = []
     handle = snn.neurons()[0][1].register_forward_hook(lambda m, i, o: kept.append(o))
     try:
         given.clear()
-        assert torch.equal(simulate(snn, x, 6, order="step"), reference)
+        assert torch.equal(simulate(snn, x, 6, order="step", reuse_outputs=True), reference)
     finally:
         handle.remove()
     assert not any(given)

@@ -166,6 +166,7 @@ def simulate(
     sequence: bool = False,
     compile: bool = False,
     memory_budget: int | None = None,
+    reuse_outputs: bool = False,
 ) -> Tensor:
     r"""Simulate ``model`` for ``timesteps`` steps and return the readout after every step, ``[T, B, ...]``.
 
@@ -186,13 +187,16 @@ def simulate(
         memory_budget: bytes allowed for the largest activation of a chunk. The first step runs alone
             while the largest layer output is measured; the remaining steps are then folded in chunks of
             :func:`chunk_for_budget` steps (never more than ``order``/``chunk`` would fold). Same spikes.
+        reuse_outputs: neurons overwrite their previous output tensor (below). Same spikes.
 
     Returns:
         ``readout[t-1] = (1/t) * sum_{t'<=t} model_output(t')`` for ``t = 1..T``.
 
-    Unless a forward hook is registered on the model (or globally), IF neurons write each chunk's spikes
-    into the tensor they returned for the previous chunk (measured 4.5% faster on a CIFAR ResNet-18 run
-    step by step): a custom module that keeps a neuron's output across chunks must copy it.
+    With ``reuse_outputs=True`` and no forward hook registered on the model (or globally), IF neurons
+    write each chunk's spikes into the tensor they returned for the previous chunk: no fresh memory per
+    step, 3-5% faster on a trained CIFAR ResNet-18, but every neuron's output stays allocated for the whole
+    run (peak 152 instead of 108 MiB there; docs/performance.md). A custom module that keeps a neuron's
+    output across chunks must then copy it.
 
     Example:
         >>> from spikeconv.neuron import IFNeuron, NeuronConfig
@@ -211,7 +215,7 @@ def simulate(
     step_chunk = 1 if order is ExecutionOrder.STEP else (chunk or timesteps)
     readout: Tensor | None = None
     running: Tensor | None = None
-    with neuron_runs(model, batch, kernel, reuse_output=not observed(model)) as runs:
+    with neuron_runs(model, batch, kernel, reuse_output=reuse_outputs and not observed(model)) as runs:
         start = 0
         while start < timesteps:
             measuring = memory_budget is not None and start == 0 and step_chunk > 1
