@@ -40,8 +40,19 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from silent_frames import skipped_share  # benchmarks/ is on the path when a script here runs
 from spikeconv import ConversionConfig, IFNeuron, convert, simulate
+from spikeconv.layers import skip_silent_frames
 from spikeconv.models import build_model
+
+
+def replaced(model: nn.Module, kind: type, factory: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    """``model`` (changed in place) with every module of type ``kind`` replaced by ``factory(module)``."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, kind):
+            parent, _, leaf = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, leaf, factory(module))
+    return model
 
 
 def replace_neurons(body: nn.Module, factory: Callable[[IFNeuron], nn.Module]) -> nn.Module:
@@ -50,12 +61,7 @@ def replace_neurons(body: nn.Module, factory: Callable[[IFNeuron], nn.Module]) -
     The peers get the weights in PyTorch's default memory format, as their own converters produce them;
     channels-last is one of spikeconv's optimisations (``--peers-channels-last`` gives it to them too).
     """
-    body = copy.deepcopy(body).to(memory_format=MEMORY_FORMAT[0])
-    for name, module in list(body.named_modules()):
-        if isinstance(module, IFNeuron):
-            parent, _, leaf = name.rpartition(".")
-            setattr(body.get_submodule(parent) if parent else body, leaf, factory(module))
-    return body
+    return replaced(copy.deepcopy(body).to(memory_format=MEMORY_FORMAT[0]), IFNeuron, factory)
 
 
 class _Fold(nn.Module):
@@ -156,12 +162,7 @@ def relu_twin(ann: nn.Module) -> nn.Module:
     """The ANN with every QReLU replaced by ReLU: the timing baseline is the same convolutions with the
     cheapest activation (a QReLU's quantization would make the ANN slower and the ratios look better)."""
     from spikeconv.quant import QReLU
-    twin = copy.deepcopy(ann)
-    for name, module in list(twin.named_modules()):
-        if isinstance(module, QReLU):
-            parent, _, leaf = name.rpartition(".")
-            setattr(twin.get_submodule(parent) if parent else twin, leaf, nn.ReLU())
-    return twin
+    return replaced(copy.deepcopy(ann), QReLU, lambda module: nn.ReLU())
 
 
 def build(name: str, batch: int, steps: int):
@@ -170,16 +171,13 @@ def build(name: str, batch: int, steps: int):
     Trained checkpoints convert with ``phi = 0`` (the peers' neurons start at zero membrane).
     """
     ann, x = load_network(name, batch)
-    base = dict(percentile=99.9, phi=0.0)
-    sub = convert(ann, x, ConversionConfig(signed=False, **base), calibration=[x])
-    zero = convert(ann, x, ConversionConfig(signed=False, reset="zero", **base), calibration=[x])
-    buffered = convert(ann, x, ConversionConfig(signed=True, max_strength=2, **base), calibration=[x])
-    # the same networks with plain Conv2d/Linear layers: for the peers, and spikeconv without frame skipping
-    sub_dense = convert(ann, x, ConversionConfig(signed=False, skip_silent=False, **base), calibration=[x])
-    zero_dense = convert(ann, x, ConversionConfig(signed=False, reset="zero", skip_silent=False, **base),
-                         calibration=[x])
-    buffered_dense = convert(ann, x, ConversionConfig(signed=True, max_strength=2, skip_silent=False, **base),
-                             calibration=[x])
+    # plain Conv2d/Linear layers for the peers and spikeconv's dense path; the default (skipping) networks
+    # are the same conversions with the layers swapped, as convert(skip_silent=True) does
+    base = dict(percentile=99.9, phi=0.0, skip_silent=False)
+    sub_dense = convert(ann, x, ConversionConfig(signed=False, **base), calibration=[x])
+    zero_dense = convert(ann, x, ConversionConfig(signed=False, reset="zero", **base), calibration=[x])
+    buffered_dense = convert(ann, x, ConversionConfig(signed=True, max_strength=2, **base), calibration=[x])
+    sub, zero, buffered = (skip_silent_frames(net) for net in (sub_dense, zero_dense, buffered_dense))
     ann = relu_twin(ann)
 
     def ours(net, **kw):
@@ -203,23 +201,6 @@ def build(name: str, batch: int, steps: int):
     references = {"sub": simulate(sub.body, x, steps, order="layer")[-1],
                   "zero": simulate(zero.body, x, steps, order="layer")[-1]}
     return variants, references, skipped_share(sub.body, x, steps)
-
-
-def skipped_share(body: nn.Module, x: torch.Tensor, steps: int) -> float:
-    """Share of the weight layers' input frames that the default engine skips as silent (auto order)."""
-    from spikeconv.layers import SkipSilentConv2d, SkipSilentLinear, computed_span
-    totals = [0, 0]
-
-    def count(module, inputs):
-        first, stop = computed_span(inputs[0])
-        totals[0] += inputs[0].shape[0] - (stop - first)
-        totals[1] += inputs[0].shape[0]
-    handles = [m.register_forward_pre_hook(count) for m in body.modules()
-               if isinstance(m, (SkipSilentConv2d, SkipSilentLinear))]
-    simulate(body, x, steps)
-    for handle in handles:
-        handle.remove()
-    return totals[0] / max(totals[1], 1)
 
 
 def _status_kib(key: str) -> int:

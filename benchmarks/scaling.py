@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from spikeconv import ConversionConfig, convert, simulate
+from spikeconv.layers import skip_silent_frames
 from spikeconv.models import build_model
 
 
@@ -47,14 +48,12 @@ def setup(name: str, batch: int, gain: float = 1.0):
     torch.manual_seed(0)
     ann = build_model(name, activation=nn.ReLU).eval()
     x = torch.rand(batch, 3, 32, 32)
-    nets = [convert(ann, x, ConversionConfig(signed=False, percentile=99.9, skip_silent=skip), calibration=[x])
-            for skip in (False, True)]
+    snn = convert(ann, x, ConversionConfig(signed=False, percentile=99.9, skip_silent=False), calibration=[x])
     if gain != 1.0:  # scale every layer's input current: more (or fewer) spikes, same shapes
-        for snn in nets:
-            for module in snn.modules():
-                if isinstance(module, (nn.Conv2d, nn.Linear)):
-                    module.weight.data *= gain
-    return ann, nets[0], nets[1], x
+        for module in snn.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                module.weight.data *= gain
+    return ann, snn, skip_silent_frames(snn), x  # the dense net and the default (skipping) one
 
 
 def firing_rate(snn, x, steps: int) -> float:

@@ -16,16 +16,20 @@ from spikeconv.sim.engine import choose_order
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def _exact_network(**config):
-    model, x = tiny_resnet()
-    snn = convert(model, x, ConversionConfig(**config))
+def _on_eighths_(snn):
+    """Round every weight and bias of ``snn`` to a multiple of 1/8 within [-4, 4] (in place)."""
     with torch.no_grad():
         for module in snn.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 module.weight.copy_((module.weight * 8).round().clamp(-32, 32) / 8)
                 if module.bias is not None:
                     module.bias.copy_((module.bias * 8).round().clamp(-32, 32) / 8)
-    return snn, (x * 8).round().clamp(-16, 16) / 8
+    return snn
+
+
+def _exact_network(**config):
+    model, x = tiny_resnet()
+    return _on_eighths_(convert(model, x, ConversionConfig(**config))), (x * 8).round().clamp(-16, 16) / 8
 
 
 @cuda
@@ -52,12 +56,7 @@ def test_compiled_neuron_step_on_cuda_equals_eager():
 @cuda
 def test_silent_frame_skipping_on_cuda_equals_dense():
     model, x = tiny_resnet()
-    skipping = convert(model, x, ConversionConfig(voltage_clamp=2)).to("cuda")
-    dense = convert(model, x, ConversionConfig(voltage_clamp=2, skip_silent=False)).to("cuda")
-    for net in (skipping, dense):
-        with torch.no_grad():
-            for module in net.modules():
-                if isinstance(module, (nn.Conv2d, nn.Linear)):
-                    module.weight.copy_((module.weight * 8).round() / 8)
+    skipping = _on_eighths_(convert(model, x, ConversionConfig(voltage_clamp=2))).to("cuda")
+    dense = _on_eighths_(convert(model, x, ConversionConfig(voltage_clamp=2, skip_silent=False))).to("cuda")
     x = ((x * 8).round() / 8).cuda()
     assert torch.equal(simulate(skipping, x, 8), simulate(dense, x, 8))

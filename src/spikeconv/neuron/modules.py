@@ -7,9 +7,10 @@ state) and removes it when the run ends, also after an exception; calling one ou
 Inside a run the input is time folded into the batch, ``[steps * batch, ...]`` (step-major), or
 ``[batch, ...]`` for a current that is the same at every step (the first layer of an analog input); the
 output is always ``[steps * batch, ...]``. When the engine sets ``NeuronRun.reuse_output``
-(``simulate(reuse_outputs=True)`` and no hook observes the model), an IF neuron writes each chunk's spikes into the tensor it returned for the
-previous chunk, which the layers after it have consumed by then: no fresh memory (and no page faults) per
-step. Code that keeps a neuron's output across chunks must copy it; forward hooks turn the reuse off.
+(``simulate(reuse_outputs=True)`` and no hook observes the model), an IF neuron writes each chunk's
+spikes into the tensor it returned for the previous chunk, which the layers after it have consumed by
+then: no fresh memory (and no page faults) per step. Code that keeps a neuron's output across chunks
+must copy it; forward hooks turn the reuse off.
 """
 
 from __future__ import annotations
