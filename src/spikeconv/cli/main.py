@@ -199,7 +199,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if s < 1 or s & (s - 1):
             raise SpikeconvError(f"--max-strengths must be powers of two (1, 2, 4, ...), got {s}")
     model, payload = load_model(args.checkpoint)
-    variants = [SNNVariant(n, s) for n in args.neurons for s in args.max_strengths]
+    for bits in args.weight_bits or []:
+        if not 2 <= bits <= 8:
+            raise SpikeconvError(f"--weight-bits must lie between 2 and 8, got {bits}")
+    variants = [SNNVariant(n, s, b) for b in [None, *(args.weight_bits or [])]
+                for n in args.neurons for s in args.max_strengths]
     if args.calibrate_for is not None and args.calibrate_for < 1:
         raise SpikeconvError(f"--calibrate-for must be a positive T, got {args.calibrate_for}")
     if args.calibration_samples < 1:
@@ -315,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-strengths", type=int, nargs="+", default=[1, 2])
     ev.add_argument("--batch-size", type=int, default=500)
     ev.add_argument("--limit", type=int, help="evaluate on an evenly strided subset of this many test samples")
+    ev.add_argument("--weight-bits", type=int, nargs="+", metavar="B",
+                    help="also evaluate every variant with B-bit hardware weights (integer arithmetic on spikes)")
     ev.add_argument("--calibrate-for", type=int, metavar="T",
                     help="also evaluate every variant after offset calibration for this T")
     ev.add_argument("--calibration-samples", type=int, default=2000,

@@ -26,11 +26,13 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConversionError, UnsupportedLayerError
+from ..layers.integer import check_weight_bits
 from ..layers.sparse import skip_silent_frames_
 from ..neuron import IFNeuron, NeuronConfig, Reset, SpikingMaxPool2d, SpikingSoftmax, check_max_strength
 from ..quant import QReLU
 from .fold import batchnorm_affine, batchnorm_as_affine, fold_batchnorm_
 from .graph import Graph, Node, trace
+from .integer import quantize_weights_
 from .network import NodeReport, SpikingNetwork
 from .rewrite import rewrite_functional
 from .rules import Role, function_role, module_role
@@ -80,6 +82,10 @@ class ConversionConfig:
             / :class:`~spikeconv.layers.SkipSilentLinear`: frames (sample x step) without any spike are not
             computed, their output is the bias (exact; pays where layers are silent for whole steps, e.g.
             during the voltage clamp or before deep layers start firing; docs/performance.md).
+        weight_bits: ``None`` keeps the float weights; ``b`` (2..8) puts every Conv/Linear weight on a ``b``-bit
+            grid with one scale per output channel (hardware weights), and layers whose input is spikes
+            compute in exact integer arithmetic (:class:`~spikeconv.layers.IntegerConv2d`; 3.5-4x faster
+            convolutions on x86 CPUs, docs/performance.md). Changes accuracy slightly: measure it.
     """
 
     threshold: float = 1.0
@@ -95,9 +101,12 @@ class ConversionConfig:
     softmax: SoftmaxMode = SoftmaxMode.HEAD
     channels_last: bool = True
     skip_silent: bool = True
+    weight_bits: int | None = None
 
     def __post_init__(self) -> None:
         check_max_strength(self.max_strength)
+        if self.weight_bits is not None:
+            check_weight_bits(self.weight_bits)
         for name, kind in (("reset", Reset), ("maxpool", MaxPoolMode), ("softmax", SoftmaxMode)):
             try:
                 object.__setattr__(self, name, kind(getattr(self, name)))
@@ -304,6 +313,10 @@ def convert(
         raise ConversionError("the model must return exactly one tensor computed from its input")
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if config.weight_bits is not None:
+        quantize_weights_(net, graph, roles, config.weight_bits, signed=config.signed, max_strength=config.max_strength,
+                          spiking_maxpool=config.maxpool is not MaxPoolMode.AVERAGE, skip_silent=config.skip_silent,
+                          report=report)
     if config.skip_silent:
         skip_silent_frames_(net)
     return SpikingNetwork(net, scaler.sigma[graph.outputs[0]], report, readout_softmax=readout_softmax)

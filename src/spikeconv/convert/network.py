@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..layers.integer import IntegerConv2d, IntegerLinear
 from ..neuron import IFNeuron
 
 
@@ -66,4 +67,8 @@ class SpikingNetwork(nn.Module):
             raise ValueError("max_strength and threshold are baked into the weights; call convert() again")
         for _, neuron in self.neurons():
             neuron.config = replace(neuron.config, **changes)
+        if "signed" in changes:  # integer layers encode negative spikes differently (zero point 128)
+            for module in self.modules():
+                if isinstance(module, (IntegerConv2d, IntegerLinear)):
+                    module.input_signed = bool(changes["signed"])
         return self

@@ -245,14 +245,17 @@ def dequantized(model: nn.Module) -> nn.Module:
 
 @dataclass(frozen=True)
 class SNNVariant:
-    """One SNN configuration of the accuracy table: neuron kind and S^max."""
+    """One SNN configuration of the accuracy table: neuron kind, S^max and weight bits (``None`` = float
+    weights; ``b`` = ``ConversionConfig(weight_bits=b)``, integer arithmetic on spikes)."""
 
     neuron: str  # "if" or "buffered"
     max_strength: int = 1
+    weight_bits: int | None = None
 
     @property
     def key(self) -> str:
-        return f"{self.neuron}/smax{self.max_strength}"
+        bits = "" if self.weight_bits is None else f"/w{self.weight_bits}"
+        return f"{self.neuron}/smax{self.max_strength}{bits}"
 
 
 def accuracy_table(
@@ -286,7 +289,8 @@ def accuracy_table(
         if variant.neuron not in ("if", "buffered"):
             raise ValueError(f"neuron kind must be 'if' or 'buffered', got {variant.neuron!r}")
         cfg = ConversionConfig(**{**asdict(base), "signed": variant.neuron == "buffered",
-                                  "max_strength": variant.max_strength})
+                                  "max_strength": variant.max_strength,
+                                  "weight_bits": variant.weight_bits or base.weight_bits})
         snn = convert(model, example, cfg, calibration=calibration)
         result["snn_accuracy"][variant.key] = evaluate_snn(snn, loader, timesteps, progress=progress,
                                                            desc=f"SNN {variant.key}")

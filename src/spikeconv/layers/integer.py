@@ -1,0 +1,274 @@
+r"""Integer weight layers: weights on a per-channel integer grid, spikes times weights summed exactly in int32.
+
+Hardware that runs a converted SNN stores its weights as small integers with one scale per output
+channel. With ``b``-bit weights (``2 <= b <= 8``) every output channel ``o`` of a weight layer keeps
+
+    s_o = max |W_o| / (2^(b-1) - 1),      Q_o = round(W_o / s_o)  in  [-(2^(b-1) - 1), 2^(b-1) - 1]
+
+(:func:`weight_grid`), and the layer's weight becomes ``W'_o = s_o Q_o`` (:func:`quantize_weight`).
+Between the layers of a converted network travel integer spikes ``S`` (0/1; -1/0/1 for the buffered
+neuron; up to ``S^max`` for multi-bit spikes), so a layer fed by spikes computes
+
+    y_o = s_o * (Q * S)_o + b_o
+
+where ``(Q * S)`` is a sum of integer products. :class:`IntegerConv2d` and :class:`IntegerLinear`
+compute it with oneDNN's int8 kernels (uint8 spikes, int8 weights, int32 sums; the spikes are shifted
+by 128 when they can be negative and the kernel removes the shift exactly): the sum is exact, then
+rounded once to float32 and scaled, ``fl(fl(fl(Q * S) * s_o) + b_o)``. On this CPU that is 3.5-4x
+faster than the float32 convolution (docs/performance.md). Where the kernels do not exist (CUDA, a
+build without oneDNN) or autograd is recording, the layers run the float layer on ``W'``, which equals
+the integer result up to float summation order (bit for bit when every partial sum is exact, e.g. for
+power-of-two scales).
+
+The layers are ``nn.Conv2d`` / ``nn.Linear`` (the float weight ``W'`` is their ``weight``; the scales are
+the buffer ``weight_scale``), so state dicts, hooks and ``isinstance`` rules keep working. The packed
+int8 weight is derived from ``weight`` and ``weight_scale`` on first use and re-derived whenever either
+changes; a weight moved off its grid raises :class:`ValueError`. Input values must be integers in
+``[0, 255]`` (``input_signed=False``) or ``[-128, 127]`` (``input_signed=True``): the converter installs
+these layers only where the input is spikes (:func:`spikeconv.convert.convert` with ``weight_bits``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .sparse import _skip_silent
+
+MAX_BITS = 8
+
+
+def check_weight_bits(bits: int) -> int:
+    """Return ``bits`` if it is an integer from 2 to 8 (weight bits the int8 kernels hold), else raise ValueError.
+
+    Example:
+        >>> check_weight_bits(8)
+        8
+    """
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= MAX_BITS:
+        raise ValueError(f"weight bits must be an integer from 2 to {MAX_BITS}, got {bits!r}")
+    return bits
+
+
+def _per_channel(scale: Tensor, like: Tensor) -> Tensor:
+    return scale.view(-1, *([1] * (like.dim() - 1)))
+
+
+def weight_grid(weight: Tensor, bits: int = 8) -> tuple[Tensor, Tensor]:
+    """``(Q, s)``: integer codes (float tensor, same shape) and per-output-channel scales of ``weight``.
+
+    ``s_o = max|W_o| / (2^(bits-1) - 1)`` and ``Q_o = round(W_o / s_o)``; an all-zero channel gets
+    ``s_o = 1`` and ``Q_o = 0``.
+
+    Example:
+        >>> codes, scale = weight_grid(torch.tensor([[0.5, -1.0, 0.26], [0.0, 0.0, 0.0]]), bits=3)
+        >>> codes.tolist(), scale.tolist()
+        ([[2.0, -3.0, 1.0], [0.0, 0.0, 0.0]], [0.3333333432674408, 1.0])
+    """
+    check_weight_bits(bits)
+    if not weight.is_floating_point() or weight.dim() < 2:
+        raise ValueError(f"weight_grid needs a floating weight of at least 2 dimensions, got {tuple(weight.shape)} "
+                         f"{weight.dtype}")
+    if not bool(torch.isfinite(weight).all()):
+        raise ValueError("the weight contains NaN or infinite values; it cannot be put on an integer grid")
+    levels = 2 ** (bits - 1) - 1
+    peak = weight.detach().flatten(1).abs().amax(1).float()
+    scale = torch.where(peak > 0, peak / levels, torch.ones_like(peak))
+    codes = torch.round(weight.detach().float() / _per_channel(scale, weight)).clamp_(-levels, levels)
+    return codes, scale
+
+
+def quantize_weight(weight: Tensor, bits: int = 8) -> tuple[Tensor, Tensor]:
+    """``(W', s)``: the weight on its ``bits``-bit per-channel grid, ``W'_o = s_o Q_o`` (:func:`weight_grid`),
+    in ``weight``'s dtype and memory format, and the scales ``s``.
+
+    Example:
+        >>> quantize_weight(torch.tensor([[0.5, -1.0, 0.26]]), bits=3)[0]
+        tensor([[ 0.6667, -1.0000,  0.3333]])
+    """
+    codes, scale = weight_grid(weight, bits)
+    grid = (codes * _per_channel(scale, codes)).to(weight.dtype)
+    if weight.dim() == 4 and not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last):
+        grid = grid.contiguous(memory_format=torch.channels_last)
+    return grid, scale
+
+
+def integer_kernels_available() -> bool:
+    """True when this PyTorch build has oneDNN's int8 convolution and linear kernels (x86 CPUs).
+
+    Example:
+        >>> isinstance(integer_kernels_available(), bool)
+        True
+    """
+    ops = getattr(torch.ops, "onednn", None)
+    return (torch.backends.mkldnn.is_available() and ops is not None
+            and all(hasattr(ops, name) for name in ("qconv_prepack", "qconv2d_pointwise", "qlinear_prepack",
+                                                    "qlinear_pointwise")))
+
+
+class _PackedWeight:
+    """Memo of one layer's oneDNN-packed int8 weight, keyed by the tensors it was derived from. Packed
+    tensors are opaque (no storage), so a copy of the layer starts with an empty memo."""
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.packed: Tensor | None = None
+
+    def __deepcopy__(self, memo: dict) -> _PackedWeight:
+        return _PackedWeight()
+
+    def __reduce__(self):
+        return _PackedWeight, ()
+
+
+def _version_key(*tensors: Tensor) -> tuple:
+    return tuple((t.data_ptr(), t._version, t.device) for t in tensors)
+
+
+class _IntegerWeights:
+    """Shared part of the integer layers: grid check, packing memo, input encoding and path choice."""
+
+    weight: Tensor
+    weight_scale: Tensor
+    bias: Tensor | None
+    input_signed: bool
+    skip_silent: bool
+    _memo: _PackedWeight
+
+    def _init_integer(self, bits: int, input_signed: bool, skip_silent: bool) -> None:
+        self.bits = check_weight_bits(bits)
+        self.input_signed = bool(input_signed)
+        self.skip_silent = bool(skip_silent)
+        self._memo = _PackedWeight()
+
+    @property
+    def input_zero_point(self) -> int:
+        """The shift added to the spikes before the uint8 kernel: 128 for signed spikes, else 0."""
+        return 128 if self.input_signed else 0
+
+    def _codes(self) -> Tensor:
+        weight = self.weight.detach()
+        codes = torch.round(weight.float() / _per_channel(self.weight_scale, weight))
+        levels = 2 ** (self.bits - 1) - 1
+        if not (bool((codes * _per_channel(self.weight_scale, codes)).to(weight.dtype).eq(weight).all())
+                and bool(codes.abs().le(levels).all())):
+            raise ValueError(f"the weight of this {type(self).__name__} is no longer on its {self.bits}-bit grid "
+                             "(weight_scale x integer codes); it was changed after quantization. Rebuild the layer "
+                             "with from_layer(), or convert again with weight_bits set")
+        return codes.to(torch.int8)
+
+    def _packed_weight(self) -> Tensor:
+        key = (*_version_key(self.weight, self.weight_scale), self.input_zero_point)
+        if self._memo.key != key:
+            self._memo.packed = self._pack(self._codes())
+            self._memo.key = key
+        return self._memo.packed
+
+    def _integer_input(self, x: Tensor) -> Tensor:
+        if self.input_signed:  # two's complement with the sign bit flipped = value + 128
+            return x.to(torch.int8).view(torch.uint8).bitwise_xor_(128)
+        return x.to(torch.uint8)
+
+    def _uses_kernel(self, x: Tensor) -> bool:
+        return (x.device.type == "cpu" and x.dtype == torch.float32 and self.weight.dtype == torch.float32
+                and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
+                and integer_kernels_available())
+
+    def forward(self, x: Tensor) -> Tensor:
+        compute = self._integer_forward if self._uses_kernel(x) else super().forward  # type: ignore[misc]
+        return _skip_silent(self, compute, x) if self.skip_silent else compute(x)
+
+
+class IntegerConv2d(_IntegerWeights, nn.Conv2d):
+    """``nn.Conv2d`` on integer spikes with ``bits``-bit per-channel weights, summed exactly in int32
+    (module docstring): ``y_o = s_o (Q * S)_o + b_o``. Build it with :meth:`from_layer`.
+
+    Example:
+        >>> conv = IntegerConv2d.from_layer(nn.Conv2d(2, 4, 3, padding=1), bits=8)
+        >>> spikes = torch.randint(0, 2, (3, 2, 5, 5)).float()
+        >>> torch.allclose(conv(spikes), F.conv2d(spikes, conv.weight, conv.bias, padding=1), atol=1e-6)
+        True
+    """
+
+    @classmethod
+    def from_layer(cls, layer: nn.Conv2d, bits: int = 8, *, input_signed: bool = False,
+                   skip_silent: bool = False) -> IntegerConv2d:
+        """A new layer with ``layer``'s geometry and bias and its weight put on the ``bits``-bit grid
+        (``layer`` is not changed). ``input_signed``: spikes may be negative; ``skip_silent``: also skip
+        silent frames (:mod:`spikeconv.layers.sparse`)."""
+        if not isinstance(layer, nn.Conv2d) or layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+            raise ValueError("IntegerConv2d needs an nn.Conv2d with zero padding given as numbers, got "
+                             f"{type(layer).__name__} (padding {layer.padding!r}, mode {layer.padding_mode!r})")
+        new = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                  layer.dilation, layer.groups, layer.bias is not None, device="meta")
+        grid, scale = quantize_weight(layer.weight.detach(), bits)
+        new.weight = nn.Parameter(grid, requires_grad=layer.weight.requires_grad)
+        new.bias = layer.bias
+        new.register_buffer("weight_scale", scale.to(grid.device))
+        new._init_integer(bits, input_signed, skip_silent)
+        new.train(layer.training)
+        return new
+
+    def _geometry(self) -> tuple[list[int], list[int], list[int]]:
+        return list(self.stride), list(self.padding), list(self.dilation)
+
+    def _pack(self, codes: Tensor) -> Tensor:
+        stride, padding, dilation = self._geometry()
+        return torch.ops.onednn.qconv_prepack(codes, self.weight_scale, 1.0, self.input_zero_point, stride, padding,
+                                              dilation, self.groups, None)
+
+    def _integer_forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4:
+            return nn.Conv2d.forward(self, x)
+        stride, padding, dilation = self._geometry()
+        spikes = self._integer_input(x.contiguous(memory_format=torch.channels_last))
+        zero_points = torch.zeros(self.out_channels, dtype=torch.long)
+        return torch.ops.onednn.qconv2d_pointwise(
+            spikes, 1.0, self.input_zero_point, self._packed_weight(), self.weight_scale, zero_points,
+            None if self.bias is None else self.bias.detach(), stride, padding, dilation, self.groups, 1.0, 0,
+            torch.float32, "none", [], "")
+
+
+class IntegerLinear(_IntegerWeights, nn.Linear):
+    """``nn.Linear`` on integer spikes with ``bits``-bit per-channel weights, summed exactly in int32
+    (module docstring): ``y_o = s_o (Q S)_o + b_o``. Build it with :meth:`from_layer`.
+
+    Example:
+        >>> fc = IntegerLinear.from_layer(nn.Linear(4, 3), bits=8)
+        >>> spikes = torch.tensor([[1., 0., 1., 1.]])
+        >>> torch.allclose(fc(spikes), F.linear(spikes, fc.weight, fc.bias), atol=1e-6)
+        True
+    """
+
+    @classmethod
+    def from_layer(cls, layer: nn.Linear, bits: int = 8, *, input_signed: bool = False,
+                   skip_silent: bool = False) -> IntegerLinear:
+        """A new layer with ``layer``'s shape and bias and its weight put on the ``bits``-bit grid (``layer``
+        is not changed); options as :meth:`IntegerConv2d.from_layer`."""
+        if not isinstance(layer, nn.Linear):
+            raise ValueError(f"IntegerLinear needs an nn.Linear, got {type(layer).__name__}")
+        new = cls(layer.in_features, layer.out_features, layer.bias is not None, device="meta")
+        grid, scale = quantize_weight(layer.weight.detach(), bits)
+        new.weight = nn.Parameter(grid, requires_grad=layer.weight.requires_grad)
+        new.bias = layer.bias
+        new.register_buffer("weight_scale", scale.to(grid.device))
+        new._init_integer(bits, input_signed, skip_silent)
+        new.train(layer.training)
+        return new
+
+    def _pack(self, codes: Tensor) -> Tensor:
+        return torch.ops.onednn.qlinear_prepack(codes, None)
+
+    def _integer_forward(self, x: Tensor) -> Tensor:
+        if x.dim() < 2:
+            return nn.Linear.forward(self, x)
+        spikes = self._integer_input(x.reshape(-1, x.shape[-1]))
+        zero_points = torch.zeros(self.out_features, dtype=torch.long)
+        out = torch.ops.onednn.qlinear_pointwise(
+            spikes, 1.0, self.input_zero_point, self._packed_weight(), self.weight_scale, zero_points,
+            None if self.bias is None else self.bias.detach(), 1.0, 0, torch.float32, "none", [], "")
+        return out.view(*x.shape[:-1], self.out_features)
+
+
+__all__ = ["IntegerConv2d", "IntegerLinear", "check_weight_bits", "integer_kernels_available", "quantize_weight", "weight_grid"]
