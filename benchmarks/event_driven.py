@@ -1,12 +1,14 @@
-"""Where event-driven accumulation beats the dense layer, as a function of the input firing rate.
+"""Where event-driven accumulation and integer arithmetic beat the dense float layer, vs the input firing rate.
 
-For layer shapes of the VGG-style CIFAR-10 net (spikes folded 64 samples x steps, as the CPU engine runs
-them), time the dense channels-last convolution / linear layer and :func:`spikeconv.sim.event_conv2d` /
-:func:`event_linear` on random signed spikes at each rate, interleaved (A B A B), and print the medians,
-the ratio event/dense and the crossover rate. Both results are compared on every row (integer weights:
-bit-identical).
+For layer shapes of the VGG-style and ResNet-18 CIFAR-10 nets (spikes folded 64 samples x steps, as the
+CPU engine runs them), time three exact ways to apply a layer to signed spikes at each rate, interleaved
+(A B C A B C): the dense float32 channels-last convolution / linear layer, :func:`spikeconv.sim.event_conv2d`
+/ :func:`event_linear`, and the int8 kernels of :class:`spikeconv.layers.IntegerConv2d` / ``IntegerLinear``
+(8-bit weights, int32 sums). Print the medians, the ratios to dense and the crossover rates. The weights
+are integers in [-127, 127] with one 127 per output channel (scale exactly 1), so every sum is exact and
+the three results are compared bit for bit on every row.
 
-    python benchmarks/event_driven.py [--repeats 7] [--json docs/results/event_driven_cpu.json]
+    python benchmarks/event_driven.py [--repeats 7] [--json docs/results/below_dense_cpu.json]
 """
 
 from __future__ import annotations
@@ -18,18 +20,30 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from spikeconv.layers import IntegerConv2d, IntegerLinear, integer_kernels_available
 from spikeconv.sim import event_conv2d, event_linear
 
-# (name, C_in, C_out, kernel, stride, padding, H=W): the VGG-style CIFAR net's spiking convs, and its classifier
+# (name, C_in, C_out, kernel, stride, padding, H=W): the VGG-style net's spiking convs, then ResNet-18's
 CONVS = [
     ("conv 32->32 3x3 @32", 32, 32, 3, 1, 1, 32),
     ("conv 32->64 3x3 /2 @32", 32, 64, 3, 2, 1, 32),
     ("conv 64->64 3x3 @16", 64, 64, 3, 1, 1, 16),
     ("conv 128->128 3x3 @8", 128, 128, 3, 1, 1, 8),
+    ("conv 64->64 3x3 @32", 64, 64, 3, 1, 1, 32),
+    ("conv 256->256 3x3 @8", 256, 256, 3, 1, 1, 8),
+    ("conv 512->512 3x3 @4", 512, 512, 3, 1, 1, 4),
 ]
 LINEARS = [("linear 2048->10", 2048, 10), ("linear 4096->512", 4096, 512)]
 RATES = [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
+
+
+def grid_weight(shape) -> torch.Tensor:
+    """Integer weights in [-127, 127] with 127 in every output channel: an 8-bit grid with scale 1."""
+    weight = torch.randint(-127, 128, shape).float()
+    weight.view(shape[0], -1)[:, 0] = 127.0
+    return weight
 
 
 def timed(fn) -> float:
@@ -43,52 +57,74 @@ def spikes(shape, rate, gen, channels_last=False):
     return s.contiguous(memory_format=torch.channels_last) if channels_last else s
 
 
-def measure(dense, event, repeats: int) -> tuple[float, float]:
-    dense()
-    event()
-    d, e = [], []
+def measure(runs: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each ``name -> fn``, called interleaved after one warm-up call each."""
+    for fn in runs.values():
+        fn()
+    times = {name: [] for name in runs}
     for _ in range(repeats):
-        d.append(timed(dense))
-        e.append(timed(event))
-    return statistics.median(d), statistics.median(e)
+        for name, fn in runs.items():
+            times[name].append(timed(fn))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
+def cases(batch: int, gen: torch.Generator):
+    """``(layer name, rate, x, {method: fn})`` for every layer shape and rate."""
+    for name, cin, cout, k, stride, pad, size in CONVS:
+        weight = grid_weight((cout, cin, k, k)).contiguous(memory_format=torch.channels_last)
+        conv = nn.Conv2d(cin, cout, k, stride, pad, bias=False)
+        conv.weight.data = weight
+        integer = IntegerConv2d.from_layer(conv, 8, input_signed=True)
+        for rate in RATES:
+            x = spikes((batch, cin, size, size), rate, gen, channels_last=True)
+            yield name, rate, {"dense": lambda: F.conv2d(x, weight, None, stride, pad),
+                               "event": lambda: event_conv2d(x, weight, None, stride, pad),
+                               "int8": lambda: integer(x)}
+    for name, fin, fout in LINEARS:
+        weight = grid_weight((fout, fin))
+        fc = nn.Linear(fin, fout, bias=False)
+        fc.weight.data = weight
+        integer = IntegerLinear.from_layer(fc, 8, input_signed=True)
+        for rate in RATES:
+            x = spikes((batch, fin), rate, gen)
+            yield name, rate, {"dense": lambda: F.linear(x, weight), "event": lambda: event_linear(x, weight),
+                               "int8": lambda: integer(x)}
+
+
+@torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch", type=int, default=64, help="samples x steps folded into one call")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    if not integer_kernels_available():
+        raise SystemExit("this PyTorch build has no oneDNN int8 kernels")
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     rows = []
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
-    print(f"{'layer':<24} {'rate':>7} {'dense ms':>9} {'event ms':>9} {'event/dense':>12}")
-    for name, cin, cout, k, stride, pad, size in CONVS:
-        weight = torch.randint(-127, 128, (cout, cin, k, k)).float().contiguous(memory_format=torch.channels_last)
-        for rate in RATES:
-            x = spikes((args.batch, cin, size, size), rate, gen, channels_last=True)
-            if not torch.equal(F.conv2d(x, weight, None, stride, pad), event_conv2d(x, weight, None, stride, pad)):
-                raise SystemExit(f"{name} at rate {rate}: event and dense results differ")
-            d, e = measure(lambda: F.conv2d(x, weight, None, stride, pad),
-                           lambda: event_conv2d(x, weight, None, stride, pad), args.repeats)
-            rows.append({"layer": name, "rate": rate, "dense_ms": 1e3 * d, "event_ms": 1e3 * e, "ratio": e / d})
-            print(f"{name:<24} {rate:>7.4f} {1e3 * d:>9.3f} {1e3 * e:>9.3f} {e / d:>12.2f}")
-    for name, fin, fout in LINEARS:
-        weight = torch.randint(-127, 128, (fout, fin)).float()
-        for rate in RATES:
-            x = spikes((args.batch, fin), rate, gen)
-            if not torch.equal(F.linear(x, weight), event_linear(x, weight)):
-                raise SystemExit(f"{name} at rate {rate}: event and dense results differ")
-            d, e = measure(lambda: F.linear(x, weight), lambda: event_linear(x, weight), args.repeats)
-            rows.append({"layer": name, "rate": rate, "dense_ms": 1e3 * d, "event_ms": 1e3 * e, "ratio": e / d})
-            print(f"{name:<24} {rate:>7.4f} {1e3 * d:>9.3f} {1e3 * e:>9.3f} {e / d:>12.2f}")
-    print("\ncrossover (highest measured rate at which events are faster):")
+    print(f"{'layer':<24} {'rate':>7} {'dense ms':>9} {'event/dense':>12} {'int8/dense':>11}")
+    for name, rate, runs in cases(args.batch, gen):
+        results = {method: fn() for method, fn in runs.items()}
+        if not all(torch.equal(results["dense"], out) for out in results.values()):
+            raise SystemExit(f"{name} at rate {rate}: the methods' results differ")
+        t = measure(runs, args.repeats)
+        rows.append({"layer": name, "rate": rate, "dense_ms": 1e3 * t["dense"], "event_ms": 1e3 * t["event"],
+                     "int8_ms": 1e3 * t["int8"], "ratio": t["event"] / t["dense"],
+                     "int8_ratio": t["int8"] / t["dense"]})
+        print(f"{name:<24} {rate:>7.4f} {1e3 * t['dense']:>9.3f} {t['event'] / t['dense']:>12.2f} "
+              f"{t['int8'] / t['dense']:>11.2f}", flush=True)
+    print("\nfastest method by rate (highest measured rate at which events beat dense, and int8):")
     crossover = {}
     for name in dict.fromkeys(r["layer"] for r in rows):
-        wins = [r["rate"] for r in rows if r["layer"] == name and r["ratio"] < 1.0]
-        crossover[name] = max(wins) if wins else None
-        print(f"  {name:<24} {crossover[name] if wins else 'never (down to 0.0003)'}")
+        mine = [r for r in rows if r["layer"] == name]
+        wins = [r["rate"] for r in mine if r["ratio"] < 1.0]
+        beats_int8 = [r["rate"] for r in mine if r["event_ms"] < r["int8_ms"]]
+        crossover[name] = {"events_beat_dense_up_to": max(wins) if wins else None,
+                           "events_beat_int8_up_to": max(beats_int8) if beats_int8 else None}
+        print(f"  {name:<24} events < dense up to {crossover[name]['events_beat_dense_up_to']}, "
+              f"events < int8 up to {crossover[name]['events_beat_int8_up_to']}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch,

@@ -36,17 +36,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import torch
 from torch import nn
 
 from silent_frames import skipped_share  # benchmarks/ is on the path when a script here runs
 from spikeconv import ConversionConfig, IFNeuron, convert, simulate
-from spikeconv.layers import skip_silent_frames
+from spikeconv.layers import IntegerConv2d, IntegerLinear, skip_silent_frames
 from spikeconv.models import build_model
 
 
-def replaced(model: nn.Module, kind: type, factory: Callable[[nn.Module], nn.Module]) -> nn.Module:
+def replaced(model: nn.Module, kind: type | tuple[type, ...], factory: Callable[[nn.Module], nn.Module]) -> nn.Module:
     """``model`` (changed in place) with every module of type ``kind`` replaced by ``factory(module)``."""
     for name, module in list(model.named_modules()):
         if isinstance(module, kind):
@@ -61,7 +62,21 @@ def replace_neurons(body: nn.Module, factory: Callable[[IFNeuron], nn.Module]) -
     The peers get the weights in PyTorch's default memory format, as their own converters produce them;
     channels-last is one of spikeconv's optimisations (``--peers-channels-last`` gives it to them too).
     """
-    return replaced(copy.deepcopy(body).to(memory_format=MEMORY_FORMAT[0]), IFNeuron, factory)
+    return replaced(plain_layers(body).to(memory_format=MEMORY_FORMAT[0]), IFNeuron, factory)
+
+
+def plain_layers(body: nn.Module) -> nn.Module:
+    """A copy of ``body`` whose integer layers (``--weight-bits``) are plain Conv2d/Linear with the same
+    (quantized) weights: what a peer runs, and spikeconv's float arithmetic on the same weights."""
+    def plain(layer: nn.Module) -> nn.Module:
+        if isinstance(layer, IntegerConv2d):
+            new = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                            layer.dilation, layer.groups, layer.bias is not None)
+        else:
+            new = nn.Linear(layer.in_features, layer.out_features, layer.bias is not None)
+        new.load_state_dict({k: v for k, v in layer.state_dict().items() if k != "weight_scale"})
+        return new
+    return replaced(copy.deepcopy(body), (IntegerConv2d, IntegerLinear), plain)
 
 
 class _Fold(nn.Module):
@@ -165,15 +180,17 @@ def relu_twin(ann: nn.Module) -> nn.Module:
     return replaced(copy.deepcopy(ann), QReLU, lambda module: nn.ReLU())
 
 
-def build(name: str, batch: int, steps: int):
+def build(name: str, batch: int, steps: int, weight_bits: int | None = None):
     """ANN, input, and the spikeconv variants: ``name -> (run, reference)``; plus the skipped-frame share.
 
-    Trained checkpoints convert with ``phi = 0`` (the peers' neurons start at zero membrane).
+    Trained checkpoints convert with ``phi = 0`` (the peers' neurons start at zero membrane). With
+    ``weight_bits`` every network (spikeconv's and the peers') has those hardware weights; spikeconv's
+    spike-fed layers then compute in integers, the peers' in float32 (the ANN baseline keeps float weights).
     """
     ann, x = load_network(name, batch)
     # plain Conv2d/Linear layers for the peers and spikeconv's dense path; the default (skipping) networks
     # are the same conversions with the layers swapped, as convert(skip_silent=True) does
-    base = dict(percentile=99.9, phi=0.0, skip_silent=False)
+    base = dict(percentile=99.9, phi=0.0, skip_silent=False, weight_bits=weight_bits)
     sub_dense = convert(ann, x, ConversionConfig(signed=False, **base), calibration=[x])
     zero_dense = convert(ann, x, ConversionConfig(signed=False, reset="zero", **base), calibration=[x])
     buffered_dense = convert(ann, x, ConversionConfig(signed=True, max_strength=2, **base), calibration=[x])
@@ -186,6 +203,9 @@ def build(name: str, batch: int, steps: int):
         "ANN x 8": (lambda: [ann(x) for _ in range(steps)][-1], None),
         "spikeconv IF (auto order)": (ours(sub), "sub"),
         "spikeconv IF, dense (no frame skipping)": (ours(sub_dense), "sub"),
+        **({} if weight_bits is None else {
+            "spikeconv IF, float arithmetic": (ours(SimpleNamespace(
+                body=plain_layers(sub_dense.body).to(memory_format=torch.channels_last))), "sub")}),
         "spikeconv IF, dense, reused outputs": (ours(sub_dense, reuse_outputs=True), "sub"),
         "spikeconv IF, layer order": (ours(sub, order="layer"), "sub"),
         "spikeconv IF, step order": (ours(sub, order="step"), "sub"),
@@ -236,6 +256,7 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="peak memory, each variant in its own process")
     parser.add_argument("--variants", nargs="+", help="time only the variants whose name contains one of these")
     parser.add_argument("--peers-channels-last", action="store_true", help="give the peers channels-last weights")
+    parser.add_argument("--weight-bits", type=int, help="hardware weights for every SNN (spikeconv: integer layers)")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -243,14 +264,15 @@ def main() -> None:
     if args.peers_channels_last:
         MEMORY_FORMAT[0] = torch.channels_last
     if args.only:  # child process of --memory
-        variants, _, _ = build(args.models[0], args.batch, steps)
+        variants, _, _ = build(args.models[0], args.batch, steps, args.weight_bits)
         run = variants[args.only][0]
         print(json.dumps(peak_memory_mib(run)))
         return
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, T={steps}")
+    bits = "float weights" if args.weight_bits is None else f"{args.weight_bits}-bit weights"
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, T={steps}, {bits}")
     results = {}
     for name in args.models:
-        variants, references, share = build(name, args.batch, steps)
+        variants, references, share = build(name, args.batch, steps, args.weight_bits)
         if args.variants:
             variants = {k: v for k, v in variants.items()
                         if k == "ANN x 8" or any(part in k for part in args.variants)}
@@ -272,6 +294,7 @@ def main() -> None:
             for key in variants:
                 cmd = [sys.executable, __file__, "--models", name, "--batch", str(args.batch), "--timesteps",
                        str(steps), "--only", key] + (["--peers-channels-last"] if args.peers_channels_last else [])
+                cmd += [] if args.weight_bits is None else ["--weight-bits", str(args.weight_bits)]
                 env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # see peak_memory_mib
                 done = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 rows[key]["peak_mib"] = float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None

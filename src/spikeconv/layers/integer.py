@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from .sparse import _skip_silent
 
@@ -187,7 +186,7 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
     Example:
         >>> conv = IntegerConv2d.from_layer(nn.Conv2d(2, 4, 3, padding=1), bits=8)
         >>> spikes = torch.randint(0, 2, (3, 2, 5, 5)).float()
-        >>> torch.allclose(conv(spikes), F.conv2d(spikes, conv.weight, conv.bias, padding=1), atol=1e-6)
+        >>> torch.allclose(conv(spikes), nn.functional.conv2d(spikes, conv.weight, conv.bias, padding=1), atol=1e-6)
         True
     """
 
@@ -237,7 +236,7 @@ class IntegerLinear(_IntegerWeights, nn.Linear):
     Example:
         >>> fc = IntegerLinear.from_layer(nn.Linear(4, 3), bits=8)
         >>> spikes = torch.tensor([[1., 0., 1., 1.]])
-        >>> torch.allclose(fc(spikes), F.linear(spikes, fc.weight, fc.bias), atol=1e-6)
+        >>> torch.allclose(fc(spikes), nn.functional.linear(spikes, fc.weight, fc.bias), atol=1e-6)
         True
     """
 

@@ -163,8 +163,12 @@ def _skipping_copy(layer: nn.Module) -> nn.Module | None:
 
 def skip_silent_frames_(model: nn.Module) -> nn.Module:
     """Replace, in place, every plain ``nn.Conv2d`` (zero padding) and ``nn.Linear`` of ``model`` by its
-    silent-frame-skipping twin (same parameter tensors); returns ``model``. See :func:`skip_silent_frames`."""
+    silent-frame-skipping twin (same parameter tensors), and switch on skipping in the integer layers
+    (:mod:`spikeconv.layers.integer`); returns ``model``. See :func:`skip_silent_frames`."""
     for name, module in list(model.named_modules()):
+        if getattr(module, "skip_silent", None) is False:  # integer layers (layers/integer.py) skip by a flag
+            module.skip_silent = True
+            continue
         new = _skipping_copy(module)
         if new is not None and name:
             parent_name, _, attr = name.rpartition(".")
