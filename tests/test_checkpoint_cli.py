@@ -46,6 +46,7 @@ def run_cli(*args):
         (["evaluate", str(MNIST_CKPT), "--max-strengths", "3"], "power"),
         (["evaluate", str(MNIST_CKPT), "--data-root", "/nonexistent"], "data root"),
         (["evaluate", str(MNIST_CKPT), "--calibrate-for", "0"], "positive"),
+        (["evaluate", str(MNIST_CKPT), "--weight-bits", "9"], "between 2 and 8"),
         (["run", "missing.toml"], "does not exist"),
     ],
 )
@@ -77,3 +78,15 @@ def test_cli_evaluate_writes_json(tmp_path, data_available):
     assert set(result["snn_accuracy"]["buffered/smax1"]) == {"1", "4"}
     assert result["snn_accuracy"]["buffered/smax1"]["4"] >= 97.0
     assert result["snn_accuracy"]["buffered/smax1+cal4"]["4"] >= 97.0
+
+
+@pytest.mark.skipif(not MNIST_CKPT.exists(), reason="shipped MNIST checkpoint missing")
+def test_cli_evaluate_with_hardware_weights(tmp_path, data_available):
+    out = tmp_path / "w8.json"
+    code = main(["evaluate", str(MNIST_CKPT), "--timesteps", "4", "--neurons", "buffered", "--max-strengths", "1",
+                 "--limit", "200", "--weight-bits", "8", "--json", str(out)])
+    assert code == 0
+    accuracy = json.loads(out.read_text())["snn_accuracy"]
+    assert set(accuracy) == {"buffered/smax1", "buffered/smax1/w8"}
+    assert accuracy["buffered/smax1/w8"]["4"] >= 97.0
+    assert abs(accuracy["buffered/smax1/w8"]["4"] - accuracy["buffered/smax1"]["4"]) <= 1.0

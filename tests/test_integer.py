@@ -231,3 +231,21 @@ def test_hardware_weights_keep_accuracy_on_mnist(data_available):
     accuracy = {bits: (p == labels).float().mean().item() * 100 for bits, p in predictions.items()}
     assert accuracy[8] >= accuracy[None] - 0.5 and accuracy[8] >= 97.5, accuracy
     assert (predictions[8] != predictions[None]).sum() <= 3
+
+
+@kernels
+@pytest.mark.parametrize("signed,low,high", [(False, 0, 127), (True, -128, 127)])
+def test_extreme_spike_values_are_exact(signed, low, high):
+    torch.manual_seed(5)
+    layer = IntegerConv2d.from_layer(nn.Conv2d(8, 4, 3, padding=1), 8, input_signed=signed)
+    x = torch.randint(low, high + 1, (3, 8, 5, 5)).float()
+    x[0, 0, 0, 0], x[1, 1, 1, 1] = low, high
+    with torch.no_grad():
+        assert torch.equal(layer(x), _exact_conv(layer, x))
+
+
+def test_spikes_beyond_eight_bits_keep_float_arithmetic():
+    model, x = tiny_resnet()
+    snn = convert(model, x, ConversionConfig(weight_bits=8, max_strength=128, signed=False))
+    assert not any(isinstance(m, (IntegerConv2d, IntegerLinear)) for m in snn.modules())
+    assert all("float arithmetic" in r.detail for r in snn.report if r.status == "quantized")

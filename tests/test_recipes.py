@@ -78,6 +78,19 @@ def test_calibrate_for_in_a_config(tmp_path):
         load_run_config(bad)
 
 
+def test_weight_bits_in_a_config(tmp_path):
+    text = (ROOT / "configs" / "mnist.toml").read_text()
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text(text.replace("[evaluate]", "[evaluate]\nweight_bits = [8]"))
+    bad.write_text(text.replace("[evaluate]", "[evaluate]\nweight_bits = [9]"))
+    plain = load_run_config(ROOT / "configs" / "mnist.toml").variants
+    variants = load_run_config(good).variants
+    assert variants[:len(plain)] == plain and len(variants) == 2 * len(plain)
+    assert {v.weight_bits for v in variants[len(plain):]} == {8} and variants[-1].key.endswith("/w8")
+    with pytest.raises(ConfigError, match="weight_bits"):
+        load_run_config(bad)
+
+
 def test_summary_uses_the_sample_standard_deviation():
     assert summarize([90.0, 92.0]) == {"mean": 91.0, "std": math.sqrt(2.0)}
     assert summarize([5.0]) == {"mean": 5.0, "std": 0.0}

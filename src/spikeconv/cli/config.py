@@ -67,7 +67,10 @@ def load_run_config(path: str | Path) -> RunConfig:
     if "dataset" not in data or "name" not in model:
         raise ConfigError(f"{path} needs [data] dataset = ... and [model] name = ...")
     output = Path(train.get("output", f"checkpoints/{model['name']}.pt"))
-    variants = tuple(SNNVariant(n, int(s)) for n in evaluate.get("neurons", ["if", "buffered"])
+    bits = evaluate.get("weight_bits", [])
+    if not isinstance(bits, list) or any(isinstance(b, bool) or not isinstance(b, int) or not 2 <= b <= 8 for b in bits):
+        raise ConfigError(f"{path}: evaluate.weight_bits must be a list of integers from 2 to 8, got {bits!r}")
+    variants = tuple(SNNVariant(n, int(s), b) for b in [None, *bits] for n in evaluate.get("neurons", ["if", "buffered"])
                      for s in evaluate.get("max_strengths", [1, 2]))
     timesteps = tuple(int(t) for t in evaluate.get("timesteps", [1, 2, 4, 8, 16]))
     if not timesteps or min(timesteps) < 1:

@@ -53,9 +53,9 @@ def quantize_weights_(net: nn.Module, graph: Graph, roles: dict, bits: int, *, s
                       spiking_maxpool: bool, skip_silent: bool, report: list[NodeReport]) -> None:
     """Put every Conv1d/Conv2d/Linear weight of ``net`` on its ``bits``-bit grid, in place; spike-fed Conv2d
     and Linear layers become :class:`~spikeconv.layers.IntegerConv2d` / :class:`~spikeconv.layers.IntegerLinear`
-    when their spikes fit the uint8 kernel (``S^max <= 64`` signed, ``<= 128`` unsigned)."""
+    when their spikes fit the kernel's 8-bit input (``S^max <= 64``)."""
     fed = spike_fed(graph, roles, spiking_maxpool=spiking_maxpool)
-    fits = max_strength <= (64 if signed else 128)
+    fits = max_strength <= 64
     for node in graph.nodes:
         layer = node.module
         if node.kind != "module" or roles[node.index] is not Role.WEIGHT:
