@@ -7,7 +7,9 @@ Every row is a median of interleaved runs, as a ratio to the ANN forward passes 
 
 The orders run the dense engine (``skip_silent=False``); "auto+skip" is the default conversion, whose
 weight layers skip silent frames (random-weight nets stay silent in deep layers for several steps, so
-its gain shrinks with T and with the firing rate).
+its gain shrinks with T and with the firing rate); "auto int8" is the dense engine on the same network
+converted with 8-bit hardware weights (``weight_bits=8``: integer arithmetic in the spike-fed layers;
+the ANN baseline keeps float32 weights and arithmetic).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 from torch import nn
 
 from spikeconv import ConversionConfig, convert, simulate
-from spikeconv.layers import skip_silent_frames
+from spikeconv.layers import IntegerConv2d, IntegerLinear, skip_silent_frames
 from spikeconv.models import build_model
 
 
@@ -45,15 +47,21 @@ def ratio(ann, snn, x, steps: int, repeats: int, **kw) -> tuple[float, float]:
 
 
 def setup(name: str, batch: int, gain: float = 1.0):
+    """ANN, the dense SNN, the default (skipping) SNN, the 8-bit integer SNN and the input. ``gain`` (a power
+    of two, so integer layers stay on their grid) scales every layer's input current: more or fewer spikes,
+    same shapes."""
     torch.manual_seed(0)
     ann = build_model(name, activation=nn.ReLU).eval()
     x = torch.rand(batch, 3, 32, 32)
-    snn = convert(ann, x, ConversionConfig(signed=False, percentile=99.9, skip_silent=False), calibration=[x])
-    if gain != 1.0:  # scale every layer's input current: more (or fewer) spikes, same shapes
-        for module in snn.modules():
+    nets = [convert(ann, x, ConversionConfig(signed=False, percentile=99.9, skip_silent=False, weight_bits=bits),
+                    calibration=[x]) for bits in (None, 8)]
+    if gain != 1.0:
+        for module in (m for net in nets for m in net.modules()):
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 module.weight.data *= gain
-    return ann, snn, skip_silent_frames(snn), x  # the dense net and the default (skipping) one
+            if isinstance(module, (IntegerConv2d, IntegerLinear)):
+                module.weight_scale *= gain
+    return ann, nets[0], skip_silent_frames(nets[0]), nets[1], x
 
 
 def firing_rate(snn, x, steps: int) -> float:
@@ -82,27 +90,30 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     print("| axis | value | model | setting | ratio to T x ANN | SNN s |\n|---|---|---|---|---|---|")
-    ann, snn, skipping, x = setup("vgg_cifar_small", 32)
+    ann, snn, skipping, integer, x = setup("vgg_cifar_small", 32)
     for steps in [1, 2, 4, 8, 16, 32, 64]:
         for order in ["step", "layer", "auto"]:
             r, s = ratio(ann, snn, x, steps, args.repeats, order=order)
             report("T", steps, "vgg_cifar_small", steps, 32, r, s, order)
-        r, s = ratio(ann, skipping, x, steps, args.repeats)
-        report("T", steps, "vgg_cifar_small", steps, 32, r, s, "auto+skip")
+        for net, order in ((skipping, "auto+skip"), (integer, "auto int8")):
+            r, s = ratio(ann, net, x, steps, args.repeats)
+            report("T", steps, "vgg_cifar_small", steps, 32, r, s, order)
     for batch in [1, 8, 32, 128]:
-        ann, snn, _, x = setup("vgg_cifar_small", batch)
+        ann, snn, _, integer, x = setup("vgg_cifar_small", batch)
         for order in ["step", "layer", "auto"]:
             r, s = ratio(ann, snn, x, 8, args.repeats, order=order)
             report("batch", batch, "vgg_cifar_small", 8, batch, r, s, order)
+        r, s = ratio(ann, integer, x, 8, args.repeats)
+        report("batch", batch, "vgg_cifar_small", 8, batch, r, s, "auto int8")
     for name in ["resnet_tiny", "vgg_cifar_small", "resnet18_cifar", "vgg16_cifar"]:
-        ann, snn, skipping, x = setup(name, 32)
-        for net, order in ((snn, "auto"), (skipping, "auto+skip")):
+        ann, snn, skipping, integer, x = setup(name, 32)
+        for net, order in ((snn, "auto"), (skipping, "auto+skip"), (integer, "auto int8")):
             r, s = ratio(ann, net, x, 8, args.repeats)
             report("depth", name, name, 8, 32, r, s, order)
     for gain in [0.25, 0.5, 1.0, 2.0, 4.0]:
-        ann, snn, skipping, x = setup("vgg_cifar_small", 32, gain)
+        ann, snn, skipping, integer, x = setup("vgg_cifar_small", 32, gain)
         rate = firing_rate(snn, x, 8)
-        for net, order in ((snn, "auto"), (skipping, "auto+skip")):
+        for net, order in ((snn, "auto"), (skipping, "auto+skip"), (integer, "auto int8")):
             r, s = ratio(ann, net, x, 8, args.repeats)
             report("firing rate", f"gain {gain}", "vgg_cifar_small", 8, 32, r, s, order, rate=rate)
     if args.json:
