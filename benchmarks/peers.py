@@ -68,15 +68,7 @@ def replace_neurons(body: nn.Module, factory: Callable[[IFNeuron], nn.Module]) -
 def plain_layers(body: nn.Module) -> nn.Module:
     """A copy of ``body`` whose integer layers (``--weight-bits``) are plain Conv2d/Linear with the same
     (quantized) weights: what a peer runs, and spikeconv's float arithmetic on the same weights."""
-    def plain(layer: nn.Module) -> nn.Module:
-        if isinstance(layer, IntegerConv2d):
-            new = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-                            layer.dilation, layer.groups, layer.bias is not None)
-        else:
-            new = nn.Linear(layer.in_features, layer.out_features, layer.bias is not None)
-        new.load_state_dict({k: v for k, v in layer.state_dict().items() if k != "weight_scale"})
-        return new
-    return replaced(copy.deepcopy(body), (IntegerConv2d, IntegerLinear), plain)
+    return replaced(copy.deepcopy(body), (IntegerConv2d, IntegerLinear), lambda layer: layer.float_layer())
 
 
 class _Fold(nn.Module):

@@ -249,3 +249,29 @@ def test_spikes_beyond_eight_bits_keep_float_arithmetic():
     snn = convert(model, x, ConversionConfig(weight_bits=8, max_strength=128, signed=False))
     assert not any(isinstance(m, (IntegerConv2d, IntegerLinear)) for m in snn.modules())
     assert all("float arithmetic" in r.detail for r in snn.report if r.status == "quantized")
+
+
+def test_float_layer_shares_the_weights_and_takes_analog_input():
+    layer = IntegerConv2d.from_layer(nn.Conv2d(3, 4, 3, padding=1), 8)
+    plain = layer.float_layer()
+    assert type(plain) is nn.Conv2d and plain.weight is layer.weight and plain.bias is layer.bias
+    x = torch.rand(2, 3, 5, 5)  # fractions: an integer kernel would truncate them
+    with torch.no_grad():
+        assert torch.equal(plain(x), F.conv2d(x, layer.weight, layer.bias, padding=1))
+    assert type(IntegerLinear.from_layer(nn.Linear(3, 2)).float_layer()) is nn.Linear
+
+
+def test_analog_twin_of_an_integer_network_computes_rates_in_float():
+    """The analysis tools feed rates (fractions) through the layers: the twin must not use integer kernels."""
+    from spikeconv.analysis import analog_twin
+
+    model, x = tiny_resnet(seed=2)
+    integer = convert(model, x, ConversionConfig(weight_bits=8))
+    floating = convert(model, x, ConversionConfig())
+    twin = analog_twin(integer)
+    assert not any(isinstance(m, (IntegerConv2d, IntegerLinear)) for m in twin.modules())
+    assert any(isinstance(m, (IntegerConv2d, IntegerLinear)) for m in integer.modules())  # unchanged
+    with torch.no_grad():
+        ours, reference = twin(x), analog_twin(floating)(x)
+    # the same network up to 8-bit weight rounding (a truncating kernel would be off by whole units)
+    assert (ours - reference).abs().max() < 0.05 * reference.abs().max()

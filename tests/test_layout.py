@@ -13,7 +13,7 @@ ALLOWED = {
     "quant": {"errors"},
     "convert": {"neuron", "quant", "layers", "errors"},
     "sim": {"neuron", "errors"},
-    "analysis": {"sim", "neuron", "errors"},
+    "analysis": {"sim", "neuron", "errors", "layers"},
     "models": {"layers", "errors"},
     "data": {"errors", "atomic"},
     "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers", "atomic"},

@@ -10,6 +10,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from ..layers.integer import IntegerConv2d, IntegerLinear
 from ..neuron import IFNeuron, SpikingMaxPool2d, SpikingSoftmax
 
 
@@ -34,6 +35,8 @@ class AnalogNeuron(nn.Module):
 
 def analog_twin(snn: nn.Module, steps: int | None = None) -> nn.Module:
     """A copy of ``snn`` whose spiking layers are analog (see the module docstring); ``snn`` is unchanged.
+    Integer layers (``weight_bits``) become float layers with the same weights: the twin's activations are
+    rates, not integer spikes.
 
     ``steps``: the neurons compute the quantized rate of an ideal ``steps``-step run (see
     :class:`AnalogNeuron`): for a QReLU network with ``P = steps * S^max`` this is the quantized ANN.
@@ -48,6 +51,8 @@ def analog_twin(snn: nn.Module, steps: int | None = None) -> nn.Module:
                                ceil_mode=module.ceil_mode)
         elif isinstance(module, SpikingSoftmax):
             new = nn.Softmax(dim=module.dim)
+        elif isinstance(module, (IntegerConv2d, IntegerLinear)):  # analog inputs are not integer spikes
+            new = module.float_layer()
         else:
             continue
         parent_name, _, attr = name.rpartition(".")

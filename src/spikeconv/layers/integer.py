@@ -176,6 +176,18 @@ class _IntegerWeights:
                 and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
                 and integer_kernels_available())
 
+    def float_layer(self) -> nn.Module:
+        """The plain ``nn.Conv2d`` / ``nn.Linear`` with this layer's (quantized) weight and bias, sharing the
+        parameter tensors: for inputs that are not spikes (e.g. the analog twin of the analysis tools)."""
+        if isinstance(self, nn.Conv2d):
+            new: nn.Module = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride,
+                                       self.padding, self.dilation, self.groups, self.bias is not None, device="meta")
+        else:
+            new = nn.Linear(self.in_features, self.out_features, self.bias is not None, device="meta")
+        new.weight, new.bias = self.weight, self.bias
+        new.train(self.training)
+        return new
+
     def forward(self, x: Tensor) -> Tensor:
         compute = self._integer_forward if self._uses_kernel(x) else super().forward  # type: ignore[misc]
         return _skip_silent(self, compute, x) if self.skip_silent else compute(x)
