@@ -275,3 +275,14 @@ def test_analog_twin_of_an_integer_network_computes_rates_in_float():
         ours, reference = twin(x), analog_twin(floating)(x)
     # the same network up to 8-bit weight rounding (a truncating kernel would be off by whole units)
     assert (ours - reference).abs().max() < 0.05 * reference.abs().max()
+
+
+@kernels
+def test_a_network_converted_under_inference_mode_runs():
+    model, x = tiny_resnet()
+    with torch.inference_mode():
+        snn = convert(model, x, ConversionConfig(weight_bits=8))
+        inside = simulate(snn, x, 4)
+    reference = convert(model, x, ConversionConfig(weight_bits=8))
+    with torch.no_grad():
+        assert torch.equal(inside, simulate(reference, x, 4))

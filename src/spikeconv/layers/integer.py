@@ -122,7 +122,9 @@ class _PackedWeight:
 
 
 def _version_key(*tensors: Tensor) -> tuple:
-    return tuple((t.data_ptr(), t._version, t.device) for t in tensors)
+    """Identity and in-place version of each tensor. Tensors made under ``torch.inference_mode`` keep no
+    version counter: for them only the identity counts (change such weights by assigning new tensors)."""
+    return tuple((t.data_ptr(), None if t.is_inference() else t._version, t.device) for t in tensors)
 
 
 class _IntegerWeights:
