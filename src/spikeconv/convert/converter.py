@@ -84,7 +84,7 @@ class ConversionConfig:
             during the voltage clamp or before deep layers start firing; docs/performance.md).
         weight_bits: ``None`` keeps the float weights; ``b`` (2..8) puts every Conv/Linear weight on a ``b``-bit
             grid with one scale per output channel (hardware weights), and layers whose input is spikes
-            compute in exact integer arithmetic (:class:`~spikeconv.layers.IntegerConv2d`; 3.5-4x faster
+            compute in exact integer arithmetic (:class:`~spikeconv.layers.IntegerConv2d`; 2-3x faster
             convolutions on x86 CPUs, docs/performance.md). Changes accuracy slightly: measure it.
     """
 

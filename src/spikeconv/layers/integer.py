@@ -14,7 +14,7 @@ neuron; up to ``S^max`` for multi-bit spikes), so a layer fed by spikes computes
 where ``(Q * S)`` is a sum of integer products. :class:`IntegerConv2d` and :class:`IntegerLinear`
 compute it with oneDNN's int8 kernels (uint8 spikes, int8 weights, int32 sums; the spikes are shifted
 by 128 when they can be negative and the kernel removes the shift exactly): the sum is exact, then
-rounded once to float32 and scaled, ``fl(fl(fl(Q * S) * s_o) + b_o)``. On this CPU that is 3.5-4x
+rounded once to float32 and scaled, ``fl(fl(fl(Q * S) * s_o) + b_o)``. On this CPU that is 2-3x
 faster than the float32 convolution (docs/performance.md). Where the kernels do not exist (CUDA, a
 build without oneDNN) or autograd is recording, the layers run the float layer on ``W'``, which equals
 the integer result up to float summation order (bit for bit when every partial sum is exact, e.g. for
