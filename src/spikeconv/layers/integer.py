@@ -137,11 +137,18 @@ class _IntegerWeights:
     skip_silent: bool
     _memo: _PackedWeight
 
-    def _init_integer(self, bits: int, input_signed: bool, skip_silent: bool) -> None:
+    def _adopt(self, layer: nn.Module, bits: int, input_signed: bool, skip_silent: bool):
+        """Take ``layer``'s bias and its weight on the ``bits``-bit grid (``layer`` unchanged); returns self."""
         self.bits = check_weight_bits(bits)
+        grid, scale = quantize_weight(layer.weight.detach(), bits)
+        self.weight = nn.Parameter(grid, requires_grad=layer.weight.requires_grad)
+        self.bias = layer.bias
+        self.register_buffer("weight_scale", scale.to(grid.device))  # type: ignore[attr-defined]
         self.input_signed = bool(input_signed)
         self.skip_silent = bool(skip_silent)
         self._memo = _PackedWeight()
+        self.train(layer.training)  # type: ignore[attr-defined]
+        return self
 
     @property
     def input_zero_point(self) -> int:
@@ -217,13 +224,7 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
                              f"{type(layer).__name__} (padding {layer.padding!r}, mode {layer.padding_mode!r})")
         new = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
                   layer.dilation, layer.groups, layer.bias is not None, device="meta")
-        grid, scale = quantize_weight(layer.weight.detach(), bits)
-        new.weight = nn.Parameter(grid, requires_grad=layer.weight.requires_grad)
-        new.bias = layer.bias
-        new.register_buffer("weight_scale", scale.to(grid.device))
-        new._init_integer(bits, input_signed, skip_silent)
-        new.train(layer.training)
-        return new
+        return new._adopt(layer, bits, input_signed, skip_silent)
 
     def _pads_itself(self) -> bool:
         """Signed spikes with padding: the kernel's own zero-point padding is slow (up to 2x on 512 channels
@@ -283,13 +284,7 @@ class IntegerLinear(_IntegerWeights, nn.Linear):
         if not isinstance(layer, nn.Linear):
             raise ValueError(f"IntegerLinear needs an nn.Linear, got {type(layer).__name__}")
         new = cls(layer.in_features, layer.out_features, layer.bias is not None, device="meta")
-        grid, scale = quantize_weight(layer.weight.detach(), bits)
-        new.weight = nn.Parameter(grid, requires_grad=layer.weight.requires_grad)
-        new.bias = layer.bias
-        new.register_buffer("weight_scale", scale.to(grid.device))
-        new._init_integer(bits, input_signed, skip_silent)
-        new.train(layer.training)
-        return new
+        return new._adopt(layer, bits, input_signed, skip_silent)
 
     def _pack(self, codes: Tensor) -> Tensor:
         return torch.ops.onednn.qlinear_prepack(codes, None)
