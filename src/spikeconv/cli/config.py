@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..layers.integer import MAX_BITS, check_weight_bits
 from ..tasks.classification import SNNVariant, TrainConfig
 
 
@@ -68,8 +69,14 @@ def load_run_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path} needs [data] dataset = ... and [model] name = ...")
     output = Path(train.get("output", f"checkpoints/{model['name']}.pt"))
     bits = evaluate.get("weight_bits", [])
-    if not isinstance(bits, list) or any(isinstance(b, bool) or not isinstance(b, int) or not 2 <= b <= 8 for b in bits):
-        raise ConfigError(f"{path}: evaluate.weight_bits must be a list of integers from 2 to 8, got {bits!r}")
+    try:
+        if not isinstance(bits, list):
+            raise ValueError("not a list")
+        for b in bits:
+            check_weight_bits(b)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: evaluate.weight_bits must be a list of integers from 2 to {MAX_BITS}, "
+                          f"got {bits!r}") from exc
     variants = tuple(SNNVariant(n, int(s), b) for b in [None, *bits] for n in evaluate.get("neurons", ["if", "buffered"])
                      for s in evaluate.get("max_strengths", [1, 2]))
     timesteps = tuple(int(t) for t in evaluate.get("timesteps", [1, 2, 4, 8, 16]))

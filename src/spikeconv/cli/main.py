@@ -190,6 +190,7 @@ def cmd_stability(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..layers.integer import MAX_BITS, check_weight_bits
     from ..tasks.checkpoint import load_model
     from ..tasks.classification import SNNVariant
 
@@ -200,8 +201,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise SpikeconvError(f"--max-strengths must be powers of two (1, 2, 4, ...), got {s}")
     model, payload = load_model(args.checkpoint)
     for bits in args.weight_bits or []:
-        if not 2 <= bits <= 8:
-            raise SpikeconvError(f"--weight-bits must lie between 2 and 8, got {bits}")
+        try:
+            check_weight_bits(bits)
+        except ValueError as exc:
+            raise SpikeconvError(f"--weight-bits must lie between 2 and {MAX_BITS}, got {bits}") from exc
     variants = [SNNVariant(n, s, b) for b in [None, *(args.weight_bits or [])]
                 for n in args.neurons for s in args.max_strengths]
     if args.calibrate_for is not None and args.calibrate_for < 1:

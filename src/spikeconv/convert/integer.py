@@ -62,10 +62,8 @@ def quantize_weights_(net: nn.Module, graph: Graph, roles: dict, bits: int, *, s
             continue
         if not isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             continue
-        integer = (fits and node.target in fed and type(layer) in (nn.Conv2d, nn.Linear)
-                   and not isinstance(getattr(layer, "padding", 0), str) and getattr(layer, "padding_mode", "zeros") == "zeros")
-        if integer:
-            kind = IntegerConv2d if isinstance(layer, nn.Conv2d) else IntegerLinear
+        kind = {nn.Conv2d: IntegerConv2d, nn.Linear: IntegerLinear}.get(type(layer))
+        if fits and node.target in fed and kind is not None and kind.accepts(layer):
             new = kind.from_layer(layer, bits, input_signed=signed, skip_silent=skip_silent)
             parent, _, attr = node.target.rpartition(".")
             setattr(net.get_submodule(parent) if parent else net, attr, new)

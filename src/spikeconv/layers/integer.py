@@ -213,13 +213,18 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         True
     """
 
+    @staticmethod
+    def accepts(layer: nn.Module) -> bool:
+        """Whether :meth:`from_layer` can take ``layer``: an ``nn.Conv2d`` with zero padding given as numbers."""
+        return isinstance(layer, nn.Conv2d) and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)
+
     @classmethod
     def from_layer(cls, layer: nn.Conv2d, bits: int = 8, *, input_signed: bool = False,
                    skip_silent: bool = False) -> IntegerConv2d:
         """A new layer with ``layer``'s geometry and bias and its weight put on the ``bits``-bit grid
         (``layer`` is not changed). ``input_signed``: spikes may be negative; ``skip_silent``: also skip
         silent frames (:mod:`spikeconv.layers.sparse`)."""
-        if not isinstance(layer, nn.Conv2d) or layer.padding_mode != "zeros" or isinstance(layer.padding, str):
+        if not cls.accepts(layer):
             raise ValueError("IntegerConv2d needs an nn.Conv2d with zero padding given as numbers, got "
                              f"{type(layer).__name__} (padding {layer.padding!r}, mode {layer.padding_mode!r})")
         new = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
@@ -276,12 +281,17 @@ class IntegerLinear(_IntegerWeights, nn.Linear):
         True
     """
 
+    @staticmethod
+    def accepts(layer: nn.Module) -> bool:
+        """Whether :meth:`from_layer` can take ``layer``: an ``nn.Linear``."""
+        return isinstance(layer, nn.Linear)
+
     @classmethod
     def from_layer(cls, layer: nn.Linear, bits: int = 8, *, input_signed: bool = False,
                    skip_silent: bool = False) -> IntegerLinear:
         """A new layer with ``layer``'s shape and bias and its weight put on the ``bits``-bit grid (``layer``
         is not changed); options as :meth:`IntegerConv2d.from_layer`."""
-        if not isinstance(layer, nn.Linear):
+        if not cls.accepts(layer):
             raise ValueError(f"IntegerLinear needs an nn.Linear, got {type(layer).__name__}")
         new = cls(layer.in_features, layer.out_features, layer.bias is not None, device="meta")
         return new._adopt(layer, bits, input_signed, skip_silent)
