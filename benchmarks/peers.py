@@ -67,8 +67,17 @@ def replace_neurons(body: nn.Module, factory: Callable[[IFNeuron], nn.Module]) -
 
 def plain_layers(body: nn.Module) -> nn.Module:
     """A copy of ``body`` whose integer layers (``--weight-bits``) are plain Conv2d/Linear with the same
-    (quantized) weights: what a peer runs, and spikeconv's float arithmetic on the same weights."""
-    return replaced(copy.deepcopy(body), (IntegerConv2d, IntegerLinear), lambda layer: layer.float_layer())
+    (quantized) weights and whose neurons emit float spikes: what a peer runs, and spikeconv's float
+    arithmetic on the same weights."""
+    return float_spikes(replaced(copy.deepcopy(body), (IntegerConv2d, IntegerLinear), lambda layer: layer.float_layer()))
+
+
+def float_spikes(body: nn.Module) -> nn.Module:
+    """``body`` (changed in place) with every IFNeuron emitting float32 spikes instead of int8."""
+    for module in body.modules():
+        if isinstance(module, IFNeuron):
+            module.spike_dtype = None
+    return body
 
 
 class _Fold(nn.Module):
@@ -197,7 +206,10 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None):
         "spikeconv IF, dense (no frame skipping)": (ours(sub_dense), "sub"),
         **({} if weight_bits is None else {
             "spikeconv IF, float arithmetic": (ours(SimpleNamespace(
-                body=plain_layers(sub_dense.body).to(memory_format=torch.channels_last))), "sub")}),
+                body=plain_layers(sub_dense.body).to(memory_format=torch.channels_last))), "sub"),
+            "spikeconv IF, float32 spikes": (ours(SimpleNamespace(body=float_spikes(copy.deepcopy(sub.body)))), "sub"),
+            "spikeconv buffered S^max=2, float32 spikes": (
+                ours(SimpleNamespace(body=float_spikes(copy.deepcopy(buffered.body)))), None)}),
         "spikeconv IF, dense, reused outputs": (ours(sub_dense, reuse_outputs=True), "sub"),
         "spikeconv IF, layer order": (ours(sub, order="layer"), "sub"),
         "spikeconv IF, step order": (ours(sub, order="step"), "sub"),

@@ -13,7 +13,10 @@ from torch.nn import functional as F
 
 from helpers import tiny_resnet
 from spikeconv import ConversionConfig, convert, simulate
+from spikeconv.analysis import count_operations, record
 from spikeconv.layers import IntegerConv2d, IntegerLinear, integer_kernels_available, quantize_weight, weight_grid
+from spikeconv.neuron import IFNeuron, NeuronConfig, if_init
+from spikeconv.neuron.functional import if_scan_
 
 kernels = pytest.mark.skipif(not integer_kernels_available(), reason="no oneDNN int8 kernels in this build")
 
@@ -80,8 +83,11 @@ def test_integer_conv_is_the_exact_integer_sum(seed, stride, padding, dilation, 
     x = _spikes((5, 4, 9, 8), signed, strength, seed)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+    spikes = x.to(torch.int8)  # what a neuron with spike_dtype=int8 emits: read as it is, never written
     with torch.no_grad():
         assert torch.equal(layer(x), _exact_conv(layer, x))
+        assert torch.equal(layer(spikes), _exact_conv(layer, x))
+    assert torch.equal(spikes, x.to(torch.int8))
 
 
 @kernels
@@ -95,9 +101,12 @@ def test_integer_linear_is_the_exact_integer_sum(seed, bias, signed, strength, l
     expected = (x.double() @ _codes(layer).double().T).float() * layer.weight_scale
     if bias:
         expected = expected + layer.bias.detach()
+    spikes = x.to(torch.int8)
     with torch.no_grad():
         out = layer(x)
+        assert torch.equal(layer(spikes), expected) and torch.equal(spikes, x.to(torch.int8))
     assert out.shape == (*lead, 12) and torch.equal(out, expected)
+    assert torch.equal(layer(spikes).detach(), layer.float_layer()(x).detach())  # autograd: the float layer
 
 
 @kernels
@@ -286,3 +295,62 @@ def test_a_network_converted_under_inference_mode_runs():
     reference = convert(model, x, ConversionConfig(weight_bits=8))
     with torch.no_grad():
         assert torch.equal(inside, simulate(reference, x, 4))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 999), signed=st.booleans(), strength=st.sampled_from([1, 2, 4, 64]),
+       reset=st.sampled_from(["subtract", "zero"]), threshold=st.sampled_from([1.0, 0.75]),
+       constant=st.booleans())
+def test_int8_spikes_equal_float_spikes(seed, signed, strength, reset, threshold, constant):
+    """A neuron emitting int8 spikes (spike_dtype) sends the same values and ends in the same state."""
+    gen = torch.Generator().manual_seed(seed)
+    config = NeuronConfig(threshold=threshold, reset=reset, max_strength=strength, signed=signed)
+    x = torch.randn(7, 3, 5, generator=gen) * strength * threshold
+    negated = signed and threshold == 1.0
+    runs = []
+    for dtype in (None, torch.int8):
+        state, work = if_init(x[0], config), {}
+        if constant:
+            spikes = if_scan_(x[0], state, config, steps=7, work=work, negated_buffer=negated, spike_dtype=dtype)
+        else:
+            spikes = if_scan_(x, state, config, work=work, negated_buffer=negated, spike_dtype=dtype)
+        runs.append((spikes, state))
+    (floats, state_f), (ints, state_i) = runs
+    assert ints.dtype == torch.int8 and floats.dtype == torch.float32
+    assert torch.equal(floats, ints.float()) and floats.abs().max() <= strength
+    assert torch.equal(state_f.v, state_i.v)
+    assert (state_f.buffer is None) == (not signed) and (not signed or torch.equal(state_f.buffer, state_i.buffer))
+
+
+def test_spike_dtype_is_checked():
+    with pytest.raises(ValueError, match="spike_dtype"):
+        IFNeuron(spike_dtype=torch.float16)
+    with pytest.raises(ValueError, match="S\\^max <= 64"):
+        IFNeuron(NeuronConfig(max_strength=128), spike_dtype=torch.int8)
+    assert "spike_dtype=torch.int8" in repr(IFNeuron(spike_dtype=torch.int8))
+
+
+@kernels
+@pytest.mark.parametrize("signed", [False, True])
+def test_converted_network_sends_int8_spikes_where_only_integer_layers_read_them(signed):
+    """With weight_bits, neurons whose spikes reach only integer layers and weighted adds emit int8; the last
+    one feeds average pooling (float) and keeps float32. Same readout, recordings and counts as float spikes."""
+    model, x = tiny_resnet(seed=5)
+    snn = convert(model, x, ConversionConfig(weight_bits=8, signed=signed, max_strength=2 if signed else 1))
+    neurons = [(name, m) for name, m in snn.body.named_modules() if isinstance(m, IFNeuron)]
+    assert [m.spike_dtype for _, m in neurons] == [torch.int8] * (len(neurons) - 1) + [None]
+    floats = copy.deepcopy(snn)
+    for module in floats.modules():
+        if isinstance(module, IFNeuron):
+            module.spike_dtype = None
+    with record(snn) as rec, count_operations(snn) as ops:
+        readout = simulate(snn, x, 6)
+    with record(floats) as rec_f, count_operations(floats) as ops_f:
+        reference = simulate(floats, x, 6)
+    assert torch.equal(readout, reference)
+    assert rec.keys() == rec_f.keys() and all(torch.equal(rec[k].spikes, rec_f[k].spikes) for k in rec)
+    assert all(rec[k].spikes.dtype == torch.float32 for k in rec)
+    assert all(ops[k].sop_adds == ops_f[k].sop_adds and ops[k].sop_events == ops_f[k].sop_events for k in ops)
+    assert sum(sum(ops[k].sop_adds) for k in ops) > 0
+    float_net = convert(model, x, ConversionConfig(signed=signed, max_strength=2 if signed else 1))
+    assert all(m.spike_dtype is None for m in float_net.modules() if isinstance(m, IFNeuron))

@@ -197,3 +197,24 @@ def test_negated_buffer_scan_equals_the_plain_scan(xs, smax, reset, phi):
     a = if_scan_(seq, plain, cfg)
     b = if_scan_(seq, negated, cfg, negated_buffer=True)
     assert torch.equal(a, b) and torch.equal(plain.v, negated.v) and torch.equal(plain.buffer, -negated.buffer)
+
+
+def test_scratch_pool_is_keyed_by_shape_and_layout_and_shared_by_a_run():
+    """Scratch tensors are reused per (index, shape, layout, dtype); a run's neurons share one pool, so it
+    holds one set per distinct shape (memory), not one per neuron."""
+    from torch import nn
+
+    from spikeconv.neuron import IFNeuron
+    from spikeconv.neuron.functional import _scratch
+    from spikeconv.sim.engine import neuron_runs
+
+    pool: dict = {}
+    a = torch.zeros(2, 3, 4, 4)
+    first = _scratch(pool, 2, a)
+    assert _scratch(pool, 2, torch.ones(2, 3, 4, 4)) is first and _scratch(pool, 0, a) is not first
+    other_layout = _scratch(pool, 2, a.contiguous(memory_format=torch.channels_last))
+    assert other_layout is not first and other_layout.is_contiguous(memory_format=torch.channels_last)
+    assert len(pool) == 3 and _scratch(None, 2, a) is not first
+    net = nn.Sequential(IFNeuron(), IFNeuron(spike_dtype=torch.int8), IFNeuron())
+    with neuron_runs(net, batch=2) as runs:
+        assert all(run.work is runs[0].work for run in runs)

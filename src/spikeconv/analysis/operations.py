@@ -101,6 +101,8 @@ def count_operations(model: nn.Module) -> Iterator[OperationCounter]:
             run = _run_of(model)
             steps, batch = (run.steps, run.batch) if run is not None else (1, inputs[0].shape[0])
             x = inputs[0].detach()
+            if not x.is_floating_point():  # int8 spikes (IFNeuron.spike_dtype): count them as floats
+                x = x.to(output.dtype)
             ops = counter.setdefault(name, LayerOps(name))
             constant = x.shape[0] == batch and steps > 1
             if not ops.macs_per_sample:

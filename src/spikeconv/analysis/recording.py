@@ -70,8 +70,9 @@ def record(model: nn.Module, *, spikes: bool = True) -> Iterator[Recording]:
             current = x * steps if x.shape[0] == batch and steps > 1 else x.view(steps, batch, *x.shape[1:]).sum(0)
             rec.current_sum = current if rec.current_sum is None else rec.current_sum + current
             rec.steps += steps
-            if spikes:
-                rec.spike_chunks.append(output.detach().view(steps, batch, *output.shape[1:]).clone())
+            if spikes:  # as floats also when the neuron emits int8 spikes (spike_dtype): rates are fractions
+                chunk = output.detach().view(steps, batch, *output.shape[1:])
+                rec.spike_chunks.append(chunk.clone() if chunk.is_floating_point() else chunk.float())
             if isinstance(mod, IFNeuron) and run.state is not None:
                 rec.final_membrane = run.state.v.detach().clone()
                 rec.membrane_chunks.append(rec.final_membrane)

@@ -32,7 +32,7 @@ from ..neuron import IFNeuron, NeuronConfig, Reset, SpikingMaxPool2d, SpikingSof
 from ..quant import QReLU
 from .fold import batchnorm_affine, batchnorm_as_affine, fold_batchnorm_
 from .graph import Graph, Node, trace
-from .integer import quantize_weights_
+from .integer import int8_spikes_, quantize_weights_
 from .network import NodeReport, SpikingNetwork
 from .rewrite import rewrite_functional
 from .rules import Role, function_role, module_role
@@ -85,7 +85,9 @@ class ConversionConfig:
         weight_bits: ``None`` keeps the float weights; ``b`` (2..8) puts every Conv/Linear weight on a ``b``-bit
             grid with one scale per output channel (hardware weights), and layers whose input is spikes
             compute in exact integer arithmetic (:class:`~spikeconv.layers.IntegerConv2d`; 2-3x faster
-            convolutions on x86 CPUs, docs/performance.md). Changes accuracy slightly: measure it.
+            convolutions on x86 CPUs, docs/performance.md). Changes accuracy slightly: measure it. Neurons
+            whose spikes go only to integer layers and weighted adds then emit int8 spikes
+            (``IFNeuron.spike_dtype``; same values, a quarter of the memory).
     """
 
     threshold: float = 1.0
@@ -319,4 +321,6 @@ def convert(
                           report=report)
     if config.skip_silent:
         skip_silent_frames_(net)
+    if config.weight_bits is not None:  # spikes that only integer layers and weighted adds read travel as int8
+        int8_spikes_(net, graph, roles)
     return SpikingNetwork(net, scaler.sigma[graph.outputs[0]], report, readout_softmax=readout_softmax)

@@ -10,9 +10,12 @@ layer, fed by the analog input) keeps float arithmetic on its quantized weight.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
+from ..layers import WAdd
 from ..layers.integer import IntegerConv2d, IntegerLinear, quantize_weight
+from ..neuron import IFNeuron
 from .graph import Graph, Node
 from .network import NodeReport
 from .rules import Role
@@ -73,3 +76,38 @@ def quantize_weights_(net: nn.Module, graph: Graph, roles: dict, bits: int, *, s
             layer.weight.data = quantize_weight(layer.weight.data, bits)[0]
             report.append(NodeReport(node.name, type(layer).__name__, "quantized",
                                      f"{bits}-bit weights, float arithmetic (input is not spikes)"))
+
+
+def _takes_int8(net: nn.Module, graph: Graph, roles: dict, node: Node) -> bool:
+    """Whether every use of ``node``'s output, through shape-only operations, is an integer layer or a
+    weighted add (which promotes int8 to float exactly) and none is an output of the model."""
+    if node.index in graph.outputs or not node.users:
+        return False
+    for index in node.users:
+        user = graph.nodes[index]
+        if user.kind == "module":
+            module = net.get_submodule(user.target)
+            if isinstance(module, (IntegerConv2d, IntegerLinear, WAdd)):
+                continue
+            if isinstance(module, _SHAPE_MODULES) and roles[index] is Role.PASS and _takes_int8(net, graph, roles, user):
+                continue
+        elif (user.kind == "function" and user.target in _SHAPE_FUNCTIONS and roles[index] is Role.PASS
+              and _takes_int8(net, graph, roles, user)):
+            continue
+        return False
+    return True
+
+
+def int8_spikes_(net: nn.Module, graph: Graph, roles: dict) -> list[str]:
+    """Let every IF neuron of ``net`` whose spikes go only to integer layers and weighted adds emit them as
+    int8 (``IFNeuron.spike_dtype``): a quarter of the memory traffic, no conversion in the integer layers,
+    the same values. Returns the module paths of those neurons."""
+    changed = []
+    for node in graph.nodes:
+        if roles[node.index] is not Role.NEURON or node.kind != "module":
+            continue
+        neuron = net.get_submodule(node.target)
+        if isinstance(neuron, IFNeuron) and neuron.config.max_strength <= 64 and _takes_int8(net, graph, roles, node):
+            neuron.spike_dtype = torch.int8
+            changed.append(node.target)
+    return changed

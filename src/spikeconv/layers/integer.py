@@ -25,7 +25,9 @@ the buffer ``weight_scale``), so state dicts, hooks and ``isinstance`` rules kee
 int8 weight is derived from ``weight`` and ``weight_scale`` on first use and re-derived whenever either
 changes; a weight moved off its grid raises :class:`ValueError`. Input values must be integers in
 ``[0, 127]`` (``input_signed=False``) or ``[-128, 127]`` (``input_signed=True``): the converter installs
-these layers only where the input is spikes (:func:`spikeconv.convert.convert` with ``weight_bits``).
+these layers only where the input is spikes (:func:`spikeconv.convert.convert` with ``weight_bits``). The
+input may be float32 or int8 (neurons with ``spike_dtype=torch.int8``, which the converter sets where
+every consumer of a neuron takes int8: the spikes are then read as they are, without a conversion pass).
 """
 
 from __future__ import annotations
@@ -174,6 +176,9 @@ class _IntegerWeights:
         return self._memo.packed
 
     def _integer_input(self, x: Tensor) -> Tensor:
+        if x.dtype == torch.int8:  # the neuron's own int8 spikes: read them as they are (never written)
+            spikes = x.view(torch.uint8)
+            return spikes ^ 128 if self.input_signed else spikes
         # through int8: PyTorch converts float -> int8 about 10x faster than float -> uint8 on this CPU
         spikes = x.to(torch.int8).view(torch.uint8)
         if self.input_signed:  # two's complement with the sign bit flipped = value + 128
@@ -181,7 +186,7 @@ class _IntegerWeights:
         return spikes
 
     def _uses_kernel(self, x: Tensor) -> bool:
-        return (x.device.type == "cpu" and x.dtype == torch.float32 and self.weight.dtype == torch.float32
+        return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.int8) and self.weight.dtype == torch.float32
                 and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
                 and integer_kernels_available())
 
@@ -197,8 +202,12 @@ class _IntegerWeights:
         new.train(self.training)
         return new
 
+    def _float_forward(self, x: Tensor) -> Tensor:
+        return super().forward(x if x.is_floating_point() else x.to(self.weight.dtype))  # type: ignore[misc]
+
     def forward(self, x: Tensor) -> Tensor:
-        compute = self._integer_forward if self._uses_kernel(x) else super().forward  # type: ignore[misc]
+        """The layer on spikes ``x`` (float, or the int8 spikes of a neuron with ``spike_dtype=torch.int8``)."""
+        compute = self._integer_forward if self._uses_kernel(x) else self._float_forward
         return _skip_silent(self, compute, x) if self.skip_silent else compute(x)
 
 
@@ -257,7 +266,7 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
 
     def _integer_forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4:
-            return nn.Conv2d.forward(self, x)
+            return self._float_forward(x)
         stride, padding, dilation = self._geometry()
         if self._pads_itself():
             spikes = self._padded_signed_input(x)
@@ -301,7 +310,7 @@ class IntegerLinear(_IntegerWeights, nn.Linear):
 
     def _integer_forward(self, x: Tensor) -> Tensor:
         if x.dim() < 2:
-            return nn.Linear.forward(self, x)
+            return self._float_forward(x)
         spikes = self._integer_input(x.reshape(-1, x.shape[-1]))
         zero_points = torch.zeros(self.out_features, dtype=torch.long)
         out = torch.ops.onednn.qlinear_pointwise(

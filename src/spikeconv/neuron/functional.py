@@ -144,19 +144,24 @@ def adjust_strength(x: Tensor, max_strength: int) -> Tensor:
     return torch.where(clipped >= 1, torch.ldexp(torch.full_like(clipped, 0.5), exponent), torch.zeros_like(clipped))
 
 
-def _scratch(work: list[Tensor] | None, index: int, like: Tensor) -> Tensor:
-    """The ``index``-th scratch tensor of ``work`` shaped like ``like`` (allocated once, then reused)."""
+Scratch = dict  # {(index, shape, stride, dtype, device): tensor}: scratch tensors kept between steps and neurons
+
+
+def _scratch(work: Scratch | None, index: int, like: Tensor) -> Tensor:
+    """The ``index``-th scratch tensor shaped, laid out and typed like ``like``, from the pool ``work``
+    (allocated on first use, then reused; ``None``: a fresh one). Scratch contents never outlive one step,
+    so every neuron of a run may share one pool: it then holds one set per distinct shape, not per neuron."""
     if work is None:
         return torch.empty_like(like)
-    while len(work) <= index:
-        work.append(torch.empty_like(like))
-    if work[index].shape != like.shape or work[index].dtype != like.dtype or work[index].device != like.device:
-        work[index] = torch.empty_like(like)
-    return work[index]
+    key = (index, like.shape, like.stride(), like.dtype, like.device)
+    tensor = work.get(key)
+    if tensor is None:
+        tensor = work[key] = torch.empty_like(like)
+    return tensor
 
 
 def _fire_unit_(v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronConfig,
-                work: list[Tensor] | None, negated: bool) -> None:
+                work: Scratch | None, negated: bool) -> None:
     """Spikes for ``V_th = 1`` (what the converter emits), in few passes over memory.
 
     With ``V_th = 1``, ``V^b`` counts whole spikes and every case of the module docstring collapses to
@@ -173,7 +178,7 @@ def _fire_unit_(v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronCon
 
 
 def _fire_general_(v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronConfig,
-                   work: list[Tensor] | None) -> None:
+                   work: Scratch | None) -> None:
     """Spikes for any threshold, the module docstring's cases one by one."""
     threshold, smax = config.threshold, config.max_strength
     if smax == 1:
@@ -189,13 +194,18 @@ def _fire_general_(v: Tensor, buffer: Tensor | None, out: Tensor, config: Neuron
 
 
 def _if_step_(x: Tensor, v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronConfig,
-              work: list[Tensor] | None = None, negated: bool = False) -> None:
+              work: Scratch | None = None, negated: bool = False) -> None:
     """One step, in place: updates ``v`` (and ``buffer``) and writes the spikes into ``out``.
 
     This is the single implementation behind :func:`if_step`, :func:`if_scan`, :func:`if_scan_constant`
     and the engine. It uses only arithmetic on the membrane's dtype (boolean masks, ``where`` and
-    ``masked_fill`` are several times slower on CPU) and at most two scratch tensors, which the caller
+    ``masked_fill`` are several times slower on CPU) and at most three scratch tensors, which the caller
     may keep in ``work`` to reuse from step to step.
+
+    ``out`` may be an ``int8`` tensor (:data:`SPIKE_DTYPES`; spikes are integers with ``|S| <= S^max <= 64``):
+    the step then fires into a scratch tensor of the membrane's dtype and layout (reused from step to step)
+    and copies it into ``out`` at the end. Exact either way. (Comparing straight into an int8 ``out`` was
+    measured 3x slower on CPU: PyTorch computes a temporary of its own layout and copies it across.)
     """
     threshold, smax = config.threshold, config.max_strength
     if config.signed and buffer is None:
@@ -203,35 +213,62 @@ def _if_step_(x: Tensor, v: Tensor, buffer: Tensor | None, out: Tensor, config: 
     if negated and threshold != 1.0:
         raise ValueError("a negated buffer (-V^b) is only used with threshold 1")
     v.add_(x)
+    spikes = out if out.dtype == v.dtype else _scratch(work, 2, v)
     if threshold == 1.0 and (config.signed or smax > 1):
-        _fire_unit_(v, buffer, out, config, work, negated)
+        _fire_unit_(v, buffer, spikes, config, work, negated)
     else:
-        _fire_general_(v, buffer, out, config, work)
+        _fire_general_(v, buffer, spikes, config, work)
     if smax > 2:  # A(|S|) with the sign kept
-        out.copy_(adjust_strength(out.abs(), smax).copysign_(out))
+        spikes.copy_(adjust_strength(spikes.abs(), smax).copysign_(spikes))
     if config.signed:
-        buffer.add_(out, alpha=-threshold if negated else threshold)  # Eq. 12
+        buffer.add_(spikes, alpha=-threshold if negated else threshold)  # Eq. 12
     if config.reset is Reset.SUBTRACT:
-        v.add_(out, alpha=-threshold)
+        v.add_(spikes, alpha=-threshold)
     else:
-        fired = out if (smax == 1 and not config.signed) else torch.ne(out, 0, out=_scratch(work, 0, v))
+        fired = spikes if (smax == 1 and not config.signed) else torch.ne(spikes, 0, out=_scratch(work, 0, v))
         v.addcmul_(v, fired, value=-1.0)  # V - V * [S != 0]: exactly 0 where a spike was sent
+    if spikes is not out:
+        out.copy_(spikes)
+
+
+#: dtypes a neuron may emit its spikes in besides the membrane's: int8 holds every spike of ``S^max <= 64``
+#: exactly, in a quarter of the memory; integer layers (:mod:`spikeconv.layers.integer`) read it directly.
+SPIKE_DTYPES = (torch.int8,)
+
+
+def check_spike_dtype(dtype: torch.dtype | None, max_strength: int) -> torch.dtype | None:
+    """Return ``dtype`` if a neuron with this ``S^max`` may emit spikes in it (None: the membrane's dtype).
+
+    Example:
+        >>> check_spike_dtype(torch.int8, max_strength=2)
+        torch.int8
+    """
+    if dtype is None:
+        return None
+    if dtype not in SPIKE_DTYPES:
+        raise ValueError(f"spike_dtype must be None (the membrane's dtype) or one of {SPIKE_DTYPES}, got {dtype}")
+    if max_strength > 64:
+        raise ValueError(f"int8 spikes need S^max <= 64 (spikes up to {max_strength} would not fit); "
+                         "use spike_dtype=None")
+    return dtype
 
 
 def _fresh(state: IFState) -> IFState:
     return IFState(state.v.clone(), None if state.buffer is None else state.buffer.clone())
 
 
-def _stacked_like(x: Tensor, steps: int) -> Tensor:
-    """An empty ``[steps, *x.shape]`` tensor whose slices keep ``x``'s memory format (e.g. channels-last)."""
+def _stacked_like(x: Tensor, steps: int, dtype: torch.dtype | None = None) -> Tensor:
+    """An empty ``[steps, *x.shape]`` tensor (of ``dtype``, default ``x``'s) whose slices keep ``x``'s memory
+    format (e.g. channels-last)."""
+    dtype = dtype or x.dtype
     if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-        flat = torch.empty((steps * x.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device,
+        flat = torch.empty((steps * x.shape[0], *x.shape[1:]), dtype=dtype, device=x.device,
                            memory_format=torch.channels_last)
         return flat.view(steps, *x.shape)
-    return x.new_empty((steps, *x.shape))
+    return x.new_empty((steps, *x.shape), dtype=dtype)
 
 
-StepKernel = Callable[[Tensor, Tensor, "Tensor | None", Tensor, NeuronConfig, "list[Tensor] | None", bool], None]
+StepKernel = Callable[[Tensor, Tensor, "Tensor | None", Tensor, NeuronConfig, "Scratch | None", bool], None]
 
 
 @functools.cache
@@ -247,16 +284,19 @@ def compiled_step_kernel() -> StepKernel:
 
 
 def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | None = None,
-             work: list[Tensor] | None = None, kernel: StepKernel | None = None,
-             negated_buffer: bool = False, out: Tensor | None = None) -> Tensor:
+             work: Scratch | None = None, kernel: StepKernel | None = None,
+             negated_buffer: bool = False, out: Tensor | None = None,
+             spike_dtype: torch.dtype | None = None) -> Tensor:
     r"""In-place scan for engines: advances ``state`` (mutated) and returns the spikes ``[T, ...]``.
 
     ``x`` is ``[T, ...]`` (``x[t]`` is the current at step t) or, with ``steps`` given, one current
-    applied at each of ``steps`` steps (analog input). ``work`` is a list the caller keeps to reuse scratch
-    tensors across calls; ``kernel`` replaces the eager step (e.g. :func:`compiled_step_kernel`).
+    applied at each of ``steps`` steps (analog input). ``work`` is a dict the caller keeps to reuse scratch
+    tensors across calls, and may share between neurons (ignored with a ``kernel``); ``kernel`` replaces the eager step (e.g.
+    :func:`compiled_step_kernel`).
     ``negated_buffer``: ``state.buffer`` holds ``-V^b`` (engines keep it so for threshold-1 buffered
     neurons: one pass less per step; a zero buffer is the same either way). ``out``: write the spikes
     into this tensor (shaped like the result) instead of a new one; engines pass the previous chunk's.
+    ``spike_dtype``: the dtype of a new spike tensor (None: the current's; or int8, :func:`check_spike_dtype`).
     :func:`if_scan` is the pure version.
 
     Example:
@@ -267,10 +307,12 @@ def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | No
     """
     constant = steps is not None
     step = kernel or _if_step_
+    if kernel is not None:  # a compiled step fuses its scratch tensors away; reused ones it would have to write
+        work = None
     if out is not None:
         spikes = out
     else:
-        spikes = _stacked_like(x, steps) if constant else torch.empty_like(x)
+        spikes = _stacked_like(x if constant else x[0], steps if constant else x.shape[0], spike_dtype)
     for t in range(spikes.shape[0]):
         step(x if constant else x[t], state.v, state.buffer, spikes[t], config, work, negated_buffer)
     return spikes

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .functional import NeuronConfig, StepKernel, if_init, if_scan_
+from .functional import NeuronConfig, StepKernel, check_spike_dtype, if_init, if_scan_
 
 
 @dataclass
@@ -32,7 +32,7 @@ class NeuronRun:
     batch: int
     start: int = 0
     state: Any = None  # IFState for IF neurons (buffer = -V^b for threshold-1 buffered ones), counts for pools
-    work: list = field(default_factory=list)  # scratch tensors the neuron reuses from step to step
+    work: dict = field(default_factory=dict)  # scratch pool reused from step to step (engines share one per run)
     kernel: StepKernel | None = None  # the neuron step to use (None: eager)
     reuse_output: bool = False  # write each chunk's spikes into the previous chunk's output tensor
     output: Any = None  # that tensor (IF neurons)
@@ -77,6 +77,11 @@ class IFNeuron(SpikingModule):
     current added to the input at every step, ``V'(t) = V(t-1) + x(t) + b_cal``: a bias in threshold units
     set by :func:`spikeconv.analysis.calibrate_offsets`.
 
+    ``spike_dtype`` (None: the input current's dtype) may be ``torch.int8``: the spikes then take a quarter
+    of the memory and integer layers read them without a conversion. The converter sets it
+    (``ConversionConfig(weight_bits=...)``) on neurons whose spikes go only to integer layers and weighted
+    adds; float layers do not take int8 inputs.
+
     Example:
         >>> from spikeconv.sim import simulate
         >>> net = nn.Sequential(IFNeuron(NeuronConfig(threshold=1.0)))
@@ -84,12 +89,14 @@ class IFNeuron(SpikingModule):
         [0.0, 0.5, 0.3333333432674408, 0.5]
     """
 
-    def __init__(self, config: NeuronConfig | None = None, clamp_steps: int = 0) -> None:
+    def __init__(self, config: NeuronConfig | None = None, clamp_steps: int = 0,
+                 spike_dtype: torch.dtype | None = None) -> None:
         super().__init__()
         if clamp_steps < 0:
             raise ValueError(f"clamp_steps must be >= 0, got {clamp_steps}")
         self.config = config if config is not None else NeuronConfig()
         self.clamp_steps = int(clamp_steps)
+        self.spike_dtype = check_spike_dtype(spike_dtype, self.config.max_strength)
         self.register_buffer("current_offset", None)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -99,20 +106,21 @@ class IFNeuron(SpikingModule):
             current = current + self.current_offset
         skip = min(max(self.clamp_steps - run.start, 0), run.steps)
         like = current if constant else current[0]
+        dtype = self.spike_dtype or like.dtype
         if skip == run.steps:  # the whole chunk is clamped: no integration, no spikes
-            return like.new_zeros((run.steps * like.shape[0], *like.shape[1:]))
+            return like.new_zeros((run.steps * like.shape[0], *like.shape[1:]), dtype=dtype)
         if run.state is None:  # the run owns this state: the in-place scan advances it without copies
             run.state = if_init(like, self.config)
         # with threshold 1 the run keeps -V^b in state.buffer (one pass less per step; it starts at 0)
         negated = self.config.signed and self.config.threshold == 1.0
         steps = run.steps - skip
-        out = _reusable(run, steps, like)
+        out = _reusable(run, steps, like, dtype)
         if constant:
             active = if_scan_(current, run.state, self.config, steps=steps, work=run.work,
-                              kernel=run.kernel, negated_buffer=negated, out=out)
+                              kernel=run.kernel, negated_buffer=negated, out=out, spike_dtype=dtype)
         else:
             active = if_scan_(current[skip:], run.state, self.config, work=run.work, kernel=run.kernel,
-                              negated_buffer=negated, out=out)
+                              negated_buffer=negated, out=out, spike_dtype=dtype)
         if run.reuse_output:
             run.output = active
         spikes = active if skip == 0 else torch.cat([active.new_zeros((skip, *active.shape[1:])), active])
@@ -123,14 +131,16 @@ class IFNeuron(SpikingModule):
         text = (f"threshold={c.threshold}, reset={c.reset.value}, max_strength={c.max_strength}, "
                 f"signed={c.signed}, phi={c.phi}")
         text += f", clamp_steps={self.clamp_steps}" if self.clamp_steps else ""
+        text += f", spike_dtype={self.spike_dtype}" if self.spike_dtype is not None else ""
         return text + (", calibrated" if self.current_offset is not None else "")
 
 
-def _reusable(run: NeuronRun, steps: int, like: Tensor) -> Tensor | None:
-    """The previous chunk's spike tensor if the run reuses outputs and it fits ``steps`` frames like ``like``."""
+def _reusable(run: NeuronRun, steps: int, like: Tensor, dtype: torch.dtype) -> Tensor | None:
+    """The previous chunk's spike tensor if the run reuses outputs and it fits ``steps`` frames like ``like``
+    of ``dtype``."""
     previous = run.output
     if (not run.reuse_output or previous is None or previous.shape != (steps, *like.shape)
-            or previous.dtype != like.dtype or previous.device != like.device or previous[0].stride() != like.stride()):
+            or previous.dtype != dtype or previous.device != like.device or previous[0].stride() != like.stride()):
         return None
     return previous
 

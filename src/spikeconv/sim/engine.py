@@ -131,7 +131,8 @@ def neuron_runs(model: nn.Module, batch: int, kernel: StepKernel | None = None,
     busy = [n for n in neurons if n._run is not None]
     if busy:
         raise RuntimeError("this network is already being simulated (re-entrant simulate calls are not supported)")
-    runs = [NeuronRun(steps=1, batch=batch, kernel=kernel, reuse_output=reuse_output) for _ in neurons]
+    scratch: dict = {}  # one scratch pool for all neurons: scratch never outlives a step
+    runs = [NeuronRun(steps=1, batch=batch, kernel=kernel, reuse_output=reuse_output, work=scratch) for _ in neurons]
     try:
         for neuron, run in zip(neurons, runs):
             neuron._run = run
