@@ -73,14 +73,17 @@ def test_weight_grid_rejects_nan():
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 999), stride=st.sampled_from([1, 2]), padding=st.sampled_from([0, 1, 2]),
        dilation=st.sampled_from([1, 2]), groups=st.sampled_from([1, 2]), bias=st.booleans(), signed=st.booleans(),
-       strength=st.sampled_from([1, 2, 4]), bits=st.sampled_from([2, 5, 8]), channels_last=st.booleans())
+       strength=st.sampled_from([1, 2, 4]), bits=st.sampled_from([2, 5, 8]), channels_last=st.booleans(),
+       bound=st.booleans())
 def test_integer_conv_is_the_exact_integer_sum(seed, stride, padding, dilation, groups, bias, signed, strength, bits,
-                                               channels_last):
-    """``y = fl(fl(Q * S) * s) + b``: the int32 sum exact (computed here in float64), rounded once, scaled."""
+                                               channels_last, bound):
+    """``y = fl(fl(Q * S) * s) + b``: the int32 sum exact (computed here in float64), rounded once, scaled.
+    With a known spike bound, signed padded layers on these small maps take the shifted path."""
     torch.manual_seed(seed)
     layer = IntegerConv2d.from_layer(nn.Conv2d(4, 6, 3, stride, padding, dilation, groups, bias), bits,
-                                     input_signed=signed)
+                                     input_signed=signed, spike_bound=strength if bound else None)
     x = _spikes((5, 4, 9, 8), signed, strength, seed)
+    assert layer._shifts(x) == (signed and bound and padding > 0)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     spikes = x.to(torch.int8)  # what a neuron with spike_dtype=int8 emits: read as it is, never written
@@ -200,7 +203,7 @@ def test_convert_with_weight_bits_installs_integer_layers_where_spikes_flow():
             assert torch.equal(quantize_weight(module.weight, 8)[0], module.weight.detach())  # on the grid
             assert codes.abs().max() == 127
         if isinstance(module, (IntegerConv2d, IntegerLinear)):
-            assert module.input_signed and module.skip_silent
+            assert module.input_signed and module.skip_silent and module.spike_bound == 1
     quantized = [r for r in snn.report if r.status == "quantized"]
     assert len(quantized) == len(layers) and sum("integer arithmetic" in r.detail for r in quantized) == len(layers) - 2
     snn.set_neuron_config_(signed=False)
@@ -354,3 +357,24 @@ def test_converted_network_sends_int8_spikes_where_only_integer_layers_read_them
     assert sum(sum(ops[k].sop_adds) for k in ops) > 0
     float_net = convert(model, x, ConversionConfig(signed=signed, max_strength=2 if signed else 1))
     assert all(m.spike_dtype is None for m in float_net.modules() if isinstance(m, IFNeuron))
+
+
+@kernels
+def test_shifted_path_is_chosen_by_map_size_and_exactness_bound():
+    """The shifted path (unsigned kernel on S + c, window sums subtracted) only where it was measured faster
+    (small maps) and where every sum stays below 2^24; elsewhere the zero-point path, with the same bits."""
+    torch.manual_seed(2)
+    small = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, padding=1), 8, input_signed=True, spike_bound=2)
+    x_small, x_large = _spikes((3, 8, 16, 16), True, 2, 0), _spikes((3, 8, 17, 17), True, 2, 1)
+    assert small._shifts(x_small) and not small._shifts(x_large)  # 256 vs 289 output positions
+    wide = IntegerConv2d.from_layer(nn.Conv2d(4096, 2, 3, padding=1), 8, input_signed=True, spike_bound=8)
+    assert not wide._shifts(torch.zeros(1, 4096, 4, 4))  # 36864 x 127 x 16 > 2^24: not exact in float32
+    assert IntegerConv2d.from_layer(nn.Conv2d(4096, 2, 3, padding=1), 8, input_signed=True,
+                                    spike_bound=1)._shifts(torch.zeros(1, 4096, 4, 4))
+    with torch.no_grad():
+        for x in (x_small, x_large):
+            assert torch.equal(small(x), _exact_conv(small, x))
+            assert torch.equal(small(x.to(torch.int8)), _exact_conv(small, x))
+    assert {"shifted", "offset", "packed"} <= set(small._memo.entries)
+    with pytest.raises(ValueError, match="spike_bound"):
+        IntegerConv2d.from_layer(nn.Conv2d(2, 2, 3), 8, spike_bound=200)

@@ -67,7 +67,7 @@ def quantize_weights_(net: nn.Module, graph: Graph, roles: dict, bits: int, *, s
             continue
         kind = {nn.Conv2d: IntegerConv2d, nn.Linear: IntegerLinear}.get(type(layer))
         if fits and node.target in fed and kind is not None and kind.accepts(layer):
-            new = kind.from_layer(layer, bits, input_signed=signed, skip_silent=skip_silent)
+            new = kind.from_layer(layer, bits, input_signed=signed, skip_silent=skip_silent, spike_bound=max_strength)
             parent, _, attr = node.target.rpartition(".")
             setattr(net.get_submodule(parent) if parent else net, attr, new)
             report.append(NodeReport(node.name, type(layer).__name__, "quantized",

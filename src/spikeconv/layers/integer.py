@@ -34,10 +34,14 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .sparse import _skip_silent
 
 MAX_BITS = 8
+#: signed convolutions with padding whose output map has at most this many positions take the shifted path
+#: (measured faster than the zero-point kernel there on a 2-core AVX-512 CPU; slower on 32x32 maps)
+SHIFTED_MAX_POSITIONS = 256
 
 
 def check_weight_bits(bits: int) -> int:
@@ -109,12 +113,19 @@ def integer_kernels_available() -> bool:
 
 
 class _PackedWeight:
-    """Memo of one layer's oneDNN-packed int8 weight, keyed by the tensors it was derived from. Packed
-    tensors are opaque (no storage), so a copy of the layer starts with an empty memo."""
+    """Memo of one layer's derived tensors (oneDNN-packed int8 weights, correction maps), each keyed by the
+    tensors it was derived from. Packed tensors are opaque (no storage), so a copy of the layer starts with
+    an empty memo."""
 
     def __init__(self) -> None:
-        self.key: tuple | None = None
-        self.packed: Tensor | None = None
+        self.entries: dict[str, tuple[tuple, Tensor]] = {}
+
+    def get(self, name: str, key: tuple, make) -> Tensor:
+        """The tensor stored under ``name`` if it was made for ``key``, else ``make()`` (then stored)."""
+        entry = self.entries.get(name)
+        if entry is None or entry[0] != key:
+            entry = self.entries[name] = (key, make())
+        return entry[1]
 
     def __deepcopy__(self, memo: dict) -> _PackedWeight:
         return _PackedWeight()
@@ -139,9 +150,13 @@ class _IntegerWeights:
     skip_silent: bool
     _memo: _PackedWeight
 
-    def _adopt(self, layer: nn.Module, bits: int, input_signed: bool, skip_silent: bool):
+    def _adopt(self, layer: nn.Module, bits: int, input_signed: bool, skip_silent: bool,
+               spike_bound: int | None = None):
         """Take ``layer``'s bias and its weight on the ``bits``-bit grid (``layer`` unchanged); returns self."""
         self.bits = check_weight_bits(bits)
+        if spike_bound is not None and not (isinstance(spike_bound, int) and 1 <= spike_bound <= 127):
+            raise ValueError(f"spike_bound must be an integer from 1 to 127 (the largest |spike|), got {spike_bound!r}")
+        self.spike_bound = spike_bound
         grid, scale = quantize_weight(layer.weight.detach(), bits)
         self.weight = nn.Parameter(grid, requires_grad=layer.weight.requires_grad)
         self.bias = layer.bias
@@ -168,12 +183,11 @@ class _IntegerWeights:
                              "with from_layer(), or convert again with weight_bits set")
         return codes.to(torch.int8)
 
+    def _weight_key(self) -> tuple:
+        return _version_key(self.weight, self.weight_scale)
+
     def _packed_weight(self) -> Tensor:
-        key = (*_version_key(self.weight, self.weight_scale), self.input_zero_point)
-        if self._memo.key != key:
-            self._memo.packed = self._pack(self._codes())
-            self._memo.key = key
-        return self._memo.packed
+        return self._memo.get("packed", (*self._weight_key(), self.input_zero_point), lambda: self._pack(self._codes()))
 
     def _integer_input(self, x: Tensor) -> Tensor:
         if x.dtype == torch.int8:  # the neuron's own int8 spikes: read them as they are (never written)
@@ -229,16 +243,18 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
 
     @classmethod
     def from_layer(cls, layer: nn.Conv2d, bits: int = 8, *, input_signed: bool = False,
-                   skip_silent: bool = False) -> IntegerConv2d:
+                   skip_silent: bool = False, spike_bound: int | None = None) -> IntegerConv2d:
         """A new layer with ``layer``'s geometry and bias and its weight put on the ``bits``-bit grid
         (``layer`` is not changed). ``input_signed``: spikes may be negative; ``skip_silent``: also skip
-        silent frames (:mod:`spikeconv.layers.sparse`)."""
+        silent frames (:mod:`spikeconv.layers.sparse`); ``spike_bound``: the largest ``|S|`` the input
+        carries (``S^max``; None: unknown), which lets signed layers on small maps use the shifted path
+        (:meth:`_shifted_forward`)."""
         if not cls.accepts(layer):
             raise ValueError("IntegerConv2d needs an nn.Conv2d with zero padding given as numbers, got "
                              f"{type(layer).__name__} (padding {layer.padding!r}, mode {layer.padding_mode!r})")
         new = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
                   layer.dilation, layer.groups, layer.bias is not None, device="meta")
-        return new._adopt(layer, bits, input_signed, skip_silent)
+        return new._adopt(layer, bits, input_signed, skip_silent, spike_bound)
 
     def _pads_itself(self) -> bool:
         """Signed spikes with padding: the kernel's own zero-point padding is slow (up to 2x on 512 channels
@@ -264,9 +280,56 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         inner.bitwise_xor_(128)  # two's complement with the sign bit flipped = value + 128
         return spikes.permute(0, 3, 1, 2)
 
+    def _output_positions(self, height: int, width: int) -> int:
+        sizes = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in
+                 zip((height, width), self.padding, self.dilation, self.kernel_size, self.stride)]
+        return sizes[0] * sizes[1]
+
+    def _shifts(self, x: Tensor) -> bool:
+        """Whether this call takes :meth:`_shifted_forward`: signed spikes of known bound with padding, an
+        output map of at most ``SHIFTED_MAX_POSITIONS`` positions, and every sum below 2^24 (exact in float32)."""
+        if not (self._pads_itself() and self.spike_bound is not None):
+            return False
+        fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
+        return (self._output_positions(x.shape[-2], x.shape[-1]) <= SHIFTED_MAX_POSITIONS
+                and fan_in * 127 * 2 * self.spike_bound < 2 ** 24)
+
+    def _shifted_forward(self, x: Tensor) -> Tensor:
+        r"""Signed spikes through the unsigned kernel, exactly: with ``c = spike_bound``, ``S + c >= 0`` and
+
+            (Q * S)_o = (Q * (S + c))_o - c M_o,     M_o = sum of Q_o over the window's in-bounds taps
+
+        (``M`` depends on the position only at the borders; computed once per input size). The kernel runs
+        with unit scales and no zero point, so its float32 output is the exact integer ``Q * (S + c)``
+        (below 2^24); the subtraction is exact too, then ``y = fl(fl(sum * s) + b)`` as on the other paths.
+        On this CPU it takes 0.7-0.9 of the zero-point path on maps of 16x16 and below (docs/performance.md).
+        """
+        bound = self.spike_bound
+        spikes = x.contiguous(memory_format=torch.channels_last)
+        spikes = (spikes + bound) if spikes.dtype == torch.int8 else spikes.to(torch.int8).add_(bound)
+        unit = self._memo.get("unit", (), lambda: torch.ones(self.out_channels))
+        packed = self._memo.get("shifted", self._weight_key(), lambda: torch.ops.onednn.qconv_prepack(
+            self._codes(), unit, 1.0, 0, list(self.stride), list(self.padding), list(self.dilation), self.groups, None))
+        total = torch.ops.onednn.qconv2d_pointwise(
+            spikes.view(torch.uint8), 1.0, 0, packed, unit, torch.zeros(self.out_channels, dtype=torch.long), None,
+            list(self.stride), list(self.padding), list(self.dilation), self.groups, 1.0, 0, torch.float32, "none", [], "")
+        height, width = x.shape[-2:]
+        offset = self._memo.get("offset", (*self._weight_key(), height, width, bound),
+                                lambda: self._window_sums(height, width).mul_(bound))
+        total.sub_(offset).mul_(self.weight_scale.view(1, -1, 1, 1))
+        return total if self.bias is None else total.add_(self.bias.detach().view(1, -1, 1, 1))
+
+    def _window_sums(self, height: int, width: int) -> Tensor:
+        """``M``: the sum of each output channel's integer weights over the in-bounds taps, per position."""
+        ones = torch.ones(1, self.in_channels, height, width)
+        sums = F.conv2d(ones, self._codes().float(), None, self.stride, self.padding, self.dilation, self.groups)
+        return sums.contiguous(memory_format=torch.channels_last)
+
     def _integer_forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4:
             return self._float_forward(x)
+        if self._shifts(x):
+            return self._shifted_forward(x)
         stride, padding, dilation = self._geometry()
         if self._pads_itself():
             spikes = self._padded_signed_input(x)
@@ -297,13 +360,13 @@ class IntegerLinear(_IntegerWeights, nn.Linear):
 
     @classmethod
     def from_layer(cls, layer: nn.Linear, bits: int = 8, *, input_signed: bool = False,
-                   skip_silent: bool = False) -> IntegerLinear:
+                   skip_silent: bool = False, spike_bound: int | None = None) -> IntegerLinear:
         """A new layer with ``layer``'s shape and bias and its weight put on the ``bits``-bit grid (``layer``
         is not changed); options as :meth:`IntegerConv2d.from_layer`."""
         if not cls.accepts(layer):
             raise ValueError(f"IntegerLinear needs an nn.Linear, got {type(layer).__name__}")
         new = cls(layer.in_features, layer.out_features, layer.bias is not None, device="meta")
-        return new._adopt(layer, bits, input_signed, skip_silent)
+        return new._adopt(layer, bits, input_signed, skip_silent, spike_bound)
 
     def _pack(self, codes: Tensor) -> Tensor:
         return torch.ops.onednn.qlinear_prepack(codes, None)
