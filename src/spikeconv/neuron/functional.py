@@ -271,16 +271,28 @@ def _stacked_like(x: Tensor, steps: int, dtype: torch.dtype | None = None) -> Te
 StepKernel = Callable[[Tensor, Tensor, "Tensor | None", Tensor, NeuronConfig, "Scratch | None", bool], None]
 
 
+#: compiled variants of the step allowed per process (one per neuron configuration x spike dtype x input kind);
+#: PyTorch's default of 8 falls back to eager silently once a process has run a few networks
+COMPILED_VARIANTS = 64
+
+
 @functools.cache
 def compiled_step_kernel() -> StepKernel:
     """The in-place step passed through ``torch.compile`` (dynamic shapes, so every layer reuses it).
 
     Compiled once per process and neuron configuration on first use (seconds; cached on disk by
-    PyTorch afterwards). Bit-identical to the eager step (tests/test_sim.py). Measured on the 2-core
-    CPU it was no faster than the eager step (docs/performance.md): the in-place ``out=`` updates are not
-    fused into one loop there; on CUDA it is untested.
+    PyTorch afterwards), under a recompile limit of ``COMPILED_VARIANTS`` set only around its own calls.
+    Bit-identical to the eager step (tests/test_sim.py). Measured on the 2-core CPU (docs/performance.md):
+    no faster than the eager step with float32 spikes, 5-15% faster end to end with int8 spikes; on CUDA
+    it is untested.
     """
-    return torch.compile(_if_step_, dynamic=True)
+    compiled = torch.compile(_if_step_, dynamic=True)
+
+    def step(*args) -> None:
+        with torch._dynamo.config.patch(recompile_limit=COMPILED_VARIANTS):
+            compiled(*args)
+
+    return step
 
 
 def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | None = None,
