@@ -39,9 +39,10 @@ from torch.nn import functional as F
 from .sparse import _skip_silent
 
 MAX_BITS = 8
-#: signed convolutions with padding whose output map has at most this many positions take the shifted path
-#: (measured faster than the zero-point kernel there on a 2-core AVX-512 CPU; slower on 32x32 maps)
-SHIFTED_MAX_POSITIONS = 256
+#: signed convolutions with padding on output maps of at most this many positions (8x8) avoid oneDNN's
+#: zero-point padding (shifted or self-padded paths, IntegerConv2d._path); on larger maps the kernel's own
+#: was as fast or faster (2-core AVX-512 CPU, benchmarks/signed_spikes.py)
+SMALL_MAP_POSITIONS = 64
 
 
 def check_weight_bits(bits: int) -> int:
@@ -256,19 +257,35 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
                   layer.dilation, layer.groups, layer.bias is not None, device="meta")
         return new._adopt(layer, bits, input_signed, skip_silent, spike_bound)
 
-    def _pads_itself(self) -> bool:
-        """Signed spikes with padding: the kernel's own zero-point padding is slow (up to 2x on 512 channels
-        at 4x4, docs/performance.md), so the layer pads the shifted spikes with the zero point itself."""
-        return self.input_signed and any(p > 0 for p in self.padding)
+    def _path(self, x: Tensor) -> str:
+        """How this call runs the kernel (all exact, docs/performance.md):
 
-    def _geometry(self) -> tuple[list[int], list[int], list[int]]:
-        padding = [0, 0] if self._pads_itself() else list(self.padding)
-        return list(self.stride), padding, list(self.dilation)
+        * ``"kernel"``: unsigned spikes, no padding, or an output map of more than ``SMALL_MAP_POSITIONS``
+          positions: oneDNN pads (with the zero point of signed spikes) itself;
+        * ``"shifted"``: signed spikes of known bound on a small map, where every sum stays below 2^24:
+          :meth:`_shifted_forward` (1.0-1.05x the unsigned kernel's time where the zero-point paths took
+          1.1-1.6x, ``benchmarks/signed_spikes.py``);
+        * ``"self-padded"``: signed spikes of unknown bound on a small map: the layer pads the shifted
+          spikes with the zero point itself (oneDNN's own zero-point padding cost up to 2x on 512
+          channels at 4x4).
+        """
+        if not (self.input_signed and any(p > 0 for p in self.padding)):
+            return "kernel"
+        if self._output_positions(x.shape[-2], x.shape[-1]) > SMALL_MAP_POSITIONS:
+            return "kernel"
+        fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
+        if self.spike_bound is not None and fan_in * 127 * 2 * self.spike_bound < 2 ** 24:
+            return "shifted"
+        return "self-padded"
 
-    def _pack(self, codes: Tensor) -> Tensor:
-        stride, padding, dilation = self._geometry()
-        return torch.ops.onednn.qconv_prepack(codes, self.weight_scale, 1.0, self.input_zero_point, stride, padding,
-                                              dilation, self.groups, None)
+    def _shifts(self, x: Tensor) -> bool:
+        """Whether this call takes :meth:`_shifted_forward` (see :meth:`_path`)."""
+        return self._path(x) == "shifted"
+
+    def _pack(self, codes: Tensor, padding: list[int] | None = None) -> Tensor:
+        padding = list(self.padding) if padding is None else padding
+        return torch.ops.onednn.qconv_prepack(codes, self.weight_scale, 1.0, self.input_zero_point, list(self.stride),
+                                              padding, list(self.dilation), self.groups, None)
 
     def _padded_signed_input(self, x: Tensor) -> Tensor:
         """``x + 128`` as uint8 (NHWC memory), surrounded by ``padding`` frames of 128 (= spike value 0)."""
@@ -285,15 +302,6 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
                  zip((height, width), self.padding, self.dilation, self.kernel_size, self.stride)]
         return sizes[0] * sizes[1]
 
-    def _shifts(self, x: Tensor) -> bool:
-        """Whether this call takes :meth:`_shifted_forward`: signed spikes of known bound with padding, an
-        output map of at most ``SHIFTED_MAX_POSITIONS`` positions, and every sum below 2^24 (exact in float32)."""
-        if not (self._pads_itself() and self.spike_bound is not None):
-            return False
-        fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
-        return (self._output_positions(x.shape[-2], x.shape[-1]) <= SHIFTED_MAX_POSITIONS
-                and fan_in * 127 * 2 * self.spike_bound < 2 ** 24)
-
     def _shifted_forward(self, x: Tensor) -> Tensor:
         r"""Signed spikes through the unsigned kernel, exactly: with ``c = spike_bound``, ``S + c >= 0`` and
 
@@ -302,7 +310,7 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         (``M`` depends on the position only at the borders; computed once per input size). The kernel runs
         with unit scales and no zero point, so its float32 output is the exact integer ``Q * (S + c)``
         (below 2^24); the subtraction is exact too, then ``y = fl(fl(sum * s) + b)`` as on the other paths.
-        On this CPU it takes 0.7-0.9 of the zero-point path on maps of 16x16 and below (docs/performance.md).
+        Chosen by :meth:`_path` on maps of 8x8 and below, where it measured fastest (docs/performance.md).
         """
         bound = self.spike_bound
         spikes = x.contiguous(memory_format=torch.channels_last)
@@ -328,18 +336,21 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
     def _integer_forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4:
             return self._float_forward(x)
-        if self._shifts(x):
+        path = self._path(x)
+        if path == "shifted":
             return self._shifted_forward(x)
-        stride, padding, dilation = self._geometry()
-        if self._pads_itself():
-            spikes = self._padded_signed_input(x)
+        if path == "self-padded":
+            spikes, padding = self._padded_signed_input(x), [0, 0]
+            packed = self._memo.get("self-padded", (*self._weight_key(), self.input_zero_point),
+                                    lambda: self._pack(self._codes(), padding))
         else:
-            spikes = self._integer_input(x.contiguous(memory_format=torch.channels_last))
+            spikes, padding = self._integer_input(x.contiguous(memory_format=torch.channels_last)), list(self.padding)
+            packed = self._packed_weight()
         zero_points = torch.zeros(self.out_channels, dtype=torch.long)
         return torch.ops.onednn.qconv2d_pointwise(
-            spikes, 1.0, self.input_zero_point, self._packed_weight(), self.weight_scale, zero_points,
-            None if self.bias is None else self.bias.detach(), stride, padding, dilation, self.groups, 1.0, 0,
-            torch.float32, "none", [], "")
+            spikes, 1.0, self.input_zero_point, packed, self.weight_scale, zero_points,
+            None if self.bias is None else self.bias.detach(), list(self.stride), padding, list(self.dilation),
+            self.groups, 1.0, 0, torch.float32, "none", [], "")
 
 
 class IntegerLinear(_IntegerWeights, nn.Linear):
