@@ -13,7 +13,8 @@ neuron; up to ``S^max`` for multi-bit spikes), so a layer fed by spikes computes
 
 where ``(Q * S)`` is a sum of integer products. :class:`IntegerConv2d` and :class:`IntegerLinear`
 compute it with oneDNN's int8 kernels (uint8 spikes, int8 weights, int32 sums; the spikes are shifted
-by 128 when they can be negative and the kernel removes the shift exactly): the sum is exact, then
+by 128 when they can be negative and the kernel removes the shift exactly, or, on small maps with a known
+spike bound ``c``, shifted by ``c`` and the shift removed from the exact sum): the sum is exact, then
 rounded once to float32 and scaled, ``fl(fl(fl(Q * S) * s_o) + b_o)``. On this CPU that is 2-3x
 faster than the float32 convolution (docs/performance.md). Where the kernels do not exist (CUDA, a
 build without oneDNN) or autograd is recording, the layers run the float layer on ``W'``, which equals
@@ -266,8 +267,8 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
           :meth:`_shifted_forward` (1.0-1.05x the unsigned kernel's time where the zero-point paths took
           1.1-1.6x, ``benchmarks/signed_spikes.py``);
         * ``"self-padded"``: signed spikes of unknown bound on a small map: the layer pads the shifted
-          spikes with the zero point itself (oneDNN's own zero-point padding cost up to 2x on 512
-          channels at 4x4).
+          spikes with the zero point itself (oneDNN's own zero-point padding took 1.54-1.58x the
+          unsigned time on 512 channels at 4x4 with float32 spikes, self-padding 1.35-1.37x).
         """
         if not (self.input_signed and any(p > 0 for p in self.padding)):
             return "kernel"
