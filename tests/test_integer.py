@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from helpers import tiny_resnet
 from spikeconv import ConversionConfig, convert, simulate
-from spikeconv.analysis import count_operations, record
+from spikeconv.analysis import count_operations, layer_rate_errors, record
 from spikeconv.layers import IntegerConv2d, IntegerLinear, integer_kernels_available, quantize_weight, weight_grid
 from spikeconv.neuron import IFNeuron, NeuronConfig, if_init
 from spikeconv.neuron.functional import if_scan_
@@ -355,6 +355,8 @@ def test_converted_network_sends_int8_spikes_where_only_integer_layers_read_them
     assert all(rec[k].spikes.dtype == torch.float32 for k in rec)
     assert all(ops[k].sop_adds == ops_f[k].sop_adds and ops[k].sop_events == ops_f[k].sop_events for k in ops)
     assert sum(sum(ops[k].sop_adds) for k in ops) > 0
+    errors, errors_f = layer_rate_errors(snn, [x], 6), layer_rate_errors(floats, [x], 6)  # hooks summing int8
+    assert errors.keys() == errors_f.keys() and all(torch.equal(errors[k], errors_f[k]) for k in errors)
     float_net = convert(model, x, ConversionConfig(signed=signed, max_strength=2 if signed else 1))
     assert all(m.spike_dtype is None for m in float_net.modules() if isinstance(m, IFNeuron))
 
