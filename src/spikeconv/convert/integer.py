@@ -16,6 +16,7 @@ from torch import nn
 from ..layers import WAdd
 from ..layers.integer import IntegerConv2d, IntegerLinear, quantize_weight
 from ..neuron import IFNeuron
+from ..neuron.functional import INT8_MAX_STRENGTH
 from .graph import Graph, Node
 from .network import NodeReport
 from .rules import Role
@@ -23,6 +24,13 @@ from .rules import Role
 #: shape-only operations: the value of every element passes unchanged.
 _SHAPE_MODULES = (nn.Identity, nn.Flatten, nn.Dropout, nn.Dropout2d)
 _SHAPE_FUNCTIONS = {"flatten", "view", "reshape", "contiguous", "clone", "dropout"}
+
+
+def _shape_only(node: Node, roles: dict) -> bool:
+    """Whether ``node`` only reshapes its input (every value passes unchanged)."""
+    operation = (isinstance(node.module, _SHAPE_MODULES) if node.kind == "module"
+                 else node.kind == "function" and node.target in _SHAPE_FUNCTIONS)
+    return operation and roles[node.index] is Role.PASS
 
 
 def _integer_valued(graph: Graph, roles: dict, node: Node | None, spiking_maxpool: bool) -> bool:
@@ -34,9 +42,7 @@ def _integer_valued(graph: Graph, roles: dict, node: Node | None, spiking_maxpoo
         if role is Role.CONCAT:
             return bool(node.inputs) and all(
                 _integer_valued(graph, roles, graph.producer(node, k), spiking_maxpool) for k in range(len(node.inputs)))
-        shape_only = (isinstance(node.module, _SHAPE_MODULES) if node.kind == "module"
-                      else node.kind == "function" and node.target in _SHAPE_FUNCTIONS)
-        if not (shape_only and role is Role.PASS) and not (role is Role.MAXPOOL and spiking_maxpool):
+        if not _shape_only(node, roles) and not (role is Role.MAXPOOL and spiking_maxpool):
             return False
         node = graph.producer(node) if node.inputs else None
     return False
@@ -58,7 +64,7 @@ def quantize_weights_(net: nn.Module, graph: Graph, roles: dict, bits: int, *, s
     and Linear layers become :class:`~spikeconv.layers.IntegerConv2d` / :class:`~spikeconv.layers.IntegerLinear`
     when their spikes fit the kernel's 8-bit input (``S^max <= 64``)."""
     fed = spike_fed(graph, roles, spiking_maxpool=spiking_maxpool)
-    fits = max_strength <= 64
+    fits = max_strength <= INT8_MAX_STRENGTH
     for node in graph.nodes:
         layer = node.module
         if node.kind != "module" or roles[node.index] is not Role.WEIGHT:
@@ -83,18 +89,11 @@ def _takes_int8(net: nn.Module, graph: Graph, roles: dict, node: Node) -> bool:
     weighted add (which promotes int8 to float exactly) and none is an output of the model."""
     if node.index in graph.outputs or not node.users:
         return False
-    for index in node.users:
-        user = graph.nodes[index]
-        if user.kind == "module":
-            module = net.get_submodule(user.target)
-            if isinstance(module, (IntegerConv2d, IntegerLinear, WAdd)):
-                continue
-            if isinstance(module, _SHAPE_MODULES) and roles[index] is Role.PASS and _takes_int8(net, graph, roles, user):
-                continue
-        elif (user.kind == "function" and user.target in _SHAPE_FUNCTIONS and roles[index] is Role.PASS
-              and _takes_int8(net, graph, roles, user)):
-            continue
-        return False
+    for user in (graph.nodes[index] for index in node.users):
+        reads_int8 = user.kind == "module" and isinstance(net.get_submodule(user.target),
+                                                          (IntegerConv2d, IntegerLinear, WAdd))
+        if not reads_int8 and not (_shape_only(user, roles) and _takes_int8(net, graph, roles, user)):
+            return False
     return True
 
 
@@ -107,7 +106,8 @@ def int8_spikes_(net: nn.Module, graph: Graph, roles: dict) -> list[str]:
         if roles[node.index] is not Role.NEURON or node.kind != "module":
             continue
         neuron = net.get_submodule(node.target)
-        if isinstance(neuron, IFNeuron) and neuron.config.max_strength <= 64 and _takes_int8(net, graph, roles, node):
+        if (isinstance(neuron, IFNeuron) and neuron.config.max_strength <= INT8_MAX_STRENGTH
+                and _takes_int8(net, graph, roles, node)):
             neuron.spike_dtype = torch.int8
             changed.append(node.target)
     return changed

@@ -188,6 +188,10 @@ class _IntegerWeights:
     def _weight_key(self) -> tuple:
         return _version_key(self.weight, self.weight_scale)
 
+    def _weight_zero_points(self) -> Tensor:
+        """The kernels' per-channel weight zero points: all 0 (symmetric grid); made once per layer."""
+        return self._memo.get("weight zero points", (), lambda: torch.zeros(self.weight.shape[0], dtype=torch.long))
+
     def _packed_weight(self) -> Tensor:
         return self._memo.get("packed", (*self._weight_key(), self.input_zero_point), lambda: self._pack(self._codes()))
 
@@ -283,10 +287,20 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         """Whether this call takes :meth:`_shifted_forward` (see :meth:`_path`)."""
         return self._path(x) == "shifted"
 
-    def _pack(self, codes: Tensor, padding: list[int] | None = None) -> Tensor:
-        padding = list(self.padding) if padding is None else padding
-        return torch.ops.onednn.qconv_prepack(codes, self.weight_scale, 1.0, self.input_zero_point, list(self.stride),
-                                              padding, list(self.dilation), self.groups, None)
+    def _pack(self, codes: Tensor, padding: list[int] | None = None, scale: Tensor | None = None,
+              zero_point: int | None = None) -> Tensor:
+        """oneDNN's packed weight for this geometry; by default the layer's padding, scales and input zero point."""
+        return torch.ops.onednn.qconv_prepack(
+            codes, self.weight_scale if scale is None else scale, 1.0,
+            self.input_zero_point if zero_point is None else zero_point, list(self.stride),
+            list(self.padding) if padding is None else padding, list(self.dilation), self.groups, None)
+
+    def _convolve(self, spikes: Tensor, packed: Tensor, padding: list[int], zero_point: int, scale: Tensor,
+                  bias: Tensor | None) -> Tensor:
+        """The fused kernel: ``fl(fl(sum * scale) + bias)`` with the int32 sum over ``spikes - zero_point``."""
+        return torch.ops.onednn.qconv2d_pointwise(
+            spikes, 1.0, zero_point, packed, scale, self._weight_zero_points(), bias, list(self.stride), padding,
+            list(self.dilation), self.groups, 1.0, 0, torch.float32, "none", [], "")
 
     def _padded_signed_input(self, x: Tensor) -> Tensor:
         """``x + 128`` as uint8 (NHWC memory), surrounded by ``padding`` frames of 128 (= spike value 0)."""
@@ -317,11 +331,9 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         spikes = x.contiguous(memory_format=torch.channels_last)
         spikes = (spikes + bound) if spikes.dtype == torch.int8 else spikes.to(torch.int8).add_(bound)
         unit = self._memo.get("unit", (), lambda: torch.ones(self.out_channels))
-        packed = self._memo.get("shifted", self._weight_key(), lambda: torch.ops.onednn.qconv_prepack(
-            self._codes(), unit, 1.0, 0, list(self.stride), list(self.padding), list(self.dilation), self.groups, None))
-        total = torch.ops.onednn.qconv2d_pointwise(
-            spikes.view(torch.uint8), 1.0, 0, packed, unit, torch.zeros(self.out_channels, dtype=torch.long), None,
-            list(self.stride), list(self.padding), list(self.dilation), self.groups, 1.0, 0, torch.float32, "none", [], "")
+        packed = self._memo.get("shifted", self._weight_key(),
+                                lambda: self._pack(self._codes(), scale=unit, zero_point=0))
+        total = self._convolve(spikes.view(torch.uint8), packed, list(self.padding), 0, unit, None)
         height, width = x.shape[-2:]
         offset = self._memo.get("offset", (*self._weight_key(), height, width, bound),
                                 lambda: self._window_sums(height, width).mul_(bound))
@@ -347,11 +359,8 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         else:
             spikes, padding = self._integer_input(x.contiguous(memory_format=torch.channels_last)), list(self.padding)
             packed = self._packed_weight()
-        zero_points = torch.zeros(self.out_channels, dtype=torch.long)
-        return torch.ops.onednn.qconv2d_pointwise(
-            spikes, 1.0, self.input_zero_point, packed, self.weight_scale, zero_points,
-            None if self.bias is None else self.bias.detach(), list(self.stride), padding, list(self.dilation),
-            self.groups, 1.0, 0, torch.float32, "none", [], "")
+        return self._convolve(spikes, packed, padding, self.input_zero_point, self.weight_scale,
+                              None if self.bias is None else self.bias.detach())
 
 
 class IntegerLinear(_IntegerWeights, nn.Linear):
@@ -387,9 +396,8 @@ class IntegerLinear(_IntegerWeights, nn.Linear):
         if x.dim() < 2:
             return self._float_forward(x)
         spikes = self._integer_input(x.reshape(-1, x.shape[-1]))
-        zero_points = torch.zeros(self.out_features, dtype=torch.long)
         out = torch.ops.onednn.qlinear_pointwise(
-            spikes, 1.0, self.input_zero_point, self._packed_weight(), self.weight_scale, zero_points,
+            spikes, 1.0, self.input_zero_point, self._packed_weight(), self.weight_scale, self._weight_zero_points(),
             None if self.bias is None else self.bias.detach(), 1.0, 0, torch.float32, "none", [], "")
         return out.view(*x.shape[:-1], self.out_features)
 

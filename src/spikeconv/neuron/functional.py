@@ -234,6 +234,8 @@ def _if_step_(x: Tensor, v: Tensor, buffer: Tensor | None, out: Tensor, config: 
 #: dtypes a neuron may emit its spikes in besides the membrane's: int8 holds every spike of ``S^max <= 64``
 #: exactly, in a quarter of the memory; integer layers (:mod:`spikeconv.layers.integer`) read it directly.
 SPIKE_DTYPES = (torch.int8,)
+#: the largest S^max whose spikes fit int8 (the largest power of two <= 127)
+INT8_MAX_STRENGTH = 64
 
 
 def check_spike_dtype(dtype: torch.dtype | None, max_strength: int) -> torch.dtype | None:
@@ -247,8 +249,8 @@ def check_spike_dtype(dtype: torch.dtype | None, max_strength: int) -> torch.dty
         return None
     if dtype not in SPIKE_DTYPES:
         raise ValueError(f"spike_dtype must be None (the membrane's dtype) or one of {SPIKE_DTYPES}, got {dtype}")
-    if max_strength > 64:
-        raise ValueError(f"int8 spikes need S^max <= 64 (spikes up to {max_strength} would not fit); "
+    if max_strength > INT8_MAX_STRENGTH:
+        raise ValueError(f"int8 spikes need S^max <= {INT8_MAX_STRENGTH} (spikes up to {max_strength} would not fit); "
                          "use spike_dtype=None")
     return dtype
 
@@ -283,8 +285,8 @@ def compiled_step_kernel() -> StepKernel:
     Compiled once per process and neuron configuration on first use (seconds; cached on disk by
     PyTorch afterwards), under a recompile limit of ``COMPILED_VARIANTS`` set only around its own calls.
     Bit-identical to the eager step (tests/test_sim.py). Measured on the 2-core CPU (docs/performance.md):
-    no faster than the eager step with float32 spikes, 5-15% faster end to end with int8 spikes; on CUDA
-    it is untested.
+    no faster than the eager step with float32 spikes, 0-9% faster end to end with int8 spikes (8-bit
+    CIFAR-10 VGG and ResNet-18, peers runs 4-5); on CUDA it is untested.
     """
     compiled = torch.compile(_if_step_, dynamic=True)
 
@@ -303,8 +305,8 @@ def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | No
 
     ``x`` is ``[T, ...]`` (``x[t]`` is the current at step t) or, with ``steps`` given, one current
     applied at each of ``steps`` steps (analog input). ``work`` is a dict the caller keeps to reuse scratch
-    tensors across calls, and may share between neurons (ignored with a ``kernel``); ``kernel`` replaces the eager step (e.g.
-    :func:`compiled_step_kernel`).
+    tensors across calls, and may share between neurons (ignored with a ``kernel``); ``kernel`` replaces the
+    eager step (e.g. :func:`compiled_step_kernel`).
     ``negated_buffer``: ``state.buffer`` holds ``-V^b`` (engines keep it so for threshold-1 buffered
     neurons: one pass less per step; a zero buffer is the same either way). ``out``: write the spikes
     into this tensor (shaped like the result) instead of a new one; engines pass the previous chunk's.
