@@ -218,3 +218,72 @@ def test_scratch_pool_is_keyed_by_shape_and_layout_and_shared_by_a_run():
     net = nn.Sequential(IFNeuron(), IFNeuron(spike_dtype=torch.int8), IFNeuron())
     with neuron_runs(net, batch=2) as runs:
         assert all(run.work is runs[0].work for run in runs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**16), smax=st.sampled_from([1, 2, 4, 8]), reset=st.sampled_from(list(Reset)),
+       phi=st.sampled_from([0.0, 0.5]), int8_out=st.booleans(), scale=st.sampled_from([0.5, 2.0, 8.0]))
+def test_int8_buffer_equals_the_float_buffer(seed, smax, reset, phi, int8_out, scale):
+    """A buffered neuron keeping -V^b in int8 (engines do when the run fits) sends the same spikes and ends
+    with the same membrane and the same -V^b as with a float buffer, over the longest run that fits."""
+    from spikeconv.neuron import compact_buffer_fits, if_scan_
+    from spikeconv.neuron.functional import INT8_BUFFER_LIMIT
+
+    cfg = NeuronConfig(threshold=1.0, max_strength=smax, signed=True, reset=reset, phi=phi)
+    steps = INT8_BUFFER_LIMIT // smax
+    assert compact_buffer_fits(cfg, steps) and not compact_buffer_fits(cfg, steps + 1)
+    gen = torch.Generator().manual_seed(seed)
+    half = steps // 2
+    seq = torch.randn(steps, 64, generator=gen) * scale
+    seq[:half] += smax  # V^b climbs towards the int8 bound, then the current turns negative
+    seq[half:] -= 0.9 * smax
+    wide, compact = if_init(seq[0], cfg), if_init(seq[0], cfg, buffer_dtype=torch.int8)
+    dtype = torch.int8 if int8_out else None
+    for k, part in enumerate((seq[:half], seq[half:])):
+        a = if_scan_(part, wide, cfg, negated_buffer=True, spike_dtype=dtype, work={})
+        b = if_scan_(part, compact, cfg, negated_buffer=True, spike_dtype=dtype, work={})
+        assert b.dtype == (torch.int8 if int8_out else torch.float32)
+        assert torch.equal(a, b) and torch.equal(wide.v, compact.v)
+        assert compact.buffer.dtype == torch.int8 and torch.equal(wide.buffer, compact.buffer.float())
+        if k == 0:  # V^b came near the int8 bound
+            assert int(-compact.buffer.min()) >= half * smax // 4
+    assert (b < 0).any()  # negative spikes were sent and bounded by the int8 buffer
+
+
+def test_int8_buffer_options_are_checked():
+    from spikeconv.neuron import if_scan_
+
+    x = torch.zeros(3)
+    with pytest.raises(ValueError, match="signed"):
+        if_init(x, NeuronConfig(), buffer_dtype=torch.int8)
+    with pytest.raises(ValueError, match="threshold 1"):
+        if_init(x, NeuronConfig(threshold=0.5, signed=True), buffer_dtype=torch.int8)
+    with pytest.raises(ValueError, match="buffer_dtype"):
+        if_init(x, NeuronConfig(signed=True), buffer_dtype=torch.int16)
+    cfg = NeuronConfig(signed=True)
+    with pytest.raises(ValueError, match="negated"):
+        if_scan_(x.unsqueeze(0), if_init(x, cfg, buffer_dtype=torch.int8), cfg)
+
+
+def test_engine_keeps_an_int8_buffer_only_when_the_run_fits():
+    """simulate() announces the run length: T * S^max <= 127 gives an int8 buffer, longer runs a float one,
+    and both give the same readout over the common steps; a run past its horizon raises."""
+    from torch import nn
+
+    from spikeconv.neuron import IFNeuron
+    from spikeconv.sim import neuron_runs, simulate
+
+    cfg = NeuronConfig(max_strength=2, signed=True)
+    net = nn.Sequential(nn.Linear(6, 16), IFNeuron(cfg), nn.Linear(16, 4))
+    dtypes = []
+    net[1].register_forward_hook(lambda m, i, o: dtypes.append(m._run.state.buffer.dtype))
+    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(0))
+    short = simulate(net, x, timesteps=63, order="step")
+    long = simulate(net, x, timesteps=64, order="step")
+    assert dtypes[0] == torch.int8 and dtypes[-1] == torch.float32
+    assert torch.equal(short, long[:63])
+    with torch.no_grad(), neuron_runs(net, batch=5, horizon=1) as runs:
+        net(x)
+        runs[0].start = 1
+        with pytest.raises(RuntimeError, match="horizon"):
+            net(x)

@@ -110,21 +110,55 @@ def check_max_strength(max_strength: int) -> int:
 
 
 class IFState(NamedTuple):
-    """State of a population of IF neurons: membrane ``v`` and, for the buffered neuron, ``buffer`` (V^b)."""
+    """State of a population of IF neurons: membrane ``v`` and, for the buffered neuron, ``buffer`` (V^b).
+
+    Engines may keep ``-V^b`` instead (``negated_buffer``), and, with threshold 1 and a known run length,
+    as an ``int8`` tensor (:func:`if_init`'s ``buffer_dtype``; exact while ``V^b <= 127``).
+    """
 
     v: Tensor
     buffer: Tensor | None = None
 
 
-def if_init(like: Tensor, config: NeuronConfig) -> IFState:
+#: the largest ``V^b`` an int8 buffer holds; ``V^b`` grows by at most ``S^max`` a step and never falls below 0,
+#: so an int8 buffer is exact for runs of at most ``INT8_BUFFER_LIMIT // S^max`` steps
+INT8_BUFFER_LIMIT = 127
+
+
+def compact_buffer_fits(config: NeuronConfig, steps: int | None) -> bool:
+    """True if a buffered neuron may keep ``-V^b`` in int8 for a run of ``steps`` steps: threshold 1 (so
+    ``V^b`` counts whole spikes) and ``0 <= V^b <= steps * S^max <= INT8_BUFFER_LIMIT`` at every step.
+
+    Example:
+        >>> compact_buffer_fits(NeuronConfig(max_strength=2, signed=True), steps=8)
+        True
+        >>> compact_buffer_fits(NeuronConfig(max_strength=2, signed=True), steps=64)  # V^b could reach 128
+        False
+    """
+    return (config.signed and config.threshold == 1.0 and steps is not None
+            and steps * config.max_strength <= INT8_BUFFER_LIMIT)
+
+
+def if_init(like: Tensor, config: NeuronConfig, buffer_dtype: torch.dtype | None = None) -> IFState:
     """Initial state shaped like ``like``: ``V(0) = phi * V_th`` and ``V^b(0) = 0``.
+
+    ``buffer_dtype`` (buffered neurons; None: the membrane's dtype) may be ``torch.int8``: the buffer then
+    holds ``-V^b`` as an integer, which the step reads with ``negated_buffer=True`` only. It is exact while
+    ``V^b <= INT8_BUFFER_LIMIT`` (:func:`compact_buffer_fits` says for how many steps); engines choose it.
 
     Example:
         >>> if_init(torch.zeros(2), NeuronConfig(phi=0.5)).v
         tensor([0.5000, 0.5000])
+        >>> if_init(torch.zeros(2), NeuronConfig(signed=True), buffer_dtype=torch.int8).buffer
+        tensor([0, 0], dtype=torch.int8)
     """
     v = torch.full_like(like, config.phi * config.threshold)
-    buffer = torch.zeros_like(like) if config.signed else None
+    if buffer_dtype not in (None, torch.int8):
+        raise ValueError(f"buffer_dtype must be None (the membrane's dtype) or torch.int8, got {buffer_dtype}")
+    if buffer_dtype is not None and not (config.signed and config.threshold == 1.0):
+        raise ValueError("an int8 buffer holds -V^b of a buffered (signed) neuron with threshold 1; "
+                         "use buffer_dtype=None for other neurons")
+    buffer = torch.zeros_like(like, dtype=buffer_dtype) if config.signed else None
     return IFState(v, buffer)
 
 
@@ -147,16 +181,18 @@ def adjust_strength(x: Tensor, max_strength: int) -> Tensor:
 Scratch = dict  # {(index, shape, stride, dtype, device): tensor}: scratch tensors kept between steps and neurons
 
 
-def _scratch(work: Scratch | None, index: int, like: Tensor) -> Tensor:
-    """The ``index``-th scratch tensor shaped, laid out and typed like ``like``, from the pool ``work``
-    (allocated on first use, then reused; ``None``: a fresh one). Scratch contents never outlive one step,
-    so every neuron of a run may share one pool: it then holds one set per distinct shape, not per neuron."""
+def _scratch(work: Scratch | None, index: int, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """The ``index``-th scratch tensor shaped and laid out like ``like`` (typed ``dtype``, default ``like``'s),
+    from the pool ``work`` (allocated on first use, then reused; ``None``: a fresh one). Scratch contents
+    never outlive one step, so every neuron of a run may share one pool: it then holds one set per distinct
+    shape, not per neuron."""
+    dtype = dtype or like.dtype
     if work is None:
-        return torch.empty_like(like)
-    key = (index, like.shape, like.stride(), like.dtype, like.device)
+        return torch.empty_like(like, dtype=dtype)
+    key = (index, like.shape, like.stride(), dtype, like.device)
     tensor = work.get(key)
     if tensor is None:
-        tensor = work[key] = torch.empty_like(like)
+        tensor = work[key] = torch.empty_like(like, dtype=dtype)
     return tensor
 
 
@@ -175,6 +211,15 @@ def _fire_unit_(v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronCon
     out.clamp_(-smax if config.signed else 0, smax)
     if config.signed:
         torch.maximum(out, buffer if negated else torch.neg(buffer, out=_scratch(work, 0, v)), out=out)
+
+
+def _fire_compact_(v: Tensor, negated_buffer: Tensor, spikes: Tensor, counts: Tensor, max_strength: int) -> None:
+    """:func:`_fire_unit_` for an int8 ``-V^b``: ``S = max(clamp(floor(V'), -S^max, S^max), -V^b)`` with the
+    bound taken in int8 (``counts``, a quarter of the bytes), then ``spikes`` (float) set from ``counts``."""
+    torch.floor(v, out=spikes).clamp_(-max_strength, max_strength)
+    counts.copy_(spikes)
+    torch.maximum(counts, negated_buffer, out=counts)
+    spikes.copy_(counts)
 
 
 def _fire_general_(v: Tensor, buffer: Tensor | None, out: Tensor, config: NeuronConfig,
@@ -206,28 +251,42 @@ def _if_step_(x: Tensor, v: Tensor, buffer: Tensor | None, out: Tensor, config: 
     the step then fires into a scratch tensor of the membrane's dtype and layout (reused from step to step)
     and copies it into ``out`` at the end. Exact either way. (Comparing straight into an int8 ``out`` was
     measured 3x slower on CPU: PyTorch computes a temporary of its own layout and copies it across.)
+
+    ``buffer`` may be int8 (``-V^b``, ``negated`` only; :func:`if_init`): the buffer bound and update then
+    run on int8 tensors (:func:`_fire_compact_`), the membrane's reset on the float spikes.
     """
     threshold, smax = config.threshold, config.max_strength
     if config.signed and buffer is None:
         raise ValueError("a signed (buffered) neuron needs a state with a buffer; create it with if_init")
     if negated and threshold != 1.0:
         raise ValueError("a negated buffer (-V^b) is only used with threshold 1")
+    compact = config.signed and buffer.dtype == torch.int8
+    if compact and not negated:
+        raise ValueError("an int8 buffer holds -V^b: step it with negated=True (negated_buffer in if_scan_)")
     v.add_(x)
     spikes = out if out.dtype == v.dtype else _scratch(work, 2, v)
-    if threshold == 1.0 and (config.signed or smax > 1):
+    counts = None  # compact: the spikes in int8 (out itself when out is int8)
+    if compact:
+        counts = out if out.dtype == torch.int8 else _scratch(work, 3, v, torch.int8)
+        _fire_compact_(v, buffer, spikes, counts, smax)
+    elif threshold == 1.0 and (config.signed or smax > 1):
         _fire_unit_(v, buffer, spikes, config, work, negated)
     else:
         _fire_general_(v, buffer, spikes, config, work)
     if smax > 2:  # A(|S|) with the sign kept
         spikes.copy_(adjust_strength(spikes.abs(), smax).copysign_(spikes))
-    if config.signed:
+        if compact:
+            counts.copy_(spikes)
+    if compact:
+        buffer.sub_(counts)  # -V^b -= S (Eq. 12, threshold 1)
+    elif config.signed:
         buffer.add_(spikes, alpha=-threshold if negated else threshold)  # Eq. 12
     if config.reset is Reset.SUBTRACT:
         v.add_(spikes, alpha=-threshold)
     else:
         fired = spikes if (smax == 1 and not config.signed) else torch.ne(spikes, 0, out=_scratch(work, 0, v))
         v.addcmul_(v, fired, value=-1.0)  # V - V * [S != 0]: exactly 0 where a spike was sent
-    if spikes is not out:
+    if spikes is not out and counts is not out:
         out.copy_(spikes)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .functional import NeuronConfig, StepKernel, check_spike_dtype, if_init, if_scan_
+from .functional import NeuronConfig, StepKernel, check_spike_dtype, compact_buffer_fits, if_init, if_scan_
 
 
 @dataclass
@@ -36,6 +36,7 @@ class NeuronRun:
     kernel: StepKernel | None = None  # the neuron step to use (None: eager)
     reuse_output: bool = False  # write each chunk's spikes into the previous chunk's output tensor
     output: Any = None  # that tensor (IF neurons)
+    horizon: int | None = None  # steps in the whole run, if known: buffered neurons then may keep an int8 buffer
 
 
 class SpikingModule(nn.Module):
@@ -110,7 +111,13 @@ class IFNeuron(SpikingModule):
         if skip == run.steps:  # the whole chunk is clamped: no integration, no spikes
             return like.new_zeros((run.steps * like.shape[0], *like.shape[1:]), dtype=dtype)
         if run.state is None:  # the run owns this state: the in-place scan advances it without copies
-            run.state = if_init(like, self.config)
+            compact = compact_buffer_fits(self.config, run.horizon)
+            run.state = if_init(like, self.config, buffer_dtype=torch.int8 if compact else None)
+        if run.state.buffer is not None and run.state.buffer.dtype == torch.int8 and (
+                run.horizon is None or run.start + run.steps > run.horizon):
+            raise RuntimeError(f"{type(self).__name__}: the run went past its announced horizon of {run.horizon} "
+                               "steps, beyond which its int8 buffer may overflow; set NeuronRun.horizon to the "
+                               "run's full length")
         # with threshold 1 the run keeps -V^b in state.buffer (one pass less per step; it starts at 0)
         negated = self.config.signed and self.config.threshold == 1.0
         steps = run.steps - skip

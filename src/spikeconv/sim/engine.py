@@ -119,20 +119,23 @@ def observed(model: nn.Module) -> bool:
 
 @contextmanager
 def neuron_runs(model: nn.Module, batch: int, kernel: StepKernel | None = None,
-                reuse_output: bool = False) -> Iterator[list[NeuronRun]]:
+                reuse_output: bool = False, horizon: int | None = None) -> Iterator[list[NeuronRun]]:
     """Attach fresh :class:`NeuronRun` records to every neuron of ``model``; remove them on exit.
 
     ``kernel`` is the neuron step the IF neurons use (None: eager; see :func:`compiled_step_kernel`).
     ``reuse_output``: IF neurons write each chunk's spikes into their previous output tensor (only safe
     when nothing outside the forward pass keeps those tensors; :func:`simulate` sets it when no hook is
-    registered). The records are removed also when the body raises, so no state outlives a run.
+    registered). ``horizon``: the number of steps the run will take, if known; buffered neurons with
+    threshold 1 then keep ``-V^b`` in int8 when it fits (:func:`spikeconv.neuron.compact_buffer_fits`).
+    The records are removed also when the body raises, so no state outlives a run.
     """
     neurons = neurons_of(model)
     busy = [n for n in neurons if n._run is not None]
     if busy:
         raise RuntimeError("this network is already being simulated (re-entrant simulate calls are not supported)")
     scratch: dict = {}  # one scratch pool for all neurons: scratch never outlives a step
-    runs = [NeuronRun(steps=1, batch=batch, kernel=kernel, reuse_output=reuse_output, work=scratch) for _ in neurons]
+    runs = [NeuronRun(steps=1, batch=batch, kernel=kernel, reuse_output=reuse_output, work=scratch, horizon=horizon)
+            for _ in neurons]
     try:
         for neuron, run in zip(neurons, runs):
             neuron._run = run
@@ -216,7 +219,8 @@ def simulate(
     step_chunk = 1 if order is ExecutionOrder.STEP else (chunk or timesteps)
     readout: Tensor | None = None
     running: Tensor | None = None
-    with neuron_runs(model, batch, kernel, reuse_output=reuse_outputs and not observed(model)) as runs:
+    with neuron_runs(model, batch, kernel, reuse_output=reuse_outputs and not observed(model),
+                     horizon=timesteps) as runs:
         start = 0
         while start < timesteps:
             measuring = memory_budget is not None and start == 0 and step_chunk > 1
