@@ -19,7 +19,9 @@ The peers are a benchmark extra, never needed by the library; install them with 
 The peers always get plain ``Conv2d``/``Linear`` layers (no silent-frame skipping, which is spikeconv's);
 "spikeconv IF, dense" is spikeconv without it. On trained weights the peers' contiguous convolutions round
 differently from spikeconv's channels-last ones, so a few spikes near threshold differ (``max abs diff``
-~1e-2); ``--peers-channels-last`` removes that (and speeds the peers up too).
+~1e-2); ``--peers-channels-last`` removes that (and speeds the peers up too). The buffered variants are
+checked against spikeconv's own buffered network run step by step with a float32 buffer (the
+"float32 buffer" variant times that choice; the engine otherwise keeps -V^b in int8 for T * S^max <= 127).
 """
 
 from __future__ import annotations
@@ -105,6 +107,17 @@ class _NorseIF(nn.Module):
 
 
 MEMORY_FORMAT = [torch.contiguous_format]
+
+
+def float_buffer(run: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """``run`` with every buffered neuron keeping its buffer (-V^b) in float32, as before the int8 buffer
+    (the engine otherwise picks int8 when ``T * S^max <= 127``): measures what the int8 buffer saves."""
+    from unittest import mock
+
+    def wrapped() -> torch.Tensor:
+        with mock.patch("spikeconv.neuron.modules.compact_buffer_fits", lambda config, steps: False):
+            return run()
+    return wrapped
 
 
 def _single_step(body: nn.Module, reset: Callable[[nn.Module], None], x, steps: int):
@@ -209,7 +222,7 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None):
                 body=plain_layers(sub_dense.body).to(memory_format=torch.channels_last))), "sub"),
             "spikeconv IF, float32 spikes": (ours(SimpleNamespace(body=float_spikes(copy.deepcopy(sub.body)))), "sub"),
             "spikeconv buffered S^max=2, float32 spikes": (
-                ours(SimpleNamespace(body=float_spikes(copy.deepcopy(buffered.body)))), None)}),
+                ours(SimpleNamespace(body=float_spikes(copy.deepcopy(buffered.body)))), "buffered")}),
         "spikeconv IF, dense, reused outputs": (ours(sub_dense, reuse_outputs=True), "sub"),
         "spikeconv IF, layer order": (ours(sub, order="layer"), "sub"),
         "spikeconv IF, step order": (ours(sub, order="step"), "sub"),
@@ -217,13 +230,15 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None):
         "spikeconv IF, 16 MiB budget": (ours(sub, memory_budget=16 << 20), "sub"),
         "spikeconv IF, compiled": (ours(sub, compile=True), "sub"),
         "spikeconv IF reset to zero": (ours(zero), "zero"),
-        "spikeconv buffered S^max=2": (ours(buffered), None),
-        "spikeconv buffered S^max=2, dense": (ours(buffered_dense), None),
-        "spikeconv buffered S^max=2, compiled": (ours(buffered, compile=True), None),
+        "spikeconv buffered S^max=2": (ours(buffered), "buffered"),
+        "spikeconv buffered S^max=2, dense": (ours(buffered_dense), "buffered"),
+        "spikeconv buffered S^max=2, compiled": (ours(buffered, compile=True), "buffered"),
+        "spikeconv buffered S^max=2, float32 buffer": (float_buffer(ours(buffered)), "buffered"),
     }
     variants.update(peer_variants(sub_dense, zero_dense, x, steps))
     references = {"sub": simulate(sub.body, x, steps, order="layer")[-1],
-                  "zero": simulate(zero.body, x, steps, order="layer")[-1]}
+                  "zero": simulate(zero.body, x, steps, order="layer")[-1],
+                  "buffered": float_buffer(lambda: simulate(buffered_dense.body, x, steps, order="step")[-1])()}
     return variants, references, skipped_share(sub.body, x, steps)
 
 
