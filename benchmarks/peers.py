@@ -226,6 +226,7 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None):
         "spikeconv IF, dense, reused outputs": (ours(sub_dense, reuse_outputs=True), "sub"),
         "spikeconv IF, layer order": (ours(sub, order="layer"), "sub"),
         "spikeconv IF, step order": (ours(sub, order="step"), "sub"),
+        "spikeconv IF, 48 MiB budget": (ours(sub, memory_budget=48 << 20), "sub"),
         "spikeconv IF, 32 MiB budget": (ours(sub, memory_budget=32 << 20), "sub"),
         "spikeconv IF, 16 MiB budget": (ours(sub, memory_budget=16 << 20), "sub"),
         "spikeconv IF, compiled": (ours(sub, compile=True), "sub"),
