@@ -194,8 +194,11 @@ def relu_twin(ann: nn.Module) -> nn.Module:
     return replaced(copy.deepcopy(ann), QReLU, lambda module: nn.ReLU())
 
 
-def build(name: str, batch: int, steps: int, weight_bits: int | None = None):
+def build(name: str, batch: int, steps: int, weight_bits: int | None = None, device: str = "cpu"):
     """ANN, input, and the spikeconv variants: ``name -> (run, reference)``; plus the skipped-frame share.
+
+    Converted on the CPU (calibration), then every network and the input moved to ``device``: on CUDA the
+    integer layers take their float path (oneDNN's int8 kernels are CPU-only) and "auto" folds all of T.
 
     Trained checkpoints convert with ``phi = 0`` (the peers' neurons start at zero membrane). With
     ``weight_bits`` every network (spikeconv's and the peers') has those hardware weights; spikeconv's
@@ -209,7 +212,9 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None):
     zero_dense = convert(ann, x, ConversionConfig(signed=False, reset="zero", **base), calibration=[x])
     buffered_dense = convert(ann, x, ConversionConfig(signed=True, max_strength=2, **base), calibration=[x])
     sub, zero, buffered = (skip_silent_frames(net) for net in (sub_dense, zero_dense, buffered_dense))
-    ann = relu_twin(ann)
+    ann, x = relu_twin(ann).to(device), x.to(device)
+    for net in (sub_dense, zero_dense, buffered_dense, sub, zero, buffered):
+        net.body.to(device)
 
     def ours(net, **kw):
         return lambda: simulate(net.body, x, steps, **kw)[-1]
@@ -265,6 +270,24 @@ def peak_memory_mib(run: Callable[[], object]) -> float:
     return (_status_kib("VmHWM:") - before) / 1024
 
 
+def synchronize(device: str) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; the CPU needs nothing)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_peak_mib(run: Callable[[], object], device: str) -> float:
+    """Peak memory a simulator allocates on an accelerator during a run, above what was allocated before it
+    (PyTorch's caching allocator counts every tensor; the run is warmed up first)."""
+    run()
+    synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    run()
+    synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+
+
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -278,21 +301,23 @@ def main() -> None:
     parser.add_argument("--peers-channels-last", action="store_true", help="give the peers channels-last weights")
     parser.add_argument("--weight-bits", type=int, help="hardware weights for every SNN (spikeconv: integer layers)")
     parser.add_argument("--only", help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: every network and the input there")
     parser.add_argument("--json")
     args = parser.parse_args()
     steps = args.timesteps
     if args.peers_channels_last:
         MEMORY_FORMAT[0] = torch.channels_last
     if args.only:  # child process of --memory
-        variants, _, _ = build(args.models[0], args.batch, steps, args.weight_bits)
+        variants, _, _ = build(args.models[0], args.batch, steps, args.weight_bits, args.device)
         run = variants[args.only][0]
         print(json.dumps(peak_memory_mib(run)))
         return
     bits = "float weights" if args.weight_bits is None else f"{args.weight_bits}-bit weights"
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, T={steps}, {bits}")
+    where = args.device if args.device == "cpu" else torch.cuda.get_device_name(args.device)
+    print(f"torch {torch.__version__}, {where}, threads {torch.get_num_threads()}, batch {args.batch}, T={steps}, {bits}")
     results = {}
     for name in args.models:
-        variants, references, share = build(name, args.batch, steps, args.weight_bits)
+        variants, references, share = build(name, args.batch, steps, args.weight_bits, args.device)
         if args.variants:
             variants = {k: v for k, v in variants.items()
                         if k == "ANN x 8" or any(part in k for part in args.variants)}
@@ -303,14 +328,19 @@ def main() -> None:
         times = {key: [] for key in variants}
         for _ in range(args.repeats):
             for key, (run, _) in variants.items():
+                synchronize(args.device)
                 start = time.perf_counter()
                 run()
+                synchronize(args.device)
                 times[key].append(time.perf_counter() - start)
         base = statistics.median(times["ANN x 8"])
         for key in variants:
             rows[key]["median_s"] = statistics.median(times[key])
             rows[key]["ratio_to_ann"] = rows[key]["median_s"] / base
-        if args.memory:
+        if args.memory and args.device != "cpu":
+            for key, (run, _) in variants.items():
+                rows[key]["peak_mib"] = device_peak_mib(run, args.device)
+        elif args.memory:
             for key in variants:
                 cmd = [sys.executable, __file__, "--models", name, "--batch", str(args.batch), "--timesteps",
                        str(steps), "--only", key] + (["--peers-channels-last"] if args.peers_channels_last else [])
