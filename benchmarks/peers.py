@@ -21,7 +21,7 @@ The peers always get plain ``Conv2d``/``Linear`` layers (no silent-frame skippin
 differently from spikeconv's channels-last ones, so a few spikes near threshold differ (``max abs diff``
 ~1e-2); ``--peers-channels-last`` removes that (and speeds the peers up too). The buffered variants are
 checked against spikeconv's own buffered network run step by step with a float32 buffer (the
-"float32 buffer" variant times that choice; the engine otherwise keeps -V^b in int8 for T * S^max <= 127).
+"float32 buffer" variant times that choice; the engine otherwise keeps -V^b in int8 while steps * S^max <= 127).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ MEMORY_FORMAT = [torch.contiguous_format]
 
 def float_buffer(run: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
     """``run`` with every buffered neuron keeping its buffer (-V^b) in float32, as before the int8 buffer
-    (the engine otherwise picks int8 when ``T * S^max <= 127``): measures what the int8 buffer saves."""
+    (the engine otherwise keeps it in int8 while ``steps * S^max <= 127``): measures what the int8 buffer saves."""
     from unittest import mock
 
     def wrapped() -> torch.Tensor:

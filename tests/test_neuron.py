@@ -265,25 +265,34 @@ def test_int8_buffer_options_are_checked():
         if_scan_(x.unsqueeze(0), if_init(x, cfg, buffer_dtype=torch.int8), cfg)
 
 
-def test_engine_keeps_an_int8_buffer_only_when_the_run_fits():
-    """simulate() announces the run length: T * S^max <= 127 gives an int8 buffer, longer runs a float one,
-    and both give the same readout over the common steps; a run past its horizon raises."""
+def test_engine_widens_the_int8_buffer_before_it_could_overflow():
+    """simulate() keeps -V^b in int8 while steps * S^max <= 127 and widens it to float32 before the first
+    chunk that could pass that bound: here V^b climbs by 2 a step to 154 (int8 would wrap at 128), then
+    negative spikes draw on it; step order, chunks straddling the bound and a float32 buffer from the
+    start all give the same readout. Without compact_state (hand-driven runs) the buffer is float32."""
+    from unittest import mock
+
     from torch import nn
 
     from spikeconv.neuron import IFNeuron
     from spikeconv.sim import neuron_runs, simulate
 
     cfg = NeuronConfig(max_strength=2, signed=True)
-    net = nn.Sequential(nn.Linear(6, 16), IFNeuron(cfg), nn.Linear(16, 4))
+    net = nn.Sequential(IFNeuron(cfg))
     dtypes = []
-    net[1].register_forward_hook(lambda m, i, o: dtypes.append(m._run.state.buffer.dtype))
-    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(0))
-    short = simulate(net, x, timesteps=63, order="step")
-    long = simulate(net, x, timesteps=64, order="step")
-    assert dtypes[0] == torch.int8 and dtypes[-1] == torch.float32
-    assert torch.equal(short, long[:63])
-    with torch.no_grad(), neuron_runs(net, batch=5, horizon=1) as runs:
-        net(x)
-        runs[0].start = 1
-        with pytest.raises(RuntimeError, match="horizon"):
-            net(x)
+    net[0].register_forward_hook(lambda m, i, o: dtypes.append(m._run.state.buffer.dtype))
+    frames = torch.cat([torch.full((70, 1, 3), 2.5), torch.full((30, 1, 3), -3.0)])  # [T, B, features]
+    stepwise = simulate(net, frames, 100, sequence=True, order="step")
+    assert dtypes[:63] == [torch.int8] * 63 and dtypes[63:] == [torch.float32] * 37
+    dtypes.clear()
+    chunked = simulate(net, frames, 100, sequence=True, order="layer", chunk=10)
+    assert dtypes[:6] == [torch.int8] * 6 and dtypes[6:] == [torch.float32] * 4  # widened before steps 60-69
+    with mock.patch("spikeconv.neuron.modules.compact_buffer_fits", lambda config, steps: False):
+        wide = simulate(net, frames, 100, sequence=True, order="step")
+    assert torch.equal(stepwise, wide) and torch.equal(chunked, wide)
+    # 140 units out by step 70, 154 at the peak (int8 would have wrapped), 108 left after the negative spikes
+    assert bool((stepwise[69] == 2.0).all()) and torch.equal((stepwise[-1] * 100).round(), torch.full((1, 3), 108.0))
+    dtypes.clear()
+    with torch.no_grad(), neuron_runs(net, batch=1) as runs:
+        net(frames[0])
+    assert dtypes == [torch.float32] and not runs[0].compact_state

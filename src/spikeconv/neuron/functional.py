@@ -112,8 +112,8 @@ def check_max_strength(max_strength: int) -> int:
 class IFState(NamedTuple):
     """State of a population of IF neurons: membrane ``v`` and, for the buffered neuron, ``buffer`` (V^b).
 
-    Engines may keep ``-V^b`` instead (``negated_buffer``), and, with threshold 1 and a known run length,
-    as an ``int8`` tensor (:func:`if_init`'s ``buffer_dtype``; exact while ``V^b <= 127``).
+    Engines may keep ``-V^b`` instead (``negated_buffer``), and, with threshold 1, as an ``int8`` tensor while
+    it fits (:func:`if_init`'s ``buffer_dtype``; exact while ``V^b <= 127``, :func:`compact_buffer_fits`).
     """
 
     v: Tensor

@@ -36,7 +36,8 @@ class NeuronRun:
     kernel: StepKernel | None = None  # the neuron step to use (None: eager)
     reuse_output: bool = False  # write each chunk's spikes into the previous chunk's output tensor
     output: Any = None  # that tensor (IF neurons)
-    horizon: int | None = None  # steps in the whole run, if known: buffered neurons then may keep an int8 buffer
+    compact_state: bool = False  # set by engines that keep ``start`` exact: threshold-1 buffered neurons then
+    # keep -V^b in int8 while it fits (spikeconv.neuron.compact_buffer_fits) and widen it before it could not
 
 
 class SpikingModule(nn.Module):
@@ -111,13 +112,13 @@ class IFNeuron(SpikingModule):
         if skip == run.steps:  # the whole chunk is clamped: no integration, no spikes
             return like.new_zeros((run.steps * like.shape[0], *like.shape[1:]), dtype=dtype)
         if run.state is None:  # the run owns this state: the in-place scan advances it without copies
-            compact = compact_buffer_fits(self.config, run.horizon)
+            # a run whose engine keeps ``start`` exact starts a threshold-1 buffer in int8 ...
+            compact = run.compact_state and compact_buffer_fits(self.config, 1)
             run.state = if_init(like, self.config, buffer_dtype=torch.int8 if compact else None)
-        if run.state.buffer is not None and run.state.buffer.dtype == torch.int8 and (
-                run.horizon is None or run.start + run.steps > run.horizon):
-            raise RuntimeError(f"{type(self).__name__}: the run went past its announced horizon of {run.horizon} "
-                               "steps, beyond which its int8 buffer may overflow; set NeuronRun.horizon to the "
-                               "run's full length")
+        buffer = run.state.buffer
+        if buffer is not None and buffer.dtype == torch.int8 and not compact_buffer_fits(
+                self.config, run.start + run.steps):  # ... and widens it (exactly) before V^b could pass 127
+            run.state = run.state._replace(buffer=buffer.to(run.state.v.dtype))
         # with threshold 1 the run keeps -V^b in state.buffer (one pass less per step; it starts at 0)
         negated = self.config.signed and self.config.threshold == 1.0
         steps = run.steps - skip

@@ -119,14 +119,16 @@ def observed(model: nn.Module) -> bool:
 
 @contextmanager
 def neuron_runs(model: nn.Module, batch: int, kernel: StepKernel | None = None,
-                reuse_output: bool = False, horizon: int | None = None) -> Iterator[list[NeuronRun]]:
+                reuse_output: bool = False, compact_state: bool = False) -> Iterator[list[NeuronRun]]:
     """Attach fresh :class:`NeuronRun` records to every neuron of ``model``; remove them on exit.
 
     ``kernel`` is the neuron step the IF neurons use (None: eager; see :func:`compiled_step_kernel`).
     ``reuse_output``: IF neurons write each chunk's spikes into their previous output tensor (only safe
     when nothing outside the forward pass keeps those tensors; :func:`simulate` sets it when no hook is
-    registered). ``horizon``: the number of steps the run will take, if known; buffered neurons with
-    threshold 1 then keep ``-V^b`` in int8 when it fits (:func:`spikeconv.neuron.compact_buffer_fits`).
+    registered). ``compact_state``: the caller keeps every run's ``start`` exact (the first step of each
+    chunk, counted from the run's start), so buffered neurons with threshold 1 may keep ``-V^b`` in int8 for
+    as long as it fits (``steps * S^max <= 127``, :func:`spikeconv.neuron.compact_buffer_fits`) and widen it
+    to the membrane's dtype, exactly, before a chunk that could pass that bound.
     The records are removed also when the body raises, so no state outlives a run.
     """
     neurons = neurons_of(model)
@@ -134,8 +136,8 @@ def neuron_runs(model: nn.Module, batch: int, kernel: StepKernel | None = None,
     if busy:
         raise RuntimeError("this network is already being simulated (re-entrant simulate calls are not supported)")
     scratch: dict = {}  # one scratch pool for all neurons: scratch never outlives a step
-    runs = [NeuronRun(steps=1, batch=batch, kernel=kernel, reuse_output=reuse_output, work=scratch, horizon=horizon)
-            for _ in neurons]
+    runs = [NeuronRun(steps=1, batch=batch, kernel=kernel, reuse_output=reuse_output, work=scratch,
+                      compact_state=compact_state) for _ in neurons]
     try:
         for neuron, run in zip(neurons, runs):
             neuron._run = run
@@ -220,7 +222,7 @@ def simulate(
     readout: Tensor | None = None
     running: Tensor | None = None
     with neuron_runs(model, batch, kernel, reuse_output=reuse_outputs and not observed(model),
-                     horizon=timesteps) as runs:
+                     compact_state=True) as runs:
         start = 0
         while start < timesteps:
             measuring = memory_budget is not None and start == 0 and step_chunk > 1
