@@ -9,7 +9,11 @@ The orders run the dense engine (``skip_silent=False``); "auto+skip" is the defa
 weight layers skip silent frames (random-weight nets stay silent in deep layers for several steps, so
 its gain shrinks with T and with the firing rate); "auto int8" is the dense engine on the same network
 converted with 8-bit hardware weights (``weight_bits=8``: integer arithmetic in the spike-fed layers;
-the ANN baseline keeps float32 weights and arithmetic).
+the ANN baseline keeps float32 weights and arithmetic). Along T, "auto buffered" and "auto int8 buffered"
+are the same two dense engines with the buffered S^max=2 neuron (its -V^b is int8 while steps * 2 <= 127,
+so at T = 64 the last step runs with a widened float32 buffer).
+
+    python benchmarks/scaling.py --axes T --repeats 3     # one axis only (T, batch, depth, rate)
 """
 
 from __future__ import annotations
@@ -64,6 +68,12 @@ def setup(name: str, batch: int, gain: float = 1.0):
     return ann, nets[0], skip_silent_frames(nets[0]), nets[1], x
 
 
+def buffered_nets(ann, x):
+    """The dense buffered S^max=2 conversions of ``ann``, float and 8-bit weights."""
+    return [convert(ann, x, ConversionConfig(signed=True, max_strength=2, percentile=99.9, skip_silent=False,
+                                             weight_bits=bits), calibration=[x]) for bits in (None, 8)]
+
+
 def firing_rate(snn, x, steps: int) -> float:
     from spikeconv.analysis import record
     with record(snn) as rec:
@@ -77,6 +87,8 @@ def firing_rate(snn, x, steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--axes", nargs="+", default=["T", "batch", "depth", "rate"],
+                        choices=["T", "batch", "depth", "rate"], help="measure only these axes")
     parser.add_argument("--json")
     args = parser.parse_args()
     rows = []
@@ -91,26 +103,28 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     print("| axis | value | model | setting | ratio to T x ANN | SNN s |\n|---|---|---|---|---|---|")
     ann, snn, skipping, integer, x = setup("vgg_cifar_small", 32)
-    for steps in [1, 2, 4, 8, 16, 32, 64]:
+    buffered, integer_buffered = buffered_nets(ann, x) if "T" in args.axes else (None, None)
+    for steps in [1, 2, 4, 8, 16, 32, 64] if "T" in args.axes else []:
         for order in ["step", "layer", "auto"]:
             r, s = ratio(ann, snn, x, steps, args.repeats, order=order)
             report("T", steps, "vgg_cifar_small", steps, 32, r, s, order)
-        for net, order in ((skipping, "auto+skip"), (integer, "auto int8")):
+        for net, order in ((skipping, "auto+skip"), (integer, "auto int8"), (buffered, "auto buffered"),
+                           (integer_buffered, "auto int8 buffered")):
             r, s = ratio(ann, net, x, steps, args.repeats)
             report("T", steps, "vgg_cifar_small", steps, 32, r, s, order)
-    for batch in [1, 8, 32, 128]:
+    for batch in [1, 8, 32, 128] if "batch" in args.axes else []:
         ann, snn, _, integer, x = setup("vgg_cifar_small", batch)
         for order in ["step", "layer", "auto"]:
             r, s = ratio(ann, snn, x, 8, args.repeats, order=order)
             report("batch", batch, "vgg_cifar_small", 8, batch, r, s, order)
         r, s = ratio(ann, integer, x, 8, args.repeats)
         report("batch", batch, "vgg_cifar_small", 8, batch, r, s, "auto int8")
-    for name in ["resnet_tiny", "vgg_cifar_small", "resnet18_cifar", "vgg16_cifar"]:
+    for name in ["resnet_tiny", "vgg_cifar_small", "resnet18_cifar", "vgg16_cifar"] if "depth" in args.axes else []:
         ann, snn, skipping, integer, x = setup(name, 32)
         for net, order in ((snn, "auto"), (skipping, "auto+skip"), (integer, "auto int8")):
             r, s = ratio(ann, net, x, 8, args.repeats)
             report("depth", name, name, 8, 32, r, s, order)
-    for gain in [0.25, 0.5, 1.0, 2.0, 4.0]:
+    for gain in [0.25, 0.5, 1.0, 2.0, 4.0] if "rate" in args.axes else []:
         ann, snn, skipping, integer, x = setup("vgg_cifar_small", 32, gain)
         rate = firing_rate(snn, x, 8)
         for net, order in ((snn, "auto"), (skipping, "auto+skip"), (integer, "auto int8")):
