@@ -243,9 +243,9 @@ def _if_step_(x: Tensor, v: Tensor, buffer: Tensor | None, out: Tensor, config: 
     """One step, in place: updates ``v`` (and ``buffer``) and writes the spikes into ``out``.
 
     This is the single implementation behind :func:`if_step`, :func:`if_scan`, :func:`if_scan_constant`
-    and the engine. It uses only arithmetic on the membrane's dtype (boolean masks, ``where`` and
-    ``masked_fill`` are several times slower on CPU) and at most three scratch tensors, which the caller
-    may keep in ``work`` to reuse from step to step.
+    and the engine. It uses only arithmetic (boolean masks, ``where`` and ``masked_fill`` are several times
+    slower on CPU) and at most three scratch tensors of the membrane's dtype plus, with an int8 buffer and
+    float spikes, one int8 scratch, which the caller may keep in ``work`` to reuse from step to step.
 
     ``out`` may be an ``int8`` tensor (:data:`SPIKE_DTYPES`; spikes are integers with ``|S| <= S^max <= 64``):
     the step then fires into a scratch tensor of the membrane's dtype and layout (reused from step to step)
