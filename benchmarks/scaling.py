@@ -50,6 +50,12 @@ def ratio(ann, snn, x, steps: int, repeats: int, **kw) -> tuple[float, float]:
     return statistics.median(snn_t) / statistics.median(ann_t), statistics.median(snn_t)
 
 
+def dense_conversions(ann, x, **config):
+    """The dense (``skip_silent=False``) conversions of ``ann`` with float and with 8-bit weights."""
+    return [convert(ann, x, ConversionConfig(percentile=99.9, skip_silent=False, weight_bits=bits, **config),
+                    calibration=[x]) for bits in (None, 8)]
+
+
 def setup(name: str, batch: int, gain: float = 1.0):
     """ANN, the dense SNN, the default (skipping) SNN, the 8-bit integer SNN and the input. ``gain`` (a power
     of two, so integer layers stay on their grid) scales every layer's input current: more or fewer spikes,
@@ -57,8 +63,7 @@ def setup(name: str, batch: int, gain: float = 1.0):
     torch.manual_seed(0)
     ann = build_model(name, activation=nn.ReLU).eval()
     x = torch.rand(batch, 3, 32, 32)
-    nets = [convert(ann, x, ConversionConfig(signed=False, percentile=99.9, skip_silent=False, weight_bits=bits),
-                    calibration=[x]) for bits in (None, 8)]
+    nets = dense_conversions(ann, x, signed=False)
     if gain != 1.0:
         for module in (m for net in nets for m in net.modules()):
             if isinstance(module, (nn.Conv2d, nn.Linear)):
@@ -66,12 +71,6 @@ def setup(name: str, batch: int, gain: float = 1.0):
             if isinstance(module, (IntegerConv2d, IntegerLinear)):
                 module.weight_scale *= gain
     return ann, nets[0], skip_silent_frames(nets[0]), nets[1], x
-
-
-def buffered_nets(ann, x):
-    """The dense buffered S^max=2 conversions of ``ann``, float and 8-bit weights."""
-    return [convert(ann, x, ConversionConfig(signed=True, max_strength=2, percentile=99.9, skip_silent=False,
-                                             weight_bits=bits), calibration=[x]) for bits in (None, 8)]
 
 
 def firing_rate(snn, x, steps: int) -> float:
@@ -103,7 +102,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     print("| axis | value | model | setting | ratio to T x ANN | SNN s |\n|---|---|---|---|---|---|")
     ann, snn, skipping, integer, x = setup("vgg_cifar_small", 32)
-    buffered, integer_buffered = buffered_nets(ann, x) if "T" in args.axes else (None, None)
+    buffered, integer_buffered = (dense_conversions(ann, x, signed=True, max_strength=2) if "T" in args.axes
+                                  else (None, None))
     for steps in [1, 2, 4, 8, 16, 32, 64] if "T" in args.axes else []:
         for order in ["step", "layer", "auto"]:
             r, s = ratio(ann, snn, x, steps, args.repeats, order=order)

@@ -125,7 +125,7 @@ class IFState(NamedTuple):
 INT8_BUFFER_LIMIT = 127
 
 
-def compact_buffer_fits(config: NeuronConfig, steps: int | None) -> bool:
+def compact_buffer_fits(config: NeuronConfig, steps: int) -> bool:
     """True if a buffered neuron may keep ``-V^b`` in int8 for a run of ``steps`` steps: threshold 1 (so
     ``V^b`` counts whole spikes) and ``0 <= V^b <= steps * S^max <= INT8_BUFFER_LIMIT`` at every step.
 
@@ -135,8 +135,7 @@ def compact_buffer_fits(config: NeuronConfig, steps: int | None) -> bool:
         >>> compact_buffer_fits(NeuronConfig(max_strength=2, signed=True), steps=64)  # V^b could reach 128
         False
     """
-    return (config.signed and config.threshold == 1.0 and steps is not None
-            and steps * config.max_strength <= INT8_BUFFER_LIMIT)
+    return config.signed and config.threshold == 1.0 and steps * config.max_strength <= INT8_BUFFER_LIMIT
 
 
 def if_init(like: Tensor, config: NeuronConfig, buffer_dtype: torch.dtype | None = None) -> IFState:
