@@ -355,9 +355,9 @@ def main() -> None:
             diff = "-" if row["max_abs_diff"] is None else f"{row['max_abs_diff']:.1e}"
             mem = f"{row['peak_mib']:.0f}" if row.get("peak_mib") is not None else "-"
             print(f"| {key} | {row['median_s']:.3f} | {row['ratio_to_ann']:.2f} | {diff} | {mem} |", flush=True)
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2)
+        if args.json:  # after each model, so that a run stopped at a time limit keeps what it measured
+            with open(args.json, "w") as handle:
+                json.dump(results, handle, indent=2)
 
 
 if __name__ == "__main__":
