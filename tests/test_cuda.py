@@ -2,7 +2,10 @@
 
 Weights and inputs are multiples of 1/8 with small numerators, so every product and partial sum is exact
 in float32 (and in TF32) and any convolution algorithm on either device gives the same currents: the
-spikes must then be identical, not merely close.
+spikes must then be identical, not merely close. So must the readout (``sum / t``) and a neuron whose
+threshold's reciprocal is inexact: PyTorch's CUDA kernels divide by a Python number through its reciprocal,
+so every division in the simulation path goes through ``true_divide`` (the tests marked ``devices`` run on
+the CPU too, where they pin the same exact values).
 """
 
 import pytest
@@ -11,9 +14,11 @@ from helpers import tiny_resnet
 from torch import nn
 
 from spikeconv import ConversionConfig, convert, simulate
+from spikeconv.neuron import IFNeuron, NeuronConfig, if_init, if_scan, true_divide
 from spikeconv.sim.engine import choose_order
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+devices = pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=cuda)])
 
 
 def _on_eighths_(snn):
@@ -60,3 +65,49 @@ def test_silent_frame_skipping_on_cuda_equals_dense():
     dense = _on_eighths_(convert(model, x, ConversionConfig(voltage_clamp=2, skip_silent=False))).to("cuda")
     x = ((x * 8).round() / 8).cuda()
     assert torch.equal(simulate(skipping, x, 8), simulate(dense, x, 8))
+
+
+@devices
+@pytest.mark.parametrize("threshold", [0.3, 0.37, 0.45])
+def test_true_divide_is_the_correctly_rounded_quotient(device, threshold):
+    # reference: the float64 quotient rounded to float32 (division's double rounding is exact); CUDA's
+    # division by a Python number, x * (1 / V_th), misses it for some of these multiples of V_th
+    divisor = torch.tensor(threshold, dtype=torch.float32)
+    x = torch.arange(-64, 65, dtype=torch.float32) * divisor
+    expected = (x.double() / divisor.double()).float()
+    assert torch.equal(true_divide(x.to(device), threshold).cpu(), expected)
+
+
+@cuda
+@pytest.mark.parametrize("signed", [False, True])
+def test_general_threshold_neuron_on_cuda_equals_cpu(signed):
+    # threshold 0.37 takes the general path (floor(V'/V_th) by division); currents on multiples of V_th / 4
+    config = NeuronConfig(threshold=0.37, max_strength=4, signed=signed)
+    torch.manual_seed(0)
+    x = torch.randint(-6, 14, (12, 4096)).float() * torch.tensor(0.37 / 4)
+    reference, _ = if_scan(x, if_init(x[0], config), config)
+    gpu, _ = if_scan(x.cuda(), if_init(x[0].cuda(), config), config)
+    assert torch.equal(gpu.cpu(), reference)
+
+
+@cuda
+@pytest.mark.parametrize("config", [dict(), dict(max_strength=2)])
+def test_cuda_spikes_equal_cpu_spikes_layer_by_layer(config):
+    snn, x = _exact_network(**config)
+    neurons = [m for m in snn.modules() if isinstance(m, IFNeuron)]
+
+    def record():
+        seen = {i: [] for i in range(len(neurons))}
+        hooks = [m.register_forward_hook(lambda mod, inp, out, i=i: seen[i].append(out.detach().cpu()))
+                 for i, m in enumerate(neurons)]
+        return seen, hooks
+    seen_cpu, hooks = record()
+    simulate(snn, x, 6, order="step")
+    for hook in hooks:
+        hook.remove()
+    seen_gpu, hooks = record()
+    simulate(snn.to("cuda"), x.cuda(), 6, order="step")
+    for hook in hooks:
+        hook.remove()
+    differing = [i for i in seen_cpu if not all(torch.equal(a, b) for a, b in zip(seen_cpu[i], seen_gpu[i]))]
+    assert differing == [], f"neurons {differing} of {len(neurons)} spike differently on CUDA"

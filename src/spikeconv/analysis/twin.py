@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layers.integer import IntegerConv2d, IntegerLinear
-from ..neuron import IFNeuron, SpikingMaxPool2d, SpikingSoftmax
+from ..neuron import IFNeuron, SpikingMaxPool2d, SpikingSoftmax, true_divide
 
 
 class AnalogNeuron(nn.Module):
@@ -28,9 +28,9 @@ class AnalogNeuron(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.steps is None:
-            return (x / self.threshold).clamp(0, self.max_strength)
-        counts = torch.floor(x / self.threshold * self.steps + self.phi)
-        return counts.clamp(0, self.max_strength * self.steps) / self.steps
+            return true_divide(x, self.threshold).clamp(0, self.max_strength)
+        counts = torch.floor(true_divide(x, self.threshold) * self.steps + self.phi)
+        return true_divide(counts.clamp(0, self.max_strength * self.steps), self.steps)
 
 
 def analog_twin(snn: nn.Module, steps: int | None = None) -> nn.Module:

@@ -13,6 +13,7 @@ from .functional import (
     if_scan,
     if_scan_constant,
     if_step,
+    true_divide,
 )
 from .modules import IFNeuron, NeuronRun, SpikingMaxPool2d, SpikingModule, SpikingSoftmax
 
@@ -34,4 +35,5 @@ __all__ = [
     "if_scan",
     "if_scan_constant",
     "if_step",
+    "true_divide",
 ]

@@ -161,6 +161,21 @@ def if_init(like: Tensor, config: NeuronConfig, buffer_dtype: torch.dtype | None
     return IFState(v, buffer)
 
 
+def true_divide(x: Tensor, divisor: float, out: Tensor | None = None) -> Tensor:
+    r"""``x / divisor`` rounded once (IEEE division) on every device: the same bits on CPU and CUDA.
+
+    CUDA divides a tensor by a Python number as ``x * (1 / divisor)``, two roundings, which can put
+    ``floor(V' / V_th)`` one below an exact multiple of ``V_th`` (and the readout's ``sum / t`` one ulp off
+    the CPU's). A 0-dim tensor divisor on the tensor's device takes the true division there, and on the CPU
+    the same kernel as a number.
+
+    Example:
+        >>> true_divide(torch.tensor([0.75, 1.5, 3.0]), 0.75)
+        tensor([1., 2., 4.])
+    """
+    return torch.div(x, x.new_full((), divisor), out=out)
+
+
 def adjust_strength(x: Tensor, max_strength: int) -> Tensor:
     r"""The adjust function of paper 000, Eq. 3: ``A(x) = 2^floor(log2(min(x, S^max)))`` for ``x >= 1``.
 
@@ -228,11 +243,11 @@ def _fire_general_(v: Tensor, buffer: Tensor | None, out: Tensor, config: Neuron
     if smax == 1:
         torch.ge(v, threshold, out=out)  # S = 1 if V' >= V_th
     else:
-        torch.div(v, threshold, out=out).floor_().clamp_(0, smax)  # floor(V'/V_th), capped at S^max
+        true_divide(v, threshold, out=out).floor_().clamp_(0, smax)  # floor(V'/V_th), capped at S^max
     if config.signed:
-        available = torch.div(buffer, threshold, out=_scratch(work, 0, v)).floor_()
+        available = true_divide(buffer, threshold, out=_scratch(work, 0, v)).floor_()
         available.mul_(torch.ge(buffer, threshold, out=_scratch(work, 1, v)))  # 0 unless V^b >= V_th
-        negative = torch.div(v, -threshold, out=_scratch(work, 1, v)).ceil_()  # >= 1 where V' < 0, else <= 0
+        negative = true_divide(v, -threshold, out=_scratch(work, 1, v)).ceil_()  # >= 1 where V' < 0, else <= 0
         torch.minimum(negative, available, out=negative).clamp_(0, smax)
         out.sub_(negative)
 

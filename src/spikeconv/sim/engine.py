@@ -25,7 +25,7 @@ from enum import Enum
 import torch
 from torch import Tensor, nn
 
-from ..neuron import NeuronRun, SpikingModule, compiled_step_kernel
+from ..neuron import NeuronRun, SpikingModule, compiled_step_kernel, true_divide
 from ..neuron.functional import StepKernel
 
 
@@ -251,7 +251,7 @@ def simulate(
                 running = torch.zeros_like(out[0])
             for k in range(steps):
                 running += out[k]
-                readout[start + k] = running / (start + k + 1)
+                true_divide(running, start + k + 1, out=readout[start + k])  # bit-identical on CPU and CUDA
             start += steps
     transform = getattr(model, "readout_transform", None)
     return transform(readout) if callable(transform) else readout
