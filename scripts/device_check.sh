@@ -4,7 +4,7 @@
 # random-weight CIFAR nets at batch 32 and 256, T = 8; logs and JSON under $OUT.
 #
 # Here, once:   bash scripts/fetch_peer_wheels.sh           (the peers as wheels, into .whl/)
-# There:        device run, carry [".whl"], command "bash scripts/device_check.sh", timeout_s 540
+# There:        device run, carry [".whl"], command "bash scripts/device_check.sh", timeout_s 480
 # Dry run here: DEVICE=cpu PYTHON=.venv/bin/python OUT=/tmp/out MODELS=vgg_cifar_small REPEATS=2 \
 #               bash scripts/device_check.sh
 #
@@ -28,7 +28,7 @@ fi
 timeout 120 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$OUT/pytest.log" | tail -5
 # batch 32 first (the setting); each run writes its JSON after every model
 for batch in 32 256; do
-  limit=$([ "$batch" = 32 ] && echo 210 || echo 150)
+  limit=$([ "$batch" = 32 ] && echo 200 || echo 130)
   # shellcheck disable=SC2086
   timeout "$limit" "$PYTHON" benchmarks/peers.py --device "$DEVICE" --models $MODELS \
     --batch "$batch" --repeats "$REPEATS" --memory --json "$OUT/peers_${DEVICE}_b$batch.json" 2>&1 | tee "$OUT/peers_${DEVICE}_b$batch.log"
