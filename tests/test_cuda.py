@@ -15,6 +15,7 @@ from torch import nn
 
 from spikeconv import ConversionConfig, convert, simulate
 from spikeconv.neuron import IFNeuron, NeuronConfig, if_init, if_scan, true_divide
+from spikeconv.layers.sparse import computed_span
 from spikeconv.sim.engine import choose_order
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -111,3 +112,12 @@ def test_cuda_spikes_equal_cpu_spikes_layer_by_layer(config):
         hook.remove()
     differing = [i for i in seen_cpu if not all(torch.equal(a, b) for a, b in zip(seen_cpu[i], seen_gpu[i]))]
     assert differing == [], f"neurons {differing} of {len(neurons)} spike differently on CUDA"
+
+
+@cuda
+def test_skipping_layers_compute_every_frame_on_cuda():
+    # finding the silent span would synchronise with the host: on an accelerator the layers run densely
+    x = torch.zeros(64, 4)
+    x[8:] = 1.0
+    assert computed_span(x) == (8, 64)
+    assert computed_span(x.cuda()) == (0, 64)

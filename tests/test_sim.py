@@ -21,7 +21,8 @@ def test_layer_step_and_chunked_orders_are_bit_identical_on_a_residual_net(signe
 
     results = {}
     orders = {"layer": {"order": "layer"}, "step": {"order": "step"}, "chunk3": {"order": "layer", "chunk": 3},
-              "auto": {}, "compiled": {"order": "step", "compile": True}}
+              "auto": {}, "compiled": {"order": "step", "compile": True},
+              "compiled3": {"order": "layer", "chunk": 3, "compile": True}}
     for key, kwargs in orders.items():
         handles = record(key)
         results[key] = simulate(snn, x, 10, **kwargs)

@@ -14,7 +14,7 @@ carry a nonzero value, runs the layer on that span only and writes the bias into
 after it. The frames inside the span run densely, so the result is the dense layer's, bit for bit (each
 output frame depends only on its own input frame). The check costs two one-frame reductions when the
 first and the last frame both carry spikes (the common case late in a run), and one reduction pass over
-the input otherwise.
+the input otherwise. On an accelerator the layers run densely (:func:`computed_span`).
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ def computed_span(x: Tensor) -> tuple[int, int]:
     """``(first, stop)``: the frames a skipping layer computes for input ``x``; ``(0, N)`` means all.
 
     The active span (:func:`active_span`), unless it would skip fewer than ``N / MIN_SKIPPED`` frames
-    (then the copy into the output would cost more than the skipped work saves).
+    (then the copy into the output would cost more than the skipped work saves). Off the CPU every frame is
+    computed: finding the span reads values back to the host, a synchronisation that cost more than the
+    skipped work saved on an H200 (docs/performance.md, "On a GPU").
 
     Example:
         >>> x = torch.zeros(64, 4); x[8:] = 1.0
@@ -81,6 +83,8 @@ def computed_span(x: Tensor) -> tuple[int, int]:
         ((8, 64), (0, 58))
     """
     count = x.shape[0] if x.dim() else 0
+    if x.device.type != "cpu":
+        return 0, count
     first, stop = active_span(x)
     if stop - first > count - max(1, count // MIN_SKIPPED):
         return 0, count

@@ -343,35 +343,43 @@ def _stacked_like(x: Tensor, steps: int, dtype: torch.dtype | None = None) -> Te
     return x.new_empty((steps, *x.shape), dtype=dtype)
 
 
-StepKernel = Callable[[Tensor, Tensor, "Tensor | None", Tensor, NeuronConfig, "Scratch | None", bool], None]
+ScanKernel = Callable[[Tensor, Tensor, "Tensor | None", Tensor, NeuronConfig, "Scratch | None", bool, bool], None]
 
 
-#: compiled variants of the step allowed per process (one per neuron configuration x spike dtype x input kind);
-#: PyTorch's default of 8 falls back to eager silently once a process has run a few networks
+def _scan_steps_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
+                 work: Scratch | None, negated: bool, constant: bool) -> None:
+    """Every step of one chunk, in place: ``spikes[t]`` from ``x[t]`` (``x`` itself at every step when
+    ``constant``), advancing ``v`` and ``buffer``. The eager scan, and what :func:`compiled_scan_kernel` fuses."""
+    for t in range(spikes.shape[0]):
+        _if_step_(x if constant else x[t], v, buffer, spikes[t], config, work, negated)
+
+
+#: compiled variants of the scan allowed per process (one per neuron configuration x spike dtype x input kind
+#: x chunk length); PyTorch's default of 8 falls back to eager silently once a process has run a few networks
 COMPILED_VARIANTS = 64
 
 
 @functools.cache
-def compiled_step_kernel() -> StepKernel:
-    """The in-place step passed through ``torch.compile`` (dynamic shapes, so every layer reuses it).
+def compiled_scan_kernel() -> ScanKernel:
+    """The in-place scan of one chunk (all its steps) passed through ``torch.compile``: one fused kernel per
+    neuron layer and chunk, the membrane kept in registers across the steps (dynamic shapes, so every layer
+    of a configuration reuses it; one compilation per chunk length).
 
-    Compiled once per process and neuron configuration on first use (seconds; cached on disk by
-    PyTorch afterwards), under a recompile limit of ``COMPILED_VARIANTS`` set only around its own calls.
-    Bit-identical to the eager step (tests/test_sim.py). Measured on the 2-core CPU (docs/performance.md):
-    no faster than the eager step with float32 spikes, 0-9% faster end to end with int8 spikes (8-bit
-    CIFAR-10 VGG and ResNet-18, peers runs 4-5); on CUDA it is untested.
+    Compiled once per process and neuron configuration on first use (seconds; cached on disk by PyTorch
+    afterwards), under a recompile limit of ``COMPILED_VARIANTS`` set only around its own calls.
+    Bit-identical to the eager scan (tests/test_sim.py, tests/test_cuda.py). Timings: docs/performance.md.
     """
-    compiled = torch.compile(_if_step_, dynamic=True)
+    compiled = torch.compile(_scan_steps_, dynamic=True)
 
-    def step(*args) -> None:
+    def scan(*args) -> None:
         with torch._dynamo.config.patch(recompile_limit=COMPILED_VARIANTS):
             compiled(*args)
 
-    return step
+    return scan
 
 
 def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | None = None,
-             work: Scratch | None = None, kernel: StepKernel | None = None,
+             work: Scratch | None = None, kernel: ScanKernel | None = None,
              negated_buffer: bool = False, out: Tensor | None = None,
              spike_dtype: torch.dtype | None = None) -> Tensor:
     r"""In-place scan for engines: advances ``state`` (mutated) and returns the spikes ``[T, ...]``.
@@ -379,7 +387,7 @@ def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | No
     ``x`` is ``[T, ...]`` (``x[t]`` is the current at step t) or, with ``steps`` given, one current
     applied at each of ``steps`` steps (analog input). ``work`` is a dict the caller keeps to reuse scratch
     tensors across calls, and may share between neurons (ignored with a ``kernel``); ``kernel`` replaces the
-    eager step (e.g. :func:`compiled_step_kernel`).
+    eager scan (e.g. :func:`compiled_scan_kernel`).
     ``negated_buffer``: ``state.buffer`` holds ``-V^b`` (engines keep it so for threshold-1 buffered
     neurons: one pass less per step; a zero buffer is the same either way). ``out``: write the spikes
     into this tensor (shaped like the result) instead of a new one; engines pass the previous chunk's.
@@ -393,15 +401,14 @@ def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | No
         ([0.0, 1.0], 0.5)
     """
     constant = steps is not None
-    step = kernel or _if_step_
-    if kernel is not None:  # a compiled step fuses its scratch tensors away; reused ones it would have to write
-        work = None
     if out is not None:
         spikes = out
     else:
         spikes = _stacked_like(x if constant else x[0], steps if constant else x.shape[0], spike_dtype)
-    for t in range(spikes.shape[0]):
-        step(x if constant else x[t], state.v, state.buffer, spikes[t], config, work, negated_buffer)
+    if kernel is None:
+        _scan_steps_(x, state.v, state.buffer, spikes, config, work, negated_buffer, constant)
+    else:  # a compiled scan fuses its scratch tensors away; reused ones it would have to write
+        kernel(x, state.v, state.buffer, spikes, config, None, negated_buffer, constant)
     return spikes
 
 

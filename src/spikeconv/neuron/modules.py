@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .functional import NeuronConfig, StepKernel, check_spike_dtype, compact_buffer_fits, if_init, if_scan_
+from .functional import NeuronConfig, ScanKernel, check_spike_dtype, compact_buffer_fits, if_init, if_scan_
 
 
 @dataclass
@@ -33,7 +33,7 @@ class NeuronRun:
     start: int = 0
     state: Any = None  # IFState for IF neurons (buffer = -V^b for threshold-1 buffered ones), counts for pools
     work: dict = field(default_factory=dict)  # scratch pool reused from step to step (engines share one per run)
-    kernel: StepKernel | None = None  # the neuron step to use (None: eager)
+    kernel: ScanKernel | None = None  # the neuron scan to use (None: eager)
     reuse_output: bool = False  # write each chunk's spikes into the previous chunk's output tensor
     output: Any = None  # that tensor (IF neurons)
     compact_state: bool = False  # set by engines that keep ``start`` exact: threshold-1 buffered neurons then

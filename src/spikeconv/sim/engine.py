@@ -25,8 +25,8 @@ from enum import Enum
 import torch
 from torch import Tensor, nn
 
-from ..neuron import NeuronRun, SpikingModule, compiled_step_kernel, true_divide
-from ..neuron.functional import StepKernel
+from ..neuron import NeuronRun, SpikingModule, compiled_scan_kernel, true_divide
+from ..neuron.functional import ScanKernel
 
 
 class ExecutionOrder(str, Enum):
@@ -118,11 +118,11 @@ def observed(model: nn.Module) -> bool:
 
 
 @contextmanager
-def neuron_runs(model: nn.Module, batch: int, kernel: StepKernel | None = None,
+def neuron_runs(model: nn.Module, batch: int, kernel: ScanKernel | None = None,
                 reuse_output: bool = False, compact_state: bool = False) -> Iterator[list[NeuronRun]]:
     """Attach fresh :class:`NeuronRun` records to every neuron of ``model``; remove them on exit.
 
-    ``kernel`` is the neuron step the IF neurons use (None: eager; see :func:`compiled_step_kernel`).
+    ``kernel`` is the neuron scan the IF neurons use (None: eager; see :func:`compiled_scan_kernel`).
     ``reuse_output``: IF neurons write each chunk's spikes into their previous output tensor (only safe
     when nothing outside the forward pass keeps those tensors; :func:`simulate` sets it when no hook is
     registered). ``compact_state``: the caller keeps every run's ``start`` exact (the first step of each
@@ -188,8 +188,9 @@ def simulate(
         encoder: ``encoder(inputs, start, steps) -> [steps, B, ...]`` spike frames for steps
             ``start .. start+steps-1`` (e.g. Poisson). Seed it for reproducibility.
         sequence: ``inputs`` is already a time series ``[T, B, ...]``.
-        compile: run the neuron step through ``torch.compile`` (:func:`compiled_step_kernel`; needs a C++
-            compiler on CPU, the first call compiles for seconds). Same spikes as the eager step.
+        compile: fuse each neuron layer's scan of a chunk through ``torch.compile``
+            (:func:`compiled_scan_kernel`; a C++ compiler on CPU, Triton on CUDA; the first call compiles for
+            seconds). Same spikes as the eager scan.
         memory_budget: bytes allowed for the largest activation of a chunk. The first step runs alone
             while the largest layer output is measured; the remaining steps are then folded in chunks of
             :func:`chunk_for_budget` steps (never more than ``order``/``chunk`` would fold). Same spikes.
@@ -211,7 +212,7 @@ def simulate(
         0.75
     """
     _check_inputs(inputs, timesteps, chunk, memory_budget)
-    kernel = compiled_step_kernel() if compile else None
+    kernel = compiled_scan_kernel() if compile else None
     if sequence and inputs.shape[0] < timesteps:
         raise ValueError(f"the input sequence has {inputs.shape[0]} steps, fewer than timesteps={timesteps}")
     batch = inputs.shape[1] if sequence else inputs.shape[0]
