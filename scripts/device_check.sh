@@ -4,7 +4,7 @@
 # random-weight CIFAR nets at batch 32 and 256, T = 8; logs and JSON under $OUT.
 #
 # Here, once:   bash scripts/fetch_peer_wheels.sh           (the peers as wheels, into .whl/)
-# There:        device run, carry [".whl"], command "bash scripts/device_check.sh", timeout_s 480
+# There:        device run, carry [".whl"], command "bash scripts/device_check.sh", timeout_s 340
 # Dry run here: DEVICE=cpu PYTHON=.venv/bin/python OUT=/tmp/out MODELS=vgg_cifar_small REPEATS=2 \
 #               bash scripts/device_check.sh
 #
@@ -25,10 +25,10 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null
   "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee "$OUT/machine.txt"
-timeout 120 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$OUT/pytest.log" | tail -5
+timeout 100 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$OUT/pytest.log" | tail -5
 # batch 32 first (the setting); each run writes its JSON after every model
 for batch in 32 256; do
-  limit=$([ "$batch" = 32 ] && echo 200 || echo 130)
+  limit=$([ "$batch" = 32 ] && echo 120 || echo 90)
   # shellcheck disable=SC2086
   timeout "$limit" "$PYTHON" benchmarks/peers.py --device "$DEVICE" --models $MODELS \
     --batch "$batch" --repeats "$REPEATS" --memory --json "$OUT/peers_${DEVICE}_b$batch.json" 2>&1 | tee "$OUT/peers_${DEVICE}_b$batch.log"

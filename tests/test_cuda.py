@@ -121,3 +121,18 @@ def test_skipping_layers_compute_every_frame_on_cuda():
     x[8:] = 1.0
     assert computed_span(x) == (8, 64)
     assert computed_span(x.cuda()) == (0, 64)
+
+
+@cuda
+def test_fused_triton_scan_on_cuda_equals_eager_scan():
+    import fused_interpreted  # tests/: the interpreted test's cases, here compiled for the GPU
+    assert fused_interpreted.main("cuda") == 0
+
+
+@cuda
+@pytest.mark.parametrize("config", [dict(), dict(max_strength=4), dict(signed=False, reset="zero"),
+                                    dict(signed=False, max_strength=2)])
+def test_simulate_fused_on_cuda_equals_eager(config):
+    snn, x = _exact_network(**config)
+    snn, x = snn.to("cuda"), x.cuda()
+    assert torch.equal(simulate(snn, x, 7), simulate(snn, x, 7, fused=False))

@@ -371,9 +371,9 @@ def compiled_scan_kernel() -> ScanKernel:
     """
     compiled = torch.compile(_scan_steps_, dynamic=True)
 
-    def scan(*args) -> None:
-        with torch._dynamo.config.patch(recompile_limit=COMPILED_VARIANTS):
-            compiled(*args)
+    def scan(x, v, buffer, spikes, config, work, negated, constant) -> None:
+        with torch._dynamo.config.patch(recompile_limit=COMPILED_VARIANTS):  # scratch: fused away, no pool
+            compiled(x, v, buffer, spikes, config, None, negated, constant)
 
     return scan
 
@@ -386,8 +386,8 @@ def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | No
 
     ``x`` is ``[T, ...]`` (``x[t]`` is the current at step t) or, with ``steps`` given, one current
     applied at each of ``steps`` steps (analog input). ``work`` is a dict the caller keeps to reuse scratch
-    tensors across calls, and may share between neurons (ignored with a ``kernel``); ``kernel`` replaces the
-    eager scan (e.g. :func:`compiled_scan_kernel`).
+    tensors across calls, and may share between neurons; ``kernel`` replaces the eager scan (e.g.
+    :func:`compiled_scan_kernel`, or :func:`spikeconv.neuron.fused.fused_scan_kernel` on CUDA).
     ``negated_buffer``: ``state.buffer`` holds ``-V^b`` (engines keep it so for threshold-1 buffered
     neurons: one pass less per step; a zero buffer is the same either way). ``out``: write the spikes
     into this tensor (shaped like the result) instead of a new one; engines pass the previous chunk's.
@@ -405,10 +405,7 @@ def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | No
         spikes = out
     else:
         spikes = _stacked_like(x if constant else x[0], steps if constant else x.shape[0], spike_dtype)
-    if kernel is None:
-        _scan_steps_(x, state.v, state.buffer, spikes, config, work, negated_buffer, constant)
-    else:  # a compiled scan fuses its scratch tensors away; reused ones it would have to write
-        kernel(x, state.v, state.buffer, spikes, config, None, negated_buffer, constant)
+    (kernel or _scan_steps_)(x, state.v, state.buffer, spikes, config, work, negated_buffer, constant)
     return spikes
 
 

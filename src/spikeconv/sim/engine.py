@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ..neuron import NeuronRun, SpikingModule, compiled_scan_kernel, true_divide
 from ..neuron.functional import ScanKernel
+from ..neuron.fused import fused_scan_kernel, triton_available
 
 
 class ExecutionOrder(str, Enum):
@@ -160,6 +161,19 @@ def _check_inputs(x: Tensor, timesteps: int, chunk: int | None, memory_budget: i
         raise ValueError("inputs contain NaN or infinite values; clean or normalise the data before simulating")
 
 
+def scan_kernel_for(device: torch.device, fused: bool = True) -> ScanKernel | None:
+    """The neuron scan :func:`simulate` uses on ``device`` without ``compile``: the fused Triton scan on CUDA
+    when ``fused`` and Triton is installed, else None (the eager scan).
+
+    Example:
+        >>> scan_kernel_for(torch.device("cpu")) is None
+        True
+    """
+    if fused and torch.device(device).type == "cuda" and triton_available():
+        return fused_scan_kernel
+    return None
+
+
 @torch.no_grad()
 def simulate(
     model: nn.Module,
@@ -171,6 +185,7 @@ def simulate(
     encoder: Callable[[Tensor, int, int], Tensor] | None = None,
     sequence: bool = False,
     compile: bool = False,
+    fused: bool = True,
     memory_budget: int | None = None,
     reuse_outputs: bool = False,
 ) -> Tensor:
@@ -191,6 +206,9 @@ def simulate(
         compile: fuse each neuron layer's scan of a chunk through ``torch.compile``
             (:func:`compiled_scan_kernel`; a C++ compiler on CPU, Triton on CUDA; the first call compiles for
             seconds). Same spikes as the eager scan.
+        fused: on CUDA with Triton, run each IF layer's chunk as one Triton kernel
+            (:mod:`spikeconv.neuron.fused`; threshold-1 neurons, the others take the eager scan); no effect
+            on the CPU. Same spikes as the eager scan; False measures the eager scan.
         memory_budget: bytes allowed for the largest activation of a chunk. The first step runs alone
             while the largest layer output is measured; the remaining steps are then folded in chunks of
             :func:`chunk_for_budget` steps (never more than ``order``/``chunk`` would fold). Same spikes.
@@ -212,7 +230,7 @@ def simulate(
         0.75
     """
     _check_inputs(inputs, timesteps, chunk, memory_budget)
-    kernel = compiled_scan_kernel() if compile else None
+    kernel = compiled_scan_kernel() if compile else scan_kernel_for(inputs.device, fused)
     if sequence and inputs.shape[0] < timesteps:
         raise ValueError(f"the input sequence has {inputs.shape[0]} steps, fewer than timesteps={timesteps}")
     batch = inputs.shape[1] if sequence else inputs.shape[0]

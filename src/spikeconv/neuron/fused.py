@@ -1,0 +1,144 @@
+r"""The IF scan of one chunk as a single Triton kernel (CUDA): one launch per neuron layer and chunk.
+
+The eager scan (:func:`spikeconv.neuron.functional._scan_steps_`) launches three to six elementwise
+kernels per step; on a GPU at small batch that launch overhead, not arithmetic, sets the time. This kernel
+keeps the membrane ``V`` (and ``-V^b``) in registers across the chunk's steps, reads the current ``x[t]``
+and writes the spikes ``S[t]`` once each, for the neurons the converter emits (``V_th = 1``):
+
+    V' = V + x[t];   S = clamp(floor(V'), -S^max [signed] or 0, S^max);   S = max(S, -V^b) [signed]
+    S = sign(S) * A(|S|)   (Eq. 3, A(a) = the largest power of two <= a; only for S^max > 2)
+    -V^b -= S [signed];    V = V' - S (reset by subtraction) or V = 0 where S != 0 (reset to zero)
+
+Every operation but ``V + x[t]`` acts on small integers (exact in any dtype), and that addition is one IEEE
+rounding here as in the eager step, so the kernel is bit-identical to the eager scan (tests/test_fused.py
+runs it through Triton's interpreter on the CPU; tests/test_cuda.py on a GPU). Anything else (another
+threshold, a float16 membrane, unequal memory layouts) is not :func:`fused_supported` and takes the eager scan.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+
+import torch
+from torch import Tensor
+
+from .functional import NeuronConfig, Reset, Scratch, _scan_steps_
+
+BLOCK = 1024  # neurons per program
+
+
+def triton_available() -> bool:
+    """Whether Triton can be imported (it ships with PyTorch's CUDA wheels on Linux)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def _dense(t: Tensor) -> bool:
+    return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+
+
+def fused_supported(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
+                    negated: bool, constant: bool) -> bool:
+    """Whether :func:`fused_scan_` runs this scan: threshold 1, a float32 membrane stored densely (contiguous
+    or channels-last), the current, every spike frame and the buffer (``-V^b``, int8 or float32) laid out
+    like it, int8 or float32 spikes.
+
+    Example:
+        >>> v = torch.zeros(2, 3)
+        >>> fused_supported(torch.ones(4, 2, 3), v, None, torch.empty(4, 2, 3), NeuronConfig(), False, False)
+        True
+        >>> fused_supported(torch.ones(4, 2, 3), v, None, torch.empty(4, 2, 3), NeuronConfig(threshold=0.5),
+        ...                 False, False)
+        False
+    """
+    if config.threshold != 1.0 or v.dtype != torch.float32 or not _dense(v) or v.numel() == 0:
+        return False
+    if spikes.dtype not in (torch.int8, torch.float32) or spikes.shape[1:] != v.shape:
+        return False
+    current = x if constant else (x[0] if x.dim() == v.dim() + 1 and x.shape[0] >= max(spikes.shape[0], 1) else None)
+    if current is None or current.dtype != torch.float32:
+        return False
+    if any(f.shape != v.shape or f.stride() != v.stride() for f in (current, spikes[0] if spikes.shape[0] else v)):
+        return False
+    if config.signed:
+        if buffer is None or not negated or buffer.dtype not in (torch.int8, torch.float32):
+            return False
+        if buffer.shape != v.shape or buffer.stride() != v.stride():
+            return False
+    devices = {x.device, v.device, spikes.device} | ({buffer.device} if buffer is not None else set())
+    return len(devices) == 1
+
+
+@functools.cache
+def _kernel():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def if_scan_kernel(x_ptr, v_ptr, nb_ptr, out_ptr, n, steps, x_step, out_step,
+                       LOWER: tl.constexpr, SMAX: tl.constexpr, SIGNED: tl.constexpr, SUBTRACT: tl.constexpr,
+                       BLOCK: tl.constexpr):
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        v = tl.load(v_ptr + offs, mask=mask, other=0.0)
+        if SIGNED:
+            nb = tl.load(nb_ptr + offs, mask=mask, other=0).to(tl.float32)  # -V^b
+        x_at = x_ptr + offs  # pointers advance by a step's stride (64-bit pointer arithmetic, no overflow)
+        out_at = out_ptr + offs
+        for _ in range(steps):
+            v = v + tl.load(x_at, mask=mask, other=0.0)
+            s = tl.minimum(tl.maximum(tl.floor(v), LOWER), SMAX)
+            if SIGNED:
+                s = tl.maximum(s, nb)
+            if SMAX > 2:  # A(|S|): keep the highest set bit of the integer |S| (<= 64)
+                a = tl.abs(s).to(tl.int32)
+                a = a | (a >> 1)
+                a = a | (a >> 2)
+                a = a | (a >> 4)
+                p = (a - (a >> 1)).to(tl.float32)
+                s = tl.where(s < 0, -p, p)
+            if SIGNED:
+                nb = nb - s
+            if SUBTRACT:
+                v = v - s
+            else:
+                v = tl.where(s != 0, 0.0, v)
+            tl.store(out_at, s.to(out_ptr.dtype.element_ty), mask=mask)
+            x_at += x_step
+            out_at += out_step
+        tl.store(v_ptr + offs, v, mask=mask)
+        if SIGNED:
+            tl.store(nb_ptr + offs, nb.to(nb_ptr.dtype.element_ty), mask=mask)
+
+    return triton, if_scan_kernel
+
+
+def fused_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
+                negated: bool, constant: bool) -> None:
+    """Run every step of one chunk in one Triton launch (module docstring), in place: ``spikes[t]`` from
+    ``x[t]`` (``x`` at every step when ``constant``), advancing ``v`` and ``buffer`` (``-V^b``).
+
+    Raises:
+        ValueError: the scan is not :func:`fused_supported` (use the eager scan).
+    """
+    if not fused_supported(x, v, buffer, spikes, config, negated, constant):
+        raise ValueError("fused_scan_ runs threshold-1 neurons with a dense float32 membrane and equally laid "
+                         "out current, spikes and buffer; use the eager scan (if_scan_) for this one")
+    steps, n = spikes.shape[0], v.numel()
+    if steps == 0:
+        return
+    triton, kernel = _kernel()
+    kernel[(triton.cdiv(n, BLOCK),)](
+        x, v, buffer if config.signed else v, spikes, n, steps, 0 if constant else x.stride(0), spikes.stride(0),
+        LOWER=-config.max_strength if config.signed else 0, SMAX=config.max_strength, SIGNED=config.signed,
+        SUBTRACT=config.reset is Reset.SUBTRACT, BLOCK=BLOCK)
+
+
+def fused_scan_kernel(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
+                      work: Scratch | None, negated: bool, constant: bool) -> None:
+    """A scan kernel for :func:`spikeconv.neuron.if_scan_` (the engine passes it on CUDA): the fused Triton
+    scan where :func:`fused_supported`, the eager scan otherwise. Same spikes either way."""
+    if fused_supported(x, v, buffer, spikes, config, negated, constant):
+        fused_scan_(x, v, buffer, spikes, config, negated, constant)
+    else:
+        _scan_steps_(x, v, buffer, spikes, config, work, negated, constant)

@@ -1,0 +1,67 @@
+"""The Triton scan against the eager scan for every case it supports. Run by tests/test_fused.py in a
+subprocess with TRITON_INTERPRET=1 (interpreted on the CPU), and by tests/test_cuda.py as ``main("cuda")``
+(compiled). Prints one line per mismatch; returns (exits with) 1 on any."""
+
+import itertools
+import sys
+
+import torch
+
+from spikeconv.neuron import NeuronConfig, if_init
+from spikeconv.neuron.functional import _scan_steps_
+from spikeconv.neuron.fused import fused_scan_, fused_supported
+
+
+def currents(shape, steps, seed):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn((steps, *shape), generator=generator) * 1.5
+    exact = torch.randint(-3, 5, (steps, *shape), generator=generator).float()  # lands V' on integers
+    pick = torch.rand((steps, *shape), generator=generator) < 0.3
+    return torch.where(pick, exact, x)
+
+
+def main(device: str = "cpu") -> int:
+    bad = 0
+    cases = itertools.product([False, True], [1, 2, 4, 8, 64], ["subtract", "zero"], [torch.int8, torch.float32],
+                              [torch.int8, torch.float32], [False, True], [False, True])
+    for seed, (signed, smax, reset, spike_dtype, buffer_dtype, constant, channels_last) in enumerate(cases):
+        if buffer_dtype is torch.int8 and (not signed or 6 * smax > 127):  # int8 -V^b: while it fits
+            continue
+        if device != "cpu" and seed % 3:  # a third of the cases on a GPU: each new signature compiles (~1 s)
+            continue
+        config = NeuronConfig(max_strength=smax, signed=signed, reset=reset)
+        shape, steps = (3, 5, 4, 6), 6
+        x = currents(shape, steps, seed) * max(1, smax // 4)  # strengths up to S^max
+        if channels_last:
+            x = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(steps, *shape)
+        x = (x[0] if constant else x).to(device)
+        like = x if constant else x[0]
+        results = []
+        for run in ("eager", "fused"):
+            state = if_init(like, config, buffer_dtype=torch.int8 if signed and buffer_dtype is torch.int8 else None)
+            state.v.copy_(torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * 0.9)
+            spikes = torch.empty((steps * shape[0], *shape[1:]), dtype=spike_dtype, device=device,
+                                 memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            spikes = spikes.view(steps, *shape)
+            args = (x, state.v, state.buffer, spikes, config)
+            if run == "eager":
+                _scan_steps_(*args, None, signed, constant)
+            else:
+                if not fused_supported(*args, signed, constant):
+                    print("not supported:", config, spike_dtype, buffer_dtype, constant, channels_last)
+                    bad += 1
+                    break
+                fused_scan_(*args, signed, constant)
+            results.append((spikes, state.v, state.buffer))
+        if len(results) == 2:
+            (s0, v0, b0), (s1, v1, b1) = results
+            same = torch.equal(s0, s1) and torch.equal(v0, v1) and (b0 is None or torch.equal(b0, b1))
+            if not same:
+                print("mismatch:", config, spike_dtype, buffer_dtype, constant, channels_last)
+                bad += 1
+    print(f"checked, {bad} failing")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

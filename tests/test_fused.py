@@ -1,0 +1,58 @@
+"""The fused Triton scan (spikeconv.neuron.fused): bit-identical to the eager scan, run through Triton's
+interpreter on the CPU (tests/fused_interpreted.py, in a subprocess: the interpreter is chosen when Triton
+compiles a kernel, from the environment); which scans it takes; the engine's choice of kernel."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from spikeconv.neuron import NeuronConfig, if_init
+from spikeconv.neuron.fused import fused_scan_, fused_supported
+from spikeconv.sim.engine import scan_kernel_for
+
+
+def test_fused_scan_interpreted_equals_eager_scan():
+    pytest.importorskip("triton")
+    script = Path(__file__).with_name("fused_interpreted.py")
+    src = str(Path(__file__).parents[1] / "src")
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "checked, 0 failing" in done.stdout
+
+
+def _scan_args(config, spike_dtype=torch.int8, shape=(2, 3, 4, 4), steps=5):
+    x = torch.randn(steps, *shape)
+    state = if_init(x[0], config)
+    return x, state.v, state.buffer, torch.empty(steps, *shape, dtype=spike_dtype), config
+
+
+@pytest.mark.parametrize("config,negated,supported", [
+    (NeuronConfig(), False, True),
+    (NeuronConfig(max_strength=4, signed=True), True, True),
+    (NeuronConfig(max_strength=4, signed=True), False, False),  # the fused scan keeps -V^b only
+    (NeuronConfig(threshold=0.5), False, False),
+])
+def test_fused_supported_cases(config, negated, supported):
+    assert fused_supported(*_scan_args(config), negated, False) is supported
+
+
+def test_fused_needs_equal_layouts_and_float32():
+    config = NeuronConfig()
+    x, v, buffer, spikes, _ = _scan_args(config)
+    assert not fused_supported(x.half(), v, buffer, spikes, config, False, False)
+    assert not fused_supported(x, v, buffer, spikes.to(torch.int16), config, False, False)
+    channels_last = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(x.shape)
+    assert not fused_supported(channels_last, v, buffer, spikes, config, False, False)  # v is contiguous
+    assert not fused_supported(x[:3], v, buffer, spikes, config, False, False)  # fewer currents than steps
+    with pytest.raises(ValueError, match="eager scan"):
+        fused_scan_(x, v, buffer, spikes, NeuronConfig(threshold=0.5), False, False)
+
+
+def test_the_engine_fuses_only_on_cuda():
+    assert scan_kernel_for(torch.device("cpu")) is None
+    assert scan_kernel_for(torch.device("cuda"), fused=False) is None
