@@ -236,9 +236,9 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None, dev
         "spikeconv IF, 32 MiB budget": (ours(sub, memory_budget=32 << 20), "sub"),
         "spikeconv IF, 16 MiB budget": (ours(sub, memory_budget=16 << 20), "sub"),
         "spikeconv IF, compiled": (ours(sub, compile=True), "sub"),
-        **({} if device == "cpu" else {  # the fused Triton scan is the default on CUDA; here the eager one
-            "spikeconv IF, eager scan": (ours(sub, fused=False), "sub"),
-            "spikeconv buffered S^max=2, eager scan": (ours(buffered, fused=False), "buffered")}),
+        **({} if device == "cpu" else {  # the fused Triton scan (simulate(fused=True)), CUDA only
+            "spikeconv IF, fused scan": (ours(sub, fused=True), "sub"),
+            "spikeconv buffered S^max=2, fused scan": (ours(buffered, fused=True), "buffered")}),
         "spikeconv IF reset to zero": (ours(zero), "zero"),
         "spikeconv buffered S^max=2": (ours(buffered), "buffered"),
         "spikeconv buffered S^max=2, dense": (ours(buffered_dense), "buffered"),

@@ -135,4 +135,4 @@ def test_fused_triton_scan_on_cuda_equals_eager_scan():
 def test_simulate_fused_on_cuda_equals_eager(config):
     snn, x = _exact_network(**config)
     snn, x = snn.to("cuda"), x.cuda()
-    assert torch.equal(simulate(snn, x, 7), simulate(snn, x, 7, fused=False))
+    assert torch.equal(simulate(snn, x, 7, fused=True), simulate(snn, x, 7))

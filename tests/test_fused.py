@@ -53,6 +53,6 @@ def test_fused_needs_equal_layouts_and_float32():
         fused_scan_(x, v, buffer, spikes, NeuronConfig(threshold=0.5), False, False)
 
 
-def test_the_engine_fuses_only_on_cuda():
-    assert scan_kernel_for(torch.device("cpu")) is None
-    assert scan_kernel_for(torch.device("cuda"), fused=False) is None
+def test_the_engine_fuses_only_on_cuda_and_when_asked():
+    assert scan_kernel_for(torch.device("cpu"), fused=True) is None
+    assert scan_kernel_for(torch.device("cuda")) is None

@@ -11,8 +11,9 @@ and writes the spikes ``S[t]`` once each, for the neurons the converter emits (`
 
 Every operation but ``V + x[t]`` acts on small integers (exact in any dtype), and that addition is one IEEE
 rounding here as in the eager step, so the kernel is bit-identical to the eager scan (tests/test_fused.py
-runs it through Triton's interpreter on the CPU; tests/test_cuda.py on a GPU). Anything else (another
-threshold, a float16 membrane, unequal memory layouts) is not :func:`fused_supported` and takes the eager scan.
+runs it through Triton's interpreter on the CPU; tests/test_cuda.py compiles it on a GPU). Anything else
+(another threshold, a float16 membrane, unequal memory layouts) is not :func:`fused_supported` and takes the
+eager scan. ``simulate(fused=True)`` opts in: not yet compiled or timed on a GPU (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def fused_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, con
 
 def fused_scan_kernel(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
                       work: Scratch | None, negated: bool, constant: bool) -> None:
-    """A scan kernel for :func:`spikeconv.neuron.if_scan_` (the engine passes it on CUDA): the fused Triton
+    """A scan kernel for :func:`spikeconv.neuron.if_scan_` (``simulate(fused=True)`` on CUDA): the fused Triton
     scan where :func:`fused_supported`, the eager scan otherwise. Same spikes either way."""
     if fused_supported(x, v, buffer, spikes, config, negated, constant):
         fused_scan_(x, v, buffer, spikes, config, negated, constant)

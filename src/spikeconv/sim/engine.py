@@ -161,7 +161,7 @@ def _check_inputs(x: Tensor, timesteps: int, chunk: int | None, memory_budget: i
         raise ValueError("inputs contain NaN or infinite values; clean or normalise the data before simulating")
 
 
-def scan_kernel_for(device: torch.device, fused: bool = True) -> ScanKernel | None:
+def scan_kernel_for(device: torch.device, fused: bool = False) -> ScanKernel | None:
     """The neuron scan :func:`simulate` uses on ``device`` without ``compile``: the fused Triton scan on CUDA
     when ``fused`` and Triton is installed, else None (the eager scan).
 
@@ -185,7 +185,7 @@ def simulate(
     encoder: Callable[[Tensor, int, int], Tensor] | None = None,
     sequence: bool = False,
     compile: bool = False,
-    fused: bool = True,
+    fused: bool = False,
     memory_budget: int | None = None,
     reuse_outputs: bool = False,
 ) -> Tensor:
@@ -208,7 +208,8 @@ def simulate(
             seconds). Same spikes as the eager scan.
         fused: on CUDA with Triton, run each IF layer's chunk as one Triton kernel
             (:mod:`spikeconv.neuron.fused`; threshold-1 neurons, the others take the eager scan); no effect
-            on the CPU. Same spikes as the eager scan; False measures the eager scan.
+            on the CPU. Same spikes as the eager scan. Opt-in: verified through Triton's interpreter, not
+            yet compiled and timed on a GPU (docs/performance.md, "On a GPU").
         memory_budget: bytes allowed for the largest activation of a chunk. The first step runs alone
             while the largest layer output is measured; the remaining steps are then folded in chunks of
             :func:`chunk_for_budget` steps (never more than ``order``/``chunk`` would fold). Same spikes.
