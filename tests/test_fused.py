@@ -56,3 +56,25 @@ def test_fused_needs_equal_layouts_and_float32():
 def test_the_engine_fuses_only_on_cuda_and_when_asked():
     assert scan_kernel_for(torch.device("cpu"), fused=True) is None
     assert scan_kernel_for(torch.device("cuda")) is None
+
+
+@pytest.mark.parametrize("spikes,buffer,signed,max_strength,subtract", [
+    ("*i8", "*i8", True, 2, True), ("*fp32", "*fp32", False, 1, False), ("*i8", "*fp32", True, 64, False)])
+def test_fused_kernel_compiles_for_hopper_with_exact_arithmetic(spikes, buffer, signed, max_strength, subtract):
+    # ahead-of-time compilation for an H100/H200 (sm_90), no GPU needed: the kernel must build, and its PTX
+    # must neither flush denormals (.ftz: floor(-1e-40) would give 0, not -1) nor fuse a multiply-add (fma)
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from spikeconv.neuron.fused import BLOCK, _kernel
+    _, kernel = _kernel()
+    types = {"x_ptr": "*fp32", "v_ptr": "*fp32", "nb_ptr": buffer, "out_ptr": spikes, "n": "i32", "steps": "i32",
+             "x_step": "i32", "out_step": "i32"}
+    constants = {"LOWER": -max_strength if signed else 0, "SMAX": max_strength, "SIGNED": signed,
+                 "SUBTRACT": subtract, "BLOCK": BLOCK}
+    source = ASTSource(fn=kernel, signature={**types, **{name: "constexpr" for name in constants}},
+                       constexprs={(kernel.arg_names.index(name),): value for name, value in constants.items()})
+    ptx = triton.compile(source, target=GPUTarget("cuda", 90, 32)).asm["ptx"]
+    assert "cvt.rzi.s32.f32" in ptx and "add.f32" in ptx  # the floor by truncation; the one float addition
+    assert ".ftz" not in ptx and "fma." not in ptx

@@ -11,7 +11,8 @@ and writes the spikes ``S[t]`` once each, for the neurons the converter emits (`
 
 Every operation but ``V + x[t]`` acts on small integers (exact in any dtype), and that addition is one IEEE
 rounding here as in the eager step, so the kernel is bit-identical to the eager scan (tests/test_fused.py
-runs it through Triton's interpreter on the CPU; tests/test_cuda.py compiles it on a GPU). Anything else
+runs it through Triton's interpreter on the CPU and compiles it for sm_90 to check that its PTX keeps
+denormals and fuses no multiply-add; tests/test_cuda.py runs it on a GPU). Anything else
 (another threshold, a float16 membrane, unequal memory layouts) is not :func:`fused_supported` and takes the
 eager scan. ``simulate(fused=True)`` opts in: not yet compiled or timed on a GPU (docs/performance.md).
 """
@@ -88,7 +89,11 @@ def _kernel():
         out_at = out_ptr + offs
         for _ in range(steps):
             v = v + tl.load(x_at, mask=mask, other=0.0)
-            s = tl.minimum(tl.maximum(tl.floor(v), LOWER), SMAX)
+            # clamp(floor(V'), lo, S^max) = floor(clamp(V', lo, S^max)) for integer bounds; the floor by
+            # truncation and a compare, not libdevice's floorf, which Triton links flushing denormals to zero
+            c = tl.minimum(tl.maximum(v, LOWER), SMAX)
+            whole = c.to(tl.int32)  # toward zero
+            s = (whole - (c < whole.to(tl.float32)).to(tl.int32)).to(tl.float32)
             if SIGNED:
                 s = tl.maximum(s, nb)
             if SMAX > 2:  # A(|S|): keep the highest set bit of the integer |S| (<= 64)
