@@ -14,7 +14,7 @@ rounding here as in the eager step, so the kernel is bit-identical to the eager 
 runs it through Triton's interpreter on the CPU and compiles it for sm_90 to check that its PTX keeps
 denormals and fuses no multiply-add; tests/test_cuda.py runs it on a GPU). Anything else
 (another threshold, a float16 membrane, unequal memory layouts) is not :func:`fused_supported` and takes the
-eager scan. ``simulate(fused=True)`` opts in: not yet compiled or timed on a GPU (docs/performance.md).
+eager scan. ``simulate(fused=True)`` opts in: not yet run or timed on a GPU (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -208,8 +208,8 @@ def simulate(
             seconds). Same spikes as the eager scan.
         fused: on CUDA with Triton, run each IF layer's chunk as one Triton kernel
             (:mod:`spikeconv.neuron.fused`; threshold-1 neurons, the others take the eager scan); no effect
-            on the CPU. Same spikes as the eager scan. Opt-in: verified through Triton's interpreter, not
-            yet compiled and timed on a GPU (docs/performance.md, "On a GPU").
+            on the CPU. Same spikes as the eager scan. Opt-in: verified through Triton's interpreter and
+            compiled for sm_90 ahead of time, not yet run or timed on a GPU (docs/performance.md, stop 14).
         memory_budget: bytes allowed for the largest activation of a chunk. The first step runs alone
             while the largest layer output is measured; the remaining steps are then folded in chunks of
             :func:`chunk_for_budget` steps (never more than ``order``/``chunk`` would fold). Same spikes.
