@@ -142,3 +142,11 @@ def test_neurons_reuse_their_output_tensor_only_when_asked_and_no_hook_observes_
         handle.remove()
     assert not any(given)
     assert len({t.data_ptr() for t in kept}) == len(kept)  # a hook sees six distinct tensors, none overwritten
+
+
+def test_compiled_scan_with_int8_spikes_and_integer_layers_equals_eager():
+    # the compiled scan returns a spike tensor of its own (int8 here, read by the integer layers)
+    model, x = tiny_resnet()
+    snn = convert(model, x, ConversionConfig(weight_bits=8, max_strength=2))
+    eager = simulate(snn, x, 9)
+    assert torch.equal(simulate(snn, x, 9, compile=True, order="layer", chunk=4), eager)

@@ -343,15 +343,30 @@ def _stacked_like(x: Tensor, steps: int, dtype: torch.dtype | None = None) -> Te
     return x.new_empty((steps, *x.shape), dtype=dtype)
 
 
-ScanKernel = Callable[[Tensor, Tensor, "Tensor | None", Tensor, NeuronConfig, "Scratch | None", bool, bool], None]
+ScanKernel = Callable[[Tensor, Tensor, "Tensor | None", Tensor, NeuronConfig, "Scratch | None", bool, bool], Tensor]
 
 
 def _scan_steps_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
-                 work: Scratch | None, negated: bool, constant: bool) -> None:
+                 work: Scratch | None, negated: bool, constant: bool) -> Tensor:
     """Every step of one chunk, in place: ``spikes[t]`` from ``x[t]`` (``x`` itself at every step when
-    ``constant``), advancing ``v`` and ``buffer``. The eager scan, and what :func:`compiled_scan_kernel` fuses."""
+    ``constant``), advancing ``v`` and ``buffer``; returns ``spikes``. The eager scan (a :data:`ScanKernel`:
+    kernels return the spike tensor, ``spikes`` or one of their own)."""
     for t in range(spikes.shape[0]):
         _if_step_(x if constant else x[t], v, buffer, spikes[t], config, work, negated)
+    return spikes
+
+
+def _scan_stacked(x: Tensor, v: Tensor, buffer: Tensor | None, config: NeuronConfig, negated: bool,
+                  constant: bool, steps: int, dtype: torch.dtype) -> Tensor:
+    """The eager scan's steps into fresh per-step tensors, stacked at the end: what
+    :func:`compiled_scan_kernel` compiles (writing into slices of the caller's spike tensor instead makes the
+    compiler copy the whole tensor per step; stacked, it fuses into one loop with a channels-last result)."""
+    frames = []
+    for t in range(steps):
+        frame = torch.empty_like(v, dtype=dtype)
+        _if_step_(x if constant else x[t], v, buffer, frame, config, None, negated)
+        frames.append(frame)
+    return torch.stack(frames)
 
 
 #: compiled variants of the scan allowed per process (one per neuron configuration x spike dtype x input kind
@@ -371,11 +386,12 @@ def compiled_scan_kernel() -> ScanKernel:
     afterwards), under a recompile limit of ``COMPILED_VARIANTS`` set only around its own calls.
     Bit-identical to the eager scan (tests/test_sim.py, tests/test_cuda.py).
     """
-    compiled = torch.compile(_scan_steps_, dynamic=True)
+    compiled = torch.compile(_scan_stacked, dynamic=True)
 
-    def scan(x, v, buffer, spikes, config, work, negated, constant) -> None:
-        with torch._dynamo.config.patch(recompile_limit=COMPILED_VARIANTS):  # scratch: fused away, no pool
-            compiled(x, v, buffer, spikes, config, None, negated, constant)
+    def scan(x, v, buffer, spikes, config, work, negated, constant) -> Tensor:
+        # returns a spike tensor of its own, shaped and typed like ``spikes``; scratch is fused away, no pool
+        with torch._dynamo.config.patch(recompile_limit=COMPILED_VARIANTS):
+            return compiled(x, v, buffer, config, negated, constant, spikes.shape[0], spikes.dtype)
 
     return scan
 
@@ -407,8 +423,7 @@ def if_scan_(x: Tensor, state: IFState, config: NeuronConfig, *, steps: int | No
         spikes = out
     else:
         spikes = _stacked_like(x if constant else x[0], steps if constant else x.shape[0], spike_dtype)
-    (kernel or _scan_steps_)(x, state.v, state.buffer, spikes, config, work, negated_buffer, constant)
-    return spikes
+    return (kernel or _scan_steps_)(x, state.v, state.buffer, spikes, config, work, negated_buffer, constant)
 
 
 def if_step(x: Tensor, state: IFState, config: NeuronConfig) -> tuple[Tensor, IFState]:

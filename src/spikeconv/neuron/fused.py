@@ -141,10 +141,10 @@ def fused_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, con
 
 
 def fused_scan_kernel(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
-                      work: Scratch | None, negated: bool, constant: bool) -> None:
+                      work: Scratch | None, negated: bool, constant: bool) -> Tensor:
     """A scan kernel for :func:`spikeconv.neuron.if_scan_` (``simulate(fused=True)`` on CUDA): the fused Triton
-    scan where :func:`fused_supported`, the eager scan otherwise. Same spikes either way."""
-    if fused_supported(x, v, buffer, spikes, config, negated, constant):
-        fused_scan_(x, v, buffer, spikes, config, negated, constant)
-    else:
-        _scan_steps_(x, v, buffer, spikes, config, work, negated, constant)
+    scan where :func:`fused_supported`, the eager scan otherwise; returns ``spikes``. Same spikes either way."""
+    if not fused_supported(x, v, buffer, spikes, config, negated, constant):
+        return _scan_steps_(x, v, buffer, spikes, config, work, negated, constant)
+    fused_scan_(x, v, buffer, spikes, config, negated, constant)
+    return spikes
