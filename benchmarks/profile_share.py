@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--weight-bits", type=int)
     parser.add_argument("--buffered", action="store_true", help="buffered neuron with S^max = 2 (else plain IF)")
-    parser.add_argument("--compile", action="store_true", help="simulate(compile=True): the compiled neuron step")
+    parser.add_argument("--compile", action="store_true", help="simulate(compile=True): the compiled neuron scan")
     parser.add_argument("--top", type=int, default=8, help="also list this many operators of the SNN")
     parser.add_argument("--json")
     args = parser.parse_args()
