@@ -59,8 +59,43 @@ def main(device: str = "cpu") -> int:
             if not same:
                 print("mismatch:", config, spike_dtype, buffer_dtype, constant, channels_last)
                 bad += 1
+    bad += networks(device)
     print(f"checked, {bad} failing")
     return 1 if bad else 0
+
+
+def networks(device: str) -> int:
+    """Converted networks simulated with the fused scan forced on (the engine offers it on CUDA only) against
+    the eager scan; every neuron layer of these nets must take the fused path, not the eager fallback."""
+    from unittest import mock
+
+    from helpers import tiny_resnet
+    from spikeconv import ConversionConfig, convert, simulate
+    from spikeconv.neuron import fused
+
+    bad = 0
+    model, x = tiny_resnet()
+    for config in (dict(), dict(max_strength=4), dict(signed=False, reset="zero"), dict(weight_bits=8)):
+        snn = convert(model, x, ConversionConfig(**config)).to(device)
+        inputs = x.to(device)
+        eager = simulate(snn, inputs, 6)
+        calls = {"fused": 0, "eager": 0}
+        real = fused.fused_scan_
+
+        def counted(*args):
+            calls["fused"] += 1
+            return real(*args)
+
+        def fallback(*args):
+            calls["eager"] += 1
+            return _scan_steps_(*args)
+        with mock.patch.object(fused, "fused_scan_", counted), mock.patch.object(fused, "_scan_steps_", fallback), \
+                mock.patch("spikeconv.sim.engine.scan_kernel_for", lambda device, fused_=True: fused.fused_scan_kernel):
+            out = simulate(snn, inputs, 6, order="layer", chunk=4)
+        if not torch.equal(out, eager) or calls["eager"] or not calls["fused"]:
+            print("network mismatch or fallback:", config, calls, torch.equal(out, eager))
+            bad += 1
+    return bad
 
 
 if __name__ == "__main__":
