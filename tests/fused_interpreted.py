@@ -80,7 +80,7 @@ def networks(device: str) -> int:
         inputs = x.to(device)
         eager = simulate(snn, inputs, 6)
         calls = {"fused": 0, "eager": 0}
-        real = fused.fused_scan_
+        real = fused._launch
 
         def counted(*args):
             calls["fused"] += 1
@@ -89,7 +89,7 @@ def networks(device: str) -> int:
         def fallback(*args):
             calls["eager"] += 1
             return _scan_steps_(*args)
-        with mock.patch.object(fused, "fused_scan_", counted), mock.patch.object(fused, "_scan_steps_", fallback), \
+        with mock.patch.object(fused, "_launch", counted), mock.patch.object(fused, "_scan_steps_", fallback), \
                 mock.patch("spikeconv.sim.engine.scan_kernel_for", lambda device, fused_=True: fused.fused_scan_kernel):
             out = simulate(snn, inputs, 6, order="layer", chunk=4)
         if not torch.equal(out, eager) or calls["eager"] or not calls["fused"]:

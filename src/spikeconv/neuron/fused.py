@@ -130,6 +130,12 @@ def fused_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, con
     if not fused_supported(x, v, buffer, spikes, config, negated, constant):
         raise ValueError("fused_scan_ runs threshold-1 neurons with a dense float32 membrane and equally laid "
                          "out current, spikes and buffer; use the eager scan (if_scan_) for this one")
+    _launch(x, v, buffer, spikes, config, constant)
+
+
+def _launch(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
+            constant: bool) -> None:
+    """The kernel launch of :func:`fused_scan_`, for a scan already found :func:`fused_supported`."""
     steps, n = spikes.shape[0], v.numel()
     if steps == 0:
         return
@@ -146,5 +152,5 @@ def fused_scan_kernel(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tenso
     scan where :func:`fused_supported`, the eager scan otherwise; returns ``spikes``. Same spikes either way."""
     if not fused_supported(x, v, buffer, spikes, config, negated, constant):
         return _scan_steps_(x, v, buffer, spikes, config, work, negated, constant)
-    fused_scan_(x, v, buffer, spikes, config, negated, constant)
+    _launch(x, v, buffer, spikes, config, constant)  # checked once: the check costs host time per layer
     return spikes
