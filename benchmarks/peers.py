@@ -236,7 +236,10 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None, dev
         "spikeconv IF, 32 MiB budget": (ours(sub, memory_budget=32 << 20), "sub"),
         "spikeconv IF, 16 MiB budget": (ours(sub, memory_budget=16 << 20), "sub"),
         "spikeconv IF, compiled": (ours(sub, compile=True), "sub"),
-        **({} if device == "cpu" else {  # the fused Triton scan (simulate(fused=True)), CUDA only
+        **({  # the CPU default is the C scan (spikeconv.neuron.native); fused=False: the eager scan
+            "spikeconv IF, eager scan": (ours(sub, fused=False), "sub"),
+            "spikeconv buffered S^max=2, eager scan": (ours(buffered, fused=False), "buffered"),
+        } if device == "cpu" else {  # the fused Triton scan (simulate(fused=True)), opt-in on CUDA
             "spikeconv IF, fused scan": (ours(sub, fused=True), "sub"),
             "spikeconv buffered S^max=2, fused scan": (ours(buffered, fused=True), "buffered")}),
         "spikeconv IF reset to zero": (ours(zero), "zero"),
@@ -246,9 +249,10 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None, dev
         "spikeconv buffered S^max=2, float32 buffer": (float_buffer(ours(buffered)), "buffered"),
     }
     variants.update(peer_variants(sub_dense, zero_dense, x, steps))
-    references = {"sub": simulate(sub.body, x, steps, order="layer")[-1],
-                  "zero": simulate(zero.body, x, steps, order="layer")[-1],
-                  "buffered": float_buffer(lambda: simulate(buffered_dense.body, x, steps, order="step")[-1])()}
+    references = {"sub": simulate(sub.body, x, steps, order="layer", fused=False)[-1],  # the eager scan
+                  "zero": simulate(zero.body, x, steps, order="layer", fused=False)[-1],
+                  "buffered": float_buffer(lambda: simulate(buffered_dense.body, x, steps, order="step",
+                                                            fused=False)[-1])()}
     return variants, references, skipped_share(sub.body, x, steps)
 
 

@@ -125,8 +125,8 @@ def test_skipping_layers_compute_every_frame_on_cuda():
 
 @cuda
 def test_fused_triton_scan_on_cuda_equals_eager_scan():
-    import fused_interpreted  # tests/: the interpreted test's cases, here compiled for the GPU
-    assert fused_interpreted.main("cuda") == 0
+    import fused_cases  # tests/: the interpreted test's cases, here compiled for the GPU
+    assert fused_cases.main("cuda") == 0
 
 
 @cuda

@@ -1,5 +1,5 @@
 """The fused Triton scan (spikeconv.neuron.fused): bit-identical to the eager scan, run through Triton's
-interpreter on the CPU (tests/fused_interpreted.py, in a subprocess: the interpreter is chosen when Triton
+interpreter on the CPU (tests/fused_cases.py, in a subprocess: the interpreter is chosen when Triton
 compiles a kernel, from the environment); which scans it takes; the engine's choice of kernel."""
 
 import os
@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from spikeconv.neuron import NeuronConfig, if_init
-from spikeconv.neuron.fused import fused_scan_, fused_supported
+from spikeconv.neuron.fused import fused_scan_, fused_scan_kernel, fused_supported
 from spikeconv.sim.engine import scan_kernel_for
 
 
 def test_fused_scan_interpreted_equals_eager_scan():
     pytest.importorskip("triton")
-    script = Path(__file__).with_name("fused_interpreted.py")
+    script = Path(__file__).with_name("fused_cases.py")
     src = str(Path(__file__).parents[1] / "src")
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
@@ -53,8 +53,8 @@ def test_fused_needs_equal_layouts_and_float32():
         fused_scan_(x, v, buffer, spikes, NeuronConfig(threshold=0.5), False, False)
 
 
-def test_the_engine_fuses_only_on_cuda_and_when_asked():
-    assert scan_kernel_for(torch.device("cpu"), fused=True) is None
+def test_the_engine_runs_triton_only_on_cuda_and_when_asked():
+    assert scan_kernel_for(torch.device("cpu"), fused=True) is not fused_scan_kernel  # the C scan there
     assert scan_kernel_for(torch.device("cuda")) is None
 
 

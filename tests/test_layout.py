@@ -8,15 +8,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "spikeconv"
 ALLOWED = {
     "errors": set(),
     "atomic": set(),
+    "cache": set(),
     "layers": set(),
-    "neuron": {"errors"},
+    "neuron": {"errors", "atomic", "cache"},
     "quant": {"errors"},
     "convert": {"neuron", "quant", "layers", "errors"},
     "sim": {"neuron", "errors"},
     "analysis": {"sim", "neuron", "errors", "layers"},
     "models": {"layers", "errors"},
-    "data": {"errors", "atomic"},
-    "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers", "atomic"},
+    "data": {"errors", "atomic", "cache"},
+    "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers", "atomic", "cache"},
     "export": {"neuron", "convert", "errors", "layers"},
 }
 

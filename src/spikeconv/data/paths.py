@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
+from ..cache import cache_dir
 from ..errors import DataError
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -40,13 +41,6 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     raise DataError(
         "no data root found (looked for ../shared/data); pass --data-root DIR or set SPIKECONV_DATA"
     )
-
-
-def cache_dir() -> Path:
-    """The directory for decoded arrays: ``SPIKECONV_CACHE`` or ``~/.cache/spikeconv``; created if needed."""
-    path = Path(os.environ.get("SPIKECONV_CACHE", Path.home() / ".cache" / "spikeconv")).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:

@@ -1,20 +1,21 @@
-r"""The IF scan of one chunk as a single Triton kernel (CUDA): one launch per neuron layer and chunk.
+r"""The IF scan of one chunk fused into one kernel per neuron layer: Triton on CUDA, C on the CPU.
 
-The eager scan (:func:`spikeconv.neuron.functional._scan_steps_`) launches three to six elementwise
-kernels per step; on a GPU at small batch that launch overhead, not arithmetic, sets the time. This kernel
-keeps the membrane ``V`` (and ``-V^b``) in registers across the chunk's steps, reads the current ``x[t]``
-and writes the spikes ``S[t]`` once each, for the neurons the converter emits (``V_th = 1``):
+The eager scan (:func:`spikeconv.neuron.functional._scan_steps_`) runs three to eight elementwise
+operations per step, each a pass over memory (and, on a GPU, a kernel launch). The fused scans keep the
+membrane ``V`` (and ``-V^b``) in registers or L1 across the chunk's steps, read the current ``x[t]`` and
+write the spikes ``S[t]`` once each, for the neurons the converter emits (``V_th = 1``):
 
     V' = V + x[t];   S = clamp(floor(V'), -S^max [signed] or 0, S^max);   S = max(S, -V^b) [signed]
     S = sign(S) * A(|S|)   (Eq. 3, A(a) = the largest power of two <= a; only for S^max > 2)
     -V^b -= S [signed];    V = V' - S (reset by subtraction) or V = 0 where S != 0 (reset to zero)
 
 Every operation but ``V + x[t]`` acts on small integers (exact in any dtype), and that addition is one IEEE
-rounding here as in the eager step, so the kernel is bit-identical to the eager scan (tests/test_fused.py
-runs it through Triton's interpreter on the CPU and compiles it for sm_90 to check that its PTX keeps
-denormals and fuses no multiply-add; tests/test_cuda.py runs it on a GPU). Anything else
-(another threshold, a float16 membrane, unequal memory layouts) is not :func:`fused_supported` and takes the
-eager scan. ``simulate(fused=True)`` opts in: not yet run or timed on a GPU (docs/performance.md).
+rounding here as in the eager step, so both kernels are bit-identical to the eager scan. The Triton kernel
+(this module; tests/test_fused.py runs it through Triton's interpreter on the CPU and compiles it for sm_90
+to check that its PTX keeps denormals and fuses no multiply-add; tests/test_cuda.py runs it on a GPU) is
+opt-in, ``simulate(fused=True)``: not yet run or timed on a GPU (docs/performance.md). The C kernel
+(:mod:`spikeconv.neuron.native`, tests/test_native.py) is the CPU default. Anything else (another threshold,
+a float16 membrane, unequal memory layouts) is not :func:`fused_supported` and takes the eager scan.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor
 
 from .functional import NeuronConfig, Reset, Scratch, _scan_steps_
+from .native import native_build, native_launch
 
 BLOCK = 1024  # neurons per program
 
@@ -120,17 +122,29 @@ def _kernel():
 
 
 def fused_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
-                negated: bool, constant: bool) -> None:
-    """Run every step of one chunk in one Triton launch (module docstring), in place: ``spikes[t]`` from
+                negated: bool, constant: bool, *, backend: str | None = None) -> None:
+    """Run every step of one chunk in one fused kernel (module docstring), in place: ``spikes[t]`` from
     ``x[t]`` (``x`` at every step when ``constant``), advancing ``v`` and ``buffer`` (``-V^b``).
 
+    ``backend``: ``"triton"`` or ``"native"`` (the C scan); None: Triton on CUDA, C on the CPU.
+
     Raises:
-        ValueError: the scan is not :func:`fused_supported` (use the eager scan).
+        ValueError: the scan is not :func:`fused_supported` (use the eager scan), or ``backend`` is unknown.
+        RuntimeError: the C scan is asked for and cannot be built here (:func:`native_build` says why).
     """
     if not fused_supported(x, v, buffer, spikes, config, negated, constant):
         raise ValueError("fused_scan_ runs threshold-1 neurons with a dense float32 membrane and equally laid "
                          "out current, spikes and buffer; use the eager scan (if_scan_) for this one")
-    _launch(x, v, buffer, spikes, config, constant)
+    backend = backend or ("triton" if v.device.type == "cuda" else "native")
+    if backend == "triton":
+        _launch(x, v, buffer, spikes, config, constant)
+    elif backend == "native":
+        build = native_build()
+        if v.device.type != "cpu" or not build.available:
+            raise RuntimeError(f"the C scan runs CPU tensors only, when built: {build.reason or v.device}")
+        native_launch(x, v, buffer, spikes, config, constant)
+    else:
+        raise ValueError(f"backend must be 'triton', 'native' or None, got {backend!r}")
 
 
 def _launch(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
@@ -146,11 +160,24 @@ def _launch(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config:
         SUBTRACT=config.reset is Reset.SUBTRACT, BLOCK=BLOCK)
 
 
-def fused_scan_kernel(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
-                      work: Scratch | None, negated: bool, constant: bool) -> Tensor:
-    """A scan kernel for :func:`spikeconv.neuron.if_scan_` (``simulate(fused=True)`` on CUDA): the fused Triton
-    scan where :func:`fused_supported`, the eager scan otherwise; returns ``spikes``. Same spikes either way."""
+def _fused_or_eager(launch, x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
+                    work: Scratch | None, negated: bool, constant: bool) -> Tensor:
     if not fused_supported(x, v, buffer, spikes, config, negated, constant):
         return _scan_steps_(x, v, buffer, spikes, config, work, negated, constant)
-    _launch(x, v, buffer, spikes, config, constant)  # checked once: the check costs host time per layer
+    launch(x, v, buffer, spikes, config, constant)  # checked once: the check costs host time per layer
     return spikes
+
+
+def fused_scan_kernel(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
+                      work: Scratch | None, negated: bool, constant: bool) -> Tensor:
+    """A scan kernel for :func:`spikeconv.neuron.if_scan_` (``simulate(fused=True)`` on CUDA): the Triton
+    scan where :func:`fused_supported`, the eager scan otherwise; returns ``spikes``. Same spikes either way."""
+    return _fused_or_eager(_launch, x, v, buffer, spikes, config, work, negated, constant)
+
+
+def native_scan_kernel(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
+                       work: Scratch | None, negated: bool, constant: bool) -> Tensor:
+    """A scan kernel for :func:`spikeconv.neuron.if_scan_` (the CPU default of ``simulate`` when
+    ``native_build().available``): the C scan where :func:`fused_supported`, the eager scan otherwise;
+    returns ``spikes``. Same spikes either way."""
+    return _fused_or_eager(native_launch, x, v, buffer, spikes, config, work, negated, constant)

@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from ..neuron import NeuronRun, SpikingModule, compiled_scan_kernel, true_divide
 from ..neuron.functional import ScanKernel
-from ..neuron.fused import fused_scan_kernel, triton_available
+from ..neuron.fused import fused_scan_kernel, native_scan_kernel, triton_available
+from ..neuron.native import native_build
 
 
 class ExecutionOrder(str, Enum):
@@ -161,15 +162,20 @@ def _check_inputs(x: Tensor, timesteps: int, chunk: int | None, memory_budget: i
         raise ValueError("inputs contain NaN or infinite values; clean or normalise the data before simulating")
 
 
-def scan_kernel_for(device: torch.device, fused: bool = False) -> ScanKernel | None:
-    """The neuron scan :func:`simulate` uses on ``device`` without ``compile``: the fused Triton scan on CUDA
-    when ``fused`` and Triton is installed, else None (the eager scan).
+def scan_kernel_for(device: torch.device, fused: bool | None = None) -> ScanKernel | None:
+    """The neuron scan :func:`simulate` uses on ``device`` without ``compile``; None is the eager scan.
+
+    On the CPU the C scan (:mod:`spikeconv.neuron.native`) unless ``fused`` is False or it cannot be built
+    here; on CUDA the Triton scan only when ``fused`` is True and Triton is installed (not yet timed on a GPU).
 
     Example:
-        >>> scan_kernel_for(torch.device("cpu")) is None
+        >>> scan_kernel_for(torch.device("cpu"), fused=False) is None
         True
     """
-    if fused and torch.device(device).type == "cuda" and triton_available():
+    kind = torch.device(device).type
+    if kind == "cpu" and fused is not False and native_build().available:
+        return native_scan_kernel
+    if kind == "cuda" and fused and triton_available():
         return fused_scan_kernel
     return None
 
@@ -185,7 +191,7 @@ def simulate(
     encoder: Callable[[Tensor, int, int], Tensor] | None = None,
     sequence: bool = False,
     compile: bool = False,
-    fused: bool = False,
+    fused: bool | None = None,
     memory_budget: int | None = None,
     reuse_outputs: bool = False,
 ) -> Tensor:
@@ -206,10 +212,11 @@ def simulate(
         compile: fuse each neuron layer's scan of a chunk through ``torch.compile``
             (:func:`compiled_scan_kernel`; a C++ compiler on CPU, Triton on CUDA; the first call compiles for
             seconds). Same spikes as the eager scan.
-        fused: on CUDA with Triton, run each IF layer's chunk as one Triton kernel
-            (:mod:`spikeconv.neuron.fused`; threshold-1 neurons, the others take the eager scan); no effect
-            on the CPU. Same spikes as the eager scan. Opt-in: verified through Triton's interpreter and
-            compiled for sm_90 ahead of time, not yet run or timed on a GPU (docs/performance.md, stop 14).
+        fused: run each IF layer's chunk as one fused kernel (:mod:`spikeconv.neuron.fused`; threshold-1
+            neurons, the others take the eager scan). None (default): the C scan on the CPU when a C compiler
+            is there to build it (:mod:`spikeconv.neuron.native`), the eager scan on CUDA. True: also the
+            Triton scan on CUDA (opt-in: verified through Triton's interpreter and compiled for sm_90 ahead of
+            time, not yet timed on a GPU; docs/performance.md). False: the eager scan. Same spikes either way.
         memory_budget: bytes allowed for the largest activation of a chunk. The first step runs alone
             while the largest layer output is measured; the remaining steps are then folded in chunks of
             :func:`chunk_for_budget` steps (never more than ``order``/``chunk`` would fold). Same spikes.

@@ -1,6 +1,7 @@
-"""The Triton scan against the eager scan for every case it supports. Run by tests/test_fused.py in a
-subprocess with TRITON_INTERPRET=1 (interpreted on the CPU), and by tests/test_cuda.py as ``main("cuda")``
-(compiled). Prints one line per mismatch; returns (exits with) 1 on any."""
+"""A fused scan against the eager scan for every case it supports. The Triton scan: run by tests/test_fused.py
+in a subprocess with TRITON_INTERPRET=1 (interpreted on the CPU), and by tests/test_cuda.py as ``main("cuda")``
+(compiled); the C scan: ``main(backend="native")`` in tests/test_native.py. Prints one line per mismatch;
+returns (exits with) 1 on any."""
 
 import itertools
 import sys
@@ -20,7 +21,7 @@ def currents(shape, steps, seed):
     return torch.where(pick, exact, x)
 
 
-def main(device: str = "cpu") -> int:
+def main(device: str = "cpu", backend: str = "triton") -> int:
     bad = 0
     cases = itertools.product([False, True], [1, 2, 4, 8, 64], ["subtract", "zero"], [torch.int8, torch.float32],
                               [torch.int8, torch.float32], [False, True], [False, True])
@@ -51,7 +52,7 @@ def main(device: str = "cpu") -> int:
                     print("not supported:", config, spike_dtype, buffer_dtype, constant, channels_last)
                     bad += 1
                     break
-                fused_scan_(*args, signed, constant)
+                fused_scan_(*args, signed, constant, backend=backend)
             results.append((spikes, state.v, state.buffer))
         if len(results) == 2:
             (s0, v0, b0), (s1, v1, b1) = results
@@ -59,28 +60,30 @@ def main(device: str = "cpu") -> int:
             if not same:
                 print("mismatch:", config, spike_dtype, buffer_dtype, constant, channels_last)
                 bad += 1
-    bad += networks(device)
+    bad += networks(device, backend)
     print(f"checked, {bad} failing")
     return 1 if bad else 0
 
 
-def networks(device: str) -> int:
-    """Converted networks simulated with the fused scan forced on (the engine offers it on CUDA only) against
-    the eager scan; every neuron layer of these nets must take the fused path, not the eager fallback."""
+def networks(device: str, backend: str) -> int:
+    """Converted networks simulated with the fused scan forced on against the eager scan; every neuron layer
+    of these nets must take the fused path, not the eager fallback."""
     from unittest import mock
 
     from helpers import tiny_resnet
     from spikeconv import ConversionConfig, convert, simulate
     from spikeconv.neuron import fused
 
+    launch_name, kernel = ("_launch", fused.fused_scan_kernel) if backend == "triton" else \
+        ("native_launch", fused.native_scan_kernel)
     bad = 0
     model, x = tiny_resnet()
     for config in (dict(), dict(max_strength=4), dict(signed=False, reset="zero"), dict(weight_bits=8)):
         snn = convert(model, x, ConversionConfig(**config)).to(device)
         inputs = x.to(device)
-        eager = simulate(snn, inputs, 6)
+        eager = simulate(snn, inputs, 6, fused=False)
         calls = {"fused": 0, "eager": 0}
-        real = fused._launch
+        real = getattr(fused, launch_name)
 
         def counted(*args):
             calls["fused"] += 1
@@ -89,8 +92,8 @@ def networks(device: str) -> int:
         def fallback(*args):
             calls["eager"] += 1
             return _scan_steps_(*args)
-        with mock.patch.object(fused, "_launch", counted), mock.patch.object(fused, "_scan_steps_", fallback), \
-                mock.patch("spikeconv.sim.engine.scan_kernel_for", lambda device, fused_=True: fused.fused_scan_kernel):
+        with mock.patch.object(fused, launch_name, counted), mock.patch.object(fused, "_scan_steps_", fallback), \
+                mock.patch("spikeconv.sim.engine.scan_kernel_for", lambda device, fused_=True: kernel):
             out = simulate(snn, inputs, 6, order="layer", chunk=4)
         if not torch.equal(out, eager) or calls["eager"] or not calls["fused"]:
             print("network mismatch or fallback:", config, calls, torch.equal(out, eager))

@@ -1,0 +1,123 @@
+/* spikeconv: the IF scan of one chunk on the CPU, every step in one call (built and loaded by native.py).
+
+   Per neuron, with V_th = 1 (what the converter emits), for t = 0 .. steps-1:
+       V' = V + x[t];   S = clamp(floor(V'), lower, S^max)   (lower = -S^max signed, 0 unsigned)
+       S = max(S, -V^b)                                      (signed: negative spikes only from the buffer)
+       S = sign(S) * A(|S|)                                  (adjust: Eq. 3, the largest power of two <= |S|)
+       -V^b -= S                                             (signed, Eq. 12)
+       V = V' - S (reset by subtraction)  or  V = (S != 0 ? 0 : V') (reset to zero)
+   The membrane and -V^b of a block of neurons stay in L1 across the steps; each current is read and each
+   spike written once. Only V + x[t] rounds (one IEEE single addition, as in PyTorch's eager step); the rest
+   acts on small integers, so the result is bit-identical to the eager scan. Build flags: no contraction into
+   multiply-adds (-ffp-contract=off), IEEE semantics otherwise (-fno-trapping-math only lets float-to-int8
+   conversions vectorize: results do not change).
+
+   Memory: x, v, the buffer and the spikes are dense and laid out alike (any one permutation of the axes,
+   e.g. channels-last), so neuron i is element i of each; x[t] starts at x + t * x_step (0: the same current
+   every step), the spikes of step t at out + t * out_step (elements). */
+
+#include <math.h>
+#include <stdint.h>
+
+enum { BLOCK = 256 };
+
+static inline __attribute__((always_inline)) void step_block(
+    const float *restrict x, float *restrict v, float *restrict nb, float *restrict s_out, int64_t n,
+    float lower, float smax, const int is_signed, const int subtract, const int adjust) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const float vv = v[j] + x[j];
+    float s = vv > lower ? vv : lower;
+    s = s < smax ? s : smax;
+    s = floorf(s); /* clamp then floor = floor then clamp: the bounds are integers */
+    if (is_signed) s = s > nb[j] ? s : nb[j];
+    if (adjust) {
+      int32_t a = (int32_t)fabsf(s); /* |S| <= 64 */
+      a |= a >> 1;
+      a |= a >> 2;
+      a |= a >> 4;
+      const float p = (float)(a - (a >> 1));
+      s = s < 0.f ? -p : p;
+    }
+    if (is_signed) nb[j] = nb[j] - s;
+    v[j] = subtract ? vv - s : (s != 0.f ? 0.f : vv);
+    s_out[j] = s;
+  }
+}
+
+/* the eight variants, each inlined with its flags constant */
+static void step_variant(int variant, const float *x, float *v, float *nb, float *s, int64_t n, float lower,
+                         float smax) {
+  switch (variant) {
+    case 0: step_block(x, v, nb, s, n, lower, smax, 0, 0, 0); break;
+    case 1: step_block(x, v, nb, s, n, lower, smax, 0, 0, 1); break;
+    case 2: step_block(x, v, nb, s, n, lower, smax, 0, 1, 0); break;
+    case 3: step_block(x, v, nb, s, n, lower, smax, 0, 1, 1); break;
+    case 4: step_block(x, v, nb, s, n, lower, smax, 1, 0, 0); break;
+    case 5: step_block(x, v, nb, s, n, lower, smax, 1, 0, 1); break;
+    case 6: step_block(x, v, nb, s, n, lower, smax, 1, 1, 0); break;
+    default: step_block(x, v, nb, s, n, lower, smax, 1, 1, 1); break;
+  }
+}
+
+static void scan_range(const float *x, int64_t x_step, float *v, void *buffer, int buffer_int8, void *out,
+                       int out_int8, int64_t out_step, int64_t steps, int64_t begin, int64_t end, int is_signed,
+                       int variant, float lower, float smax) {
+  float vb[BLOCK] __attribute__((aligned(64)));
+  float bb[BLOCK] __attribute__((aligned(64)));
+  float sb[BLOCK] __attribute__((aligned(64)));
+  for (int64_t i0 = begin; i0 < end; i0 += BLOCK) {
+    const int64_t n = end - i0 < BLOCK ? end - i0 : BLOCK;
+    for (int64_t j = 0; j < n; ++j) vb[j] = v[i0 + j];
+    if (is_signed) {
+      if (buffer_int8) {
+        const int8_t *b = (const int8_t *)buffer + i0;
+        for (int64_t j = 0; j < n; ++j) bb[j] = (float)b[j];
+      } else {
+        const float *b = (const float *)buffer + i0;
+        for (int64_t j = 0; j < n; ++j) bb[j] = b[j];
+      }
+    }
+    for (int64_t t = 0; t < steps; ++t) {
+      step_variant(variant, x + t * x_step + i0, vb, bb, sb, n, lower, smax);
+      if (out_int8) {
+        int8_t *o = (int8_t *)out + t * out_step + i0;
+        for (int64_t j = 0; j < n; ++j) o[j] = (int8_t)sb[j];
+      } else {
+        float *o = (float *)out + t * out_step + i0;
+        for (int64_t j = 0; j < n; ++j) o[j] = sb[j];
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) v[i0 + j] = vb[j];
+    if (is_signed) {
+      if (buffer_int8) {
+        int8_t *b = (int8_t *)buffer + i0;
+        for (int64_t j = 0; j < n; ++j) b[j] = (int8_t)bb[j];
+      } else {
+        float *b = (float *)buffer + i0;
+        for (int64_t j = 0; j < n; ++j) b[j] = bb[j];
+      }
+    }
+  }
+}
+
+/* The whole chunk: n neurons, `steps` steps, on up to `threads` threads (OpenMP; one thread per range of
+   neurons, each range a whole number of blocks). Returns 0. */
+int spikeconv_if_scan(const float *x, int64_t x_step, float *v, void *buffer, int buffer_int8, void *out,
+                      int out_int8, int64_t out_step, int64_t steps, int64_t n, int64_t max_strength,
+                      int is_signed, int subtract, int threads) {
+  const float smax = (float)max_strength, lower = is_signed ? -(float)max_strength : 0.f;
+  const int variant = (is_signed ? 4 : 0) + (subtract ? 2 : 0) + (max_strength > 2 ? 1 : 0);
+  const int64_t min_per_thread = 16 * BLOCK;
+  int64_t parts = threads < 1 ? 1 : threads;
+  if (parts > n / min_per_thread) parts = n / min_per_thread > 0 ? n / min_per_thread : 1;
+  int64_t size = (n + parts - 1) / parts;
+  size = (size + BLOCK - 1) / BLOCK * BLOCK;
+#pragma omp parallel for num_threads((int)parts) schedule(static) if (parts > 1)
+  for (int64_t begin = 0; begin < n; begin += size) {
+    const int64_t end = begin + size < n ? begin + size : n;
+    scan_range(x, x_step, v, buffer, buffer_int8, out, out_int8, out_step, steps, begin, end, is_signed,
+               variant, lower, smax);
+  }
+  return 0;
+}
