@@ -1,6 +1,7 @@
-"""The C scan on the CPU (spikeconv.neuron.native): built where a C compiler exists, bit-identical to the eager
-scan over every supported case, multi-threaded sizes and converted networks, the engine's default on the
-CPU, and a clear reason (plus the eager scan) where it cannot be built."""
+"""The C kernels on the CPU (spikeconv.native): built where a C compiler exists; the IF scan bit-identical to
+the eager scan over every supported case, multi-threaded sizes and converted networks, the engine's default
+on the CPU; the frame span equal to PyTorch's reductions; a clear reason (and the PyTorch path) where they
+cannot be built."""
 
 import warnings
 
@@ -11,7 +12,9 @@ from hypothesis import strategies as st
 
 import fused_cases
 from spikeconv.neuron import NeuronConfig, if_init
-from spikeconv.neuron import native
+from spikeconv import native
+from spikeconv.layers import sparse
+from spikeconv.native import build as native_build_module
 from spikeconv.neuron.functional import _scan_steps_
 from spikeconv.neuron.fused import fused_scan_, native_scan_kernel
 from spikeconv.sim.engine import scan_kernel_for
@@ -35,10 +38,10 @@ def test_c_scan_equals_eager_scan_in_every_supported_case_and_in_networks():
 @needs_native
 def test_the_case_check_catches_a_broken_kernel(tmp_path, monkeypatch):
     # the same check against a C scan without the buffer bound max(S, -V^b): it must report mismatches
-    broken = native.SOURCE.read_text().replace("if (is_signed) s = s > nb[j] ? s : nb[j];", "")
-    assert broken != native.SOURCE.read_text()
+    broken = native_build_module.SOURCE.read_text().replace("if (is_signed) s = s > nb[j] ? s : nb[j];", "")
+    assert broken != native_build_module.SOURCE.read_text()
     (tmp_path / "if_scan.c").write_text(broken)
-    monkeypatch.setattr(native, "SOURCE", tmp_path / "if_scan.c")
+    monkeypatch.setattr(native_build_module, "SOURCE", tmp_path / "if_scan.c")
     monkeypatch.setenv("SPIKECONV_CACHE", str(tmp_path / "cache"))
     native.native_build.cache_clear()
     try:
@@ -89,23 +92,23 @@ def test_the_c_scan_refuses_tensors_off_the_cpu():
     config = NeuronConfig()
     v = torch.zeros(2, 3, device="meta")
     with pytest.raises(ValueError, match="CPU tensors"):
-        native.native_launch(torch.zeros(1, 2, 3, device="meta"), v, None, torch.zeros(1, 2, 3, device="meta"),
-                             config, False)
+        native.if_scan_(torch.zeros(1, 2, 3, device="meta"), v, None, torch.zeros(1, 2, 3, device="meta"),
+                        max_strength=config.max_strength, signed=False, subtract=True, constant=False)
 
 
-def test_without_a_compiler_the_reason_is_given_and_the_eager_scan_runs(tmp_path, monkeypatch):
+def test_without_a_compiler_the_reason_is_given(tmp_path, monkeypatch):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     monkeypatch.setenv("SPIKECONV_CACHE", str(tmp_path))
-    with pytest.warns(RuntimeWarning, match="no-such-cc.*does not run.*eager scan"):
-        build = native.native_build.__wrapped__()
+    with pytest.warns(RuntimeWarning, match="no-such-cc.*does not run.*PyTorch path"):
+        build = native_build_module.native_build.__wrapped__()
     assert not build.available and "does not run" in build.reason
 
 
 def test_a_compiler_that_fails_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("CC", "false")  # runs, prints nothing, exits 1
     monkeypatch.setenv("SPIKECONV_CACHE", str(tmp_path))
-    with pytest.warns(RuntimeWarning, match="could not build if_scan.c"):
-        build = native.native_build.__wrapped__()
+    with pytest.warns(RuntimeWarning, match="could not build kernels.c"):
+        build = native_build_module.native_build.__wrapped__()
     assert not build.available
     assert not list((tmp_path / "kernels").iterdir())  # no half-written library left behind
 
@@ -114,5 +117,52 @@ def test_native_can_be_switched_off_silently(monkeypatch):
     monkeypatch.setenv("SPIKECONV_NATIVE", "0")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        build = native.native_build.__wrapped__()
+        build = native_build_module.native_build.__wrapped__()
     assert not build.available and "SPIKECONV_NATIVE=0" in build.reason
+
+
+def _torch_span(x):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sparse, "frame_span", lambda rows: None)  # PyTorch's reductions
+        return sparse.active_span(x)
+
+
+@needs_native
+@settings(max_examples=60, deadline=None)
+@given(frames=st.integers(1, 12), dtype=st.sampled_from([torch.int8, torch.float32, torch.float16]),
+       live=st.lists(st.integers(0, 11), max_size=4), negative_zero=st.booleans(), channels_last=st.booleans(),
+       seed=st.integers(0, 99))
+def test_frame_span_equals_the_reductions(frames, dtype, live, negative_zero, channels_last, seed):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.zeros(frames, 3, 5, 4, dtype=dtype)
+    if negative_zero and dtype is not torch.int8:
+        x.fill_(-0.0)  # -0.0 is silent, as for max != 0 or min != 0
+    for frame in (f for f in live if f < frames):
+        index = tuple(int(torch.randint(0, size, (), generator=generator)) for size in x.shape[1:])
+        x[(frame, *index)] = -1 if seed % 2 else 2
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    rows = sparse._frames(x)
+    assert native.frame_span(rows) == _torch_span(x)
+    assert sparse.active_span(x) == _torch_span(x)
+
+
+@needs_native
+def test_frame_span_reads_only_dense_cpu_rows_it_knows():
+    assert native.frame_span(torch.zeros(4, 6)[:, ::2]) is None  # rows not contiguous
+    assert native.frame_span(torch.zeros(4, 6, dtype=torch.float64)) is None
+    assert native.frame_span(torch.zeros(4, 6, device="meta")) is None
+    assert native.frame_span(torch.zeros(4, 6)) == (0, 0)
+
+
+def test_without_the_c_kernels_the_engine_takes_the_eager_scan(monkeypatch):
+    from spikeconv import simulate
+    from spikeconv.neuron import IFNeuron, fused
+    from spikeconv.sim import engine
+    net = torch.nn.Sequential(IFNeuron(NeuronConfig()))
+    expected = simulate(net, torch.tensor([[0.75, 0.3]]), timesteps=4)
+    monkeypatch.setattr(engine, "native_available", lambda: False)
+    assert scan_kernel_for(torch.device("cpu")) is None
+    with monkeypatch.context() as patch:
+        patch.setattr(fused, "native_launch", None)  # would raise if called
+        assert torch.equal(simulate(net, torch.tensor([[0.75, 0.3]]), timesteps=4), expected)

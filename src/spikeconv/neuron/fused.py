@@ -14,7 +14,7 @@ rounding here as in the eager step, so both kernels are bit-identical to the eag
 (this module; tests/test_fused.py runs it through Triton's interpreter on the CPU and compiles it for sm_90
 to check that its PTX keeps denormals and fuses no multiply-add; tests/test_cuda.py runs it on a GPU) is
 opt-in, ``simulate(fused=True)``: not yet run or timed on a GPU (docs/performance.md). The C kernel
-(:mod:`spikeconv.neuron.native`, tests/test_native.py) is the CPU default. Anything else (another threshold,
+(:func:`spikeconv.native.if_scan_`, tests/test_native.py) is the CPU default. Anything else (another threshold,
 a float16 membrane, unequal memory layouts) is not :func:`fused_supported` and takes the eager scan.
 """
 
@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from .functional import NeuronConfig, Reset, Scratch, _scan_steps_
-from .native import native_build, native_launch
+from .. import native
 
 BLOCK = 1024  # neurons per program
 
@@ -37,8 +37,18 @@ def triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
+def native_available() -> bool:
+    """Whether the C scan (:func:`spikeconv.native.if_scan_`) is built and loaded here (it builds on first ask)."""
+    return native.native_build().available
+
+
 def _dense(t: Tensor) -> bool:
     return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+
+
+def _laid_out_like(t: Tensor, v: Tensor) -> bool:
+    """Same shape and the same strides along every axis longer than 1 (an axis of length 1 never moves)."""
+    return t.shape == v.shape and all(a == b for a, b, n in zip(t.stride(), v.stride(), v.shape) if n > 1)
 
 
 def fused_supported(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
@@ -62,12 +72,12 @@ def fused_supported(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor,
     current = x if constant else (x[0] if x.dim() == v.dim() + 1 and x.shape[0] >= max(spikes.shape[0], 1) else None)
     if current is None or current.dtype != torch.float32:
         return False
-    if any(f.shape != v.shape or f.stride() != v.stride() for f in (current, spikes[0] if spikes.shape[0] else v)):
+    if not all(_laid_out_like(f, v) for f in (current, spikes[0] if spikes.shape[0] else v)):
         return False
     if config.signed:
         if buffer is None or not negated or buffer.dtype not in (torch.int8, torch.float32):
             return False
-        if buffer.shape != v.shape or buffer.stride() != v.stride():
+        if not _laid_out_like(buffer, v):
             return False
     devices = {x.device, v.device, spikes.device} | ({buffer.device} if buffer is not None else set())
     return len(devices) == 1
@@ -139,12 +149,19 @@ def fused_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, con
     if backend == "triton":
         _launch(x, v, buffer, spikes, config, constant)
     elif backend == "native":
-        build = native_build()
+        build = native.native_build()
         if v.device.type != "cpu" or not build.available:
             raise RuntimeError(f"the C scan runs CPU tensors only, when built: {build.reason or v.device}")
         native_launch(x, v, buffer, spikes, config, constant)
     else:
         raise ValueError(f"backend must be 'triton', 'native' or None, got {backend!r}")
+
+
+def native_launch(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
+                  constant: bool) -> None:
+    """The C scan of :func:`fused_scan_`, for a scan already found :func:`fused_supported` on the CPU."""
+    native.if_scan_(x, v, buffer, spikes, max_strength=config.max_strength, signed=config.signed,
+                    subtract=config.reset is Reset.SUBTRACT, constant=constant)
 
 
 def _launch(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
@@ -178,6 +195,6 @@ def fused_scan_kernel(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tenso
 def native_scan_kernel(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
                        work: Scratch | None, negated: bool, constant: bool) -> Tensor:
     """A scan kernel for :func:`spikeconv.neuron.if_scan_` (the CPU default of ``simulate`` when
-    ``native_build().available``): the C scan where :func:`fused_supported`, the eager scan otherwise;
+    ``spikeconv.native.native_build().available``): the C scan where :func:`fused_supported`, the eager scan otherwise;
     returns ``spikes``. Same spikes either way."""
     return _fused_or_eager(native_launch, x, v, buffer, spikes, config, work, negated, constant)

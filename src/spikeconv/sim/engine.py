@@ -27,8 +27,7 @@ from torch import Tensor, nn
 
 from ..neuron import NeuronRun, SpikingModule, compiled_scan_kernel, true_divide
 from ..neuron.functional import ScanKernel
-from ..neuron.fused import fused_scan_kernel, native_scan_kernel, triton_available
-from ..neuron.native import native_build
+from ..neuron.fused import fused_scan_kernel, native_available, native_scan_kernel, triton_available
 
 
 class ExecutionOrder(str, Enum):
@@ -165,7 +164,7 @@ def _check_inputs(x: Tensor, timesteps: int, chunk: int | None, memory_budget: i
 def scan_kernel_for(device: torch.device, fused: bool | None = None) -> ScanKernel | None:
     """The neuron scan :func:`simulate` uses on ``device`` without ``compile``; None is the eager scan.
 
-    On the CPU the C scan (:mod:`spikeconv.neuron.native`) unless ``fused`` is False or it cannot be built
+    On the CPU the C scan (:func:`spikeconv.native.if_scan_`) unless ``fused`` is False or it cannot be built
     here; on CUDA the Triton scan only when ``fused`` is True and Triton is installed (not yet timed on a GPU).
 
     Example:
@@ -173,7 +172,7 @@ def scan_kernel_for(device: torch.device, fused: bool | None = None) -> ScanKern
         True
     """
     kind = torch.device(device).type
-    if kind == "cpu" and fused is not False and native_build().available:
+    if kind == "cpu" and fused is not False and native_available():
         return native_scan_kernel
     if kind == "cuda" and fused and triton_available():
         return fused_scan_kernel
@@ -214,7 +213,7 @@ def simulate(
             seconds). Same spikes as the eager scan.
         fused: run each IF layer's chunk as one fused kernel (:mod:`spikeconv.neuron.fused`; threshold-1
             neurons, the others take the eager scan). None (default): the C scan on the CPU when a C compiler
-            is there to build it (:mod:`spikeconv.neuron.native`), the eager scan on CUDA. True: also the
+            is there to build it (:mod:`spikeconv.native`), the eager scan on CUDA. True: also the
             Triton scan on CUDA (opt-in: verified through Triton's interpreter and compiled for sm_90 ahead of
             time, not yet timed on a GPU; docs/performance.md). False: the eager scan. Same spikes either way.
         memory_budget: bytes allowed for the largest activation of a chunk. The first step runs alone

@@ -1,6 +1,8 @@
-/* spikeconv: the IF scan of one chunk on the CPU, every step in one call (built and loaded by native.py).
+/* spikeconv's CPU kernels (built and loaded by spikeconv/native/build.py): the IF scan of one chunk, every
+   step in one call (spikeconv_if_scan), and the span of frames that carry a nonzero value
+   (spikeconv_frame_span).
 
-   Per neuron, with V_th = 1 (what the converter emits), for t = 0 .. steps-1:
+   The IF scan. Per neuron, with V_th = 1 (what the converter emits), for t = 0 .. steps-1:
        V' = V + x[t];   S = clamp(floor(V'), lower, S^max)   (lower = -S^max signed, 0 unsigned)
        S = max(S, -V^b)                                      (signed: negative spikes only from the buffer)
        S = sign(S) * A(|S|)                                  (adjust: Eq. 3, the largest power of two <= |S|)
@@ -120,4 +122,42 @@ int spikeconv_if_scan(const float *x, int64_t x_step, float *v, void *buffer, in
                variant, lower, smax);
   }
   return 0;
+}
+
+/* 1 if the `count` elements of `elem_bytes` bytes at `data` hold a nonzero value (floats: -0 counts as zero,
+   NaN as nonzero, like max != 0 or min != 0), stopping at the first one. */
+static int frame_active(const uint8_t *data, int64_t count, int elem_bytes, int is_float) {
+  if (!is_float) {
+    for (int64_t i = 0; i < count * elem_bytes; ++i)
+      if (data[i]) return 1;
+    return 0;
+  }
+  if (elem_bytes == 4) {
+    const uint32_t *words = (const uint32_t *)data;
+    for (int64_t i = 0; i < count; ++i)
+      if (words[i] & 0x7fffffffu) return 1;
+    return 0;
+  }
+  const uint16_t *halves = (const uint16_t *)data; /* float16, bfloat16 */
+  for (int64_t i = 0; i < count; ++i)
+    if (halves[i] & 0x7fffu) return 1;
+  return 0;
+}
+
+/* The frames [first, stop) that hold every nonzero value of `frames` frames of `count` dense elements each,
+   frame f at data + f * stride_bytes; (0, 0) when none does. Reads up to the first nonzero value from each
+   end: a few bytes when the first and the last frame carry spikes. */
+void spikeconv_frame_span(const void *data, int64_t frames, int64_t stride_bytes, int64_t count, int elem_bytes,
+                          int is_float, int64_t *first, int64_t *stop) {
+  const uint8_t *base = (const uint8_t *)data;
+  int64_t lo = 0, hi = frames;
+  while (lo < frames && !frame_active(base + lo * stride_bytes, count, elem_bytes, is_float)) ++lo;
+  if (lo == frames) {
+    *first = 0;
+    *stop = 0;
+    return;
+  }
+  while (hi - 1 > lo && !frame_active(base + (hi - 1) * stride_bytes, count, elem_bytes, is_float)) --hi;
+  *first = lo;
+  *stop = hi;
 }

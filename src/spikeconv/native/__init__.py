@@ -1,0 +1,82 @@
+r"""spikeconv's CPU kernels in C (``kernels.c``, built on first use: :mod:`spikeconv.native.build`).
+
+- :func:`if_scan_`: every step of one neuron layer's chunk in one call. The eager scan makes four (plain
+  IF) to eight (buffered) passes over memory per step, each a PyTorch call; this keeps the membrane and
+  ``-V^b`` of a block of 256 neurons in L1 across the steps and reads each current and writes each spike
+  once (equations: :mod:`spikeconv.neuron.fused` and the C file's header). Bit-identical to the eager scan
+  (``tests/test_native.py``).
+- :func:`frame_span`: the frames of a dense tensor that carry a nonzero value, reading up to the first
+  nonzero value from each end (the silent-frame check of :mod:`spikeconv.layers.sparse`), in place of four
+  reductions and as many host synchronisations.
+
+A leaf: imports only :mod:`spikeconv.atomic` and :mod:`spikeconv.cache`. Callers check
+``native_build().available`` and keep their PyTorch path for when it is not.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+from torch import Tensor
+
+from .build import NativeBuild, compiler, native_build
+
+__all__ = ["NativeBuild", "PROFILER_NAME", "compiler", "frame_span", "if_scan_", "native_build"]
+
+#: what torch.profiler calls the C scan
+PROFILER_NAME = "spikeconv::native_if_scan"
+#: dtypes :func:`frame_span` reads, with whether their sign bit is ignored (-0.0 is zero)
+_SPAN_DTYPES = {torch.int8: False, torch.uint8: False, torch.int32: False, torch.float32: True,
+                torch.float16: True, torch.bfloat16: True}
+
+
+def if_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, *, max_strength: int,
+             signed: bool, subtract: bool, constant: bool) -> None:
+    """Every step of one chunk in one call, in place: ``spikes[t]`` from ``x[t]`` (``x`` itself every step
+    when ``constant``), advancing ``v`` and ``buffer`` (``-V^b``, signed neurons), for threshold-1 neurons:
+    ``V' = V + x[t]``, ``S = max(clamp(floor(V'), -S^max or 0, S^max), -V^b)``, ``A`` of Eq. 3 for
+    ``S^max > 2``, ``-V^b -= S``, ``V = V' - S`` (``subtract``) or 0 where ``S != 0``.
+
+    The caller has checked the layout (:func:`spikeconv.neuron.fused.fused_supported`: float32 ``x`` and
+    ``v``, int8 or float32 spikes and buffer, all dense and laid out alike) and ``native_build().available``.
+
+    Raises:
+        ValueError: a tensor is not on the CPU.
+    """
+    if v.device.type != "cpu":
+        raise ValueError(f"the C scan runs CPU tensors, got {v.device}; use the Triton or eager scan")
+    steps = spikes.shape[0]
+    if steps == 0:
+        return
+    args = (x.data_ptr(), 0 if constant else x.stride(0), v.data_ptr(),
+            buffer.data_ptr() if signed else None, int(signed and buffer.dtype == torch.int8),
+            spikes.data_ptr(), int(spikes.dtype == torch.int8), spikes.stride(0), steps, v.numel(),
+            max_strength, int(signed), int(subtract), torch.get_num_threads())
+    scan = native_build().library.spikeconv_if_scan
+    if getattr(torch.autograd.profiler, "_is_profiler_enabled", False):  # visible to torch.profiler
+        with torch.profiler.record_function(PROFILER_NAME):
+            scan(*args)
+    else:  # the annotation costs ~6 us a call: only while profiling
+        scan(*args)
+
+
+def frame_span(rows: Tensor) -> tuple[int, int] | None:
+    """``(first, stop)``: the rows ``rows[first:stop]`` hold every nonzero value of the CPU tensor ``rows``
+    (``[frames, n]``, each row contiguous; ``(0, 0)`` if none), or None where the C kernels cannot read it
+    (not built, another dtype or device, rows not contiguous): then the caller reduces in PyTorch.
+
+    Example:
+        >>> rows = torch.zeros(5, 3); rows[2, 1] = 1.0; rows[3, 0] = -2.0
+        >>> frame_span(rows) in [(2, 4), None]  # None only without a C compiler
+        True
+    """
+    kind = _SPAN_DTYPES.get(rows.dtype)
+    if (kind is None or rows.device.type != "cpu" or rows.dim() != 2 or rows.stride(1) != 1
+            or not native_build().available):
+        return None
+    first, stop = ctypes.c_int64(), ctypes.c_int64()
+    native_build().library.spikeconv_frame_span(
+        rows.data_ptr(), rows.shape[0], rows.stride(0) * rows.element_size(), rows.shape[1], rows.element_size(),
+        int(kind), ctypes.byref(first), ctypes.byref(stop))
+    return first.value, stop.value
