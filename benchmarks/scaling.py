@@ -108,9 +108,11 @@ def main() -> None:
         for order in ["step", "layer", "auto"]:
             r, s = ratio(ann, snn, x, steps, args.repeats, order=order)
             report("T", steps, "vgg_cifar_small", steps, 32, r, s, order)
-        for net, order in ((skipping, "auto+skip"), (integer, "auto int8"), (buffered, "auto buffered"),
-                           (integer_buffered, "auto int8 buffered")):
-            r, s = ratio(ann, net, x, steps, args.repeats)
+        for net, order, kw in ((skipping, "auto+skip", {}), (integer, "auto int8", {}),
+                               (buffered, "auto buffered", {}), (integer_buffered, "auto int8 buffered", {}),
+                               (integer, "auto int8, eager scan", dict(fused=False)),
+                               (integer_buffered, "auto int8 buffered, eager scan", dict(fused=False))):
+            r, s = ratio(ann, net, x, steps, args.repeats, **kw)
             report("T", steps, "vgg_cifar_small", steps, 32, r, s, order)
     for batch in [1, 8, 32, 128] if "batch" in args.axes else []:
         ann, snn, _, integer, x = setup("vgg_cifar_small", batch)

@@ -90,3 +90,14 @@ def test_cli_evaluate_with_hardware_weights(tmp_path, data_available):
     assert set(accuracy) == {"buffered/smax1", "buffered/smax1/w8"}
     assert accuracy["buffered/smax1/w8"]["4"] >= 97.0
     assert abs(accuracy["buffered/smax1/w8"]["4"] - accuracy["buffered/smax1"]["4"]) <= 1.0
+
+
+def test_cli_doctor_reports_the_fast_paths(capsys, tmp_path):
+    from spikeconv.native import compiler
+
+    assert main(["doctor", "--data-root", str(tmp_path / "missing")]) == 0
+    out = capsys.readouterr().out
+    assert "C kernels" in out and "int8 kernels" in out and "Triton" in out
+    assert "not found" in out and "missing" in out  # the data root given does not exist: said so, no crash
+    if compiler() is not None:
+        assert "built: " in out and ".so" in out

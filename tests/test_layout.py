@@ -18,7 +18,8 @@ ALLOWED = {
     "analysis": {"sim", "neuron", "errors", "layers"},
     "models": {"layers", "errors"},
     "data": {"errors", "atomic", "cache"},
-    "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers", "atomic", "cache"},
+    "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers", "atomic", "cache",
+              "native"},
     "export": {"neuron", "convert", "errors", "layers"},
 }
 

@@ -281,6 +281,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ..tasks.environment import environment_report
+
+    rows = environment_report(args.data_root)
+    width = max(len(item) for item, _ in rows)
+    for item, state in rows:
+        print(f"{item:<{width}}  {state}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikeconv", description="Convert ANNs to low-latency spiking networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -353,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--ac-pj", type=float, default=0.9, help="energy per accumulate in pJ (default 45 nm)")
     an.add_argument("--data-root")
     an.set_defaults(func=cmd_analyze)
+
+    doc = sub.add_parser("doctor", help="what this machine offers: C kernels, int8 kernels, CUDA, Triton, data")
+    doc.add_argument("--data-root")
+    doc.set_defaults(func=cmd_doctor)
     return parser
 
 

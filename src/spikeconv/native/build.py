@@ -101,7 +101,7 @@ def native_build() -> NativeBuild:
     except (OSError, subprocess.TimeoutExpired) as error:
         return _unavailable(f"the C compiler {cc} does not run ({error})")
     digest = hashlib.sha256("\0".join([SOURCE.read_text(), *FLAGS, OPENMP, version, _cpu_identity()]).encode())
-    path = cache_dir("kernels") / f"if_scan-{digest.hexdigest()[:16]}.so"
+    path = cache_dir("kernels") / f"kernels-{digest.hexdigest()[:16]}.so"
     if not path.exists():
         complaint = _compile(cc, path)
         if complaint:
