@@ -4,6 +4,7 @@ on the CPU; the frame span equal to PyTorch's reductions; a clear reason (and th
 cannot be built."""
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -166,3 +167,33 @@ def test_without_the_c_kernels_the_engine_takes_the_eager_scan(monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(fused, "native_launch", None)  # would raise if called
         assert torch.equal(simulate(net, torch.tensor([[0.75, 0.3]]), timesteps=4), expected)
+
+
+@needs_native
+def test_a_corrupt_cached_library_is_rebuilt(tmp_path):
+    # in a fresh process: this one may have the library mapped already (dlopen matches loaded paths by name)
+    import os
+    import subprocess
+    import sys
+
+    script = ("import warnings; warnings.simplefilter('error'); from spikeconv.native import native_build; "
+              "b = native_build(); print(b.available, b.path)")
+    env = {**os.environ, "SPIKECONV_CACHE": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert first.stdout.startswith("True"), first.stderr[-2000:]
+    path = Path(first.stdout.split()[1])
+    path.write_bytes(b"not a shared library")
+    again = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert again.stdout.split() == ["True", str(path)], again.stderr[-2000:]
+    assert path.stat().st_size > 1000  # rebuilt in place
+
+
+def test_an_unwritable_cache_is_reported(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache directory should be")
+    monkeypatch.setenv("SPIKECONV_CACHE", str(blocker))
+    if native_build_module.compiler() is None:
+        pytest.skip("no C compiler: the build stops before the cache")
+    with pytest.warns(RuntimeWarning, match="SPIKECONV_CACHE"):
+        build = native_build_module.native_build.__wrapped__()
+    assert not build.available

@@ -101,15 +101,23 @@ def native_build() -> NativeBuild:
     except (OSError, subprocess.TimeoutExpired) as error:
         return _unavailable(f"the C compiler {cc} does not run ({error})")
     digest = hashlib.sha256("\0".join([SOURCE.read_text(), *FLAGS, OPENMP, version, _cpu_identity()]).encode())
-    path = cache_dir("kernels") / f"kernels-{digest.hexdigest()[:16]}.so"
-    if not path.exists():
-        complaint = _compile(cc, path)
-        if complaint:
-            return _unavailable(f"{cc} could not build {SOURCE.name}: {complaint}")
     try:
-        library = ctypes.CDLL(str(path))
+        path = cache_dir("kernels") / f"kernels-{digest.hexdigest()[:16]}.so"
     except OSError as error:
-        return _unavailable(f"could not load {path} ({error}); delete it to rebuild")
+        return _unavailable(f"the kernel cache cannot be created ({error}); set SPIKECONV_CACHE to a writable "
+                            "directory")
+    library = None
+    for attempt in range(2):  # a cached library that does not load (e.g. truncated) is rebuilt once
+        if attempt or not path.exists():
+            complaint = _compile(cc, path)
+            if complaint:
+                return _unavailable(f"{cc} could not build {SOURCE.name}: {complaint}")
+        try:
+            library = ctypes.CDLL(str(path))
+            break
+        except OSError as error:
+            if attempt:
+                return _unavailable(f"could not load {path} ({error})")
     i64, i32, pointer = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
     library.spikeconv_if_scan.argtypes = [pointer, i64, pointer, pointer, i32, pointer, i32, i64, i64, i64, i64,
                                           i32, i32, i32]
