@@ -161,19 +161,22 @@ def if_init(like: Tensor, config: NeuronConfig, buffer_dtype: torch.dtype | None
     return IFState(v, buffer)
 
 
-def true_divide(x: Tensor, divisor: float, out: Tensor | None = None) -> Tensor:
+def true_divide(x: Tensor, divisor: float | Tensor, out: Tensor | None = None) -> Tensor:
     r"""``x / divisor`` rounded once (IEEE division) on every device: the same bits on CPU and CUDA.
 
     CUDA divides a tensor by a Python number as ``x * (1 / divisor)``, two roundings, which can put
     ``floor(V' / V_th)`` one below an exact multiple of ``V_th`` (and the readout's ``sum / t`` one ulp off
     the CPU's). A 0-dim tensor divisor on the tensor's device takes the true division there, and on the CPU
-    the same kernel as a number.
+    the same kernel as a number. ``divisor`` may be such a tensor already (e.g. one element of a vector of
+    divisors made once per run: no tensor made per call, on a GPU no fill launch).
 
     Example:
         >>> true_divide(torch.tensor([0.75, 1.5, 3.0]), 0.75)
         tensor([1., 2., 4.])
     """
-    return torch.div(x, x.new_full((), divisor), out=out)
+    if not isinstance(divisor, Tensor):
+        divisor = x.new_full((), divisor)
+    return torch.div(x, divisor, out=out)
 
 
 def adjust_strength(x: Tensor, max_strength: int) -> Tensor:

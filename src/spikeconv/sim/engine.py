@@ -278,9 +278,10 @@ def simulate(
             if readout is None:
                 readout = out.new_empty((timesteps, *out.shape[1:]))
                 running = torch.zeros_like(out[0])
+                counts = torch.arange(1, timesteps + 1, dtype=out.dtype, device=out.device)  # t, made once
             for k in range(steps):
                 running += out[k]
-                true_divide(running, start + k + 1, out=readout[start + k])  # bit-identical on CPU and CUDA
+                true_divide(running, counts[start + k], out=readout[start + k])  # bit-identical on CPU and CUDA
             start += steps
     transform = getattr(model, "readout_transform", None)
     return transform(readout) if callable(transform) else readout
