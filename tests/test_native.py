@@ -41,8 +41,8 @@ def test_the_case_check_catches_a_broken_kernel(tmp_path, monkeypatch):
     # the same check against a C scan without the buffer bound max(S, -V^b): it must report mismatches
     broken = native_build_module.SOURCE.read_text().replace("if (is_signed) s = s > nb[j] ? s : nb[j];", "")
     assert broken != native_build_module.SOURCE.read_text()
-    (tmp_path / "if_scan.c").write_text(broken)
-    monkeypatch.setattr(native_build_module, "SOURCE", tmp_path / "if_scan.c")
+    (tmp_path / "kernels.c").write_text(broken)
+    monkeypatch.setattr(native_build_module, "SOURCE", tmp_path / "kernels.c")
     monkeypatch.setenv("SPIKECONV_CACHE", str(tmp_path / "cache"))
     native.native_build.cache_clear()
     try:
