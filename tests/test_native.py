@@ -197,3 +197,12 @@ def test_an_unwritable_cache_is_reported(tmp_path, monkeypatch):
     with pytest.warns(RuntimeWarning, match="SPIKECONV_CACHE"):
         build = native_build_module.native_build.__wrapped__()
     assert not build.available
+
+
+def test_the_c_source_ships_with_the_package():
+    # a wheel carries kernels.c only if package-data names it for the package that holds it
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"][native.__name__]
+    assert any(native_build_module.SOURCE.match(pattern) for pattern in patterns)
