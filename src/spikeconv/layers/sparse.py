@@ -12,10 +12,11 @@ weight layer ``y = W * S + b`` (convolution with zero padding, or linear),
 parameters, same state dict, ``isinstance`` still holds) whose forward finds the span of frames that
 carry a nonzero value, runs the layer on that span only and writes the bias into the frames before and
 after it. The frames inside the span run densely, so the result is the dense layer's, bit for bit (each
-output frame depends only on its own input frame). The check (:func:`spikeconv.native.frame_span`, C) reads
-from each end up to the first nonzero value: a few bytes when the first and the last frame carry spikes
-(the common case late in a run), one pass over the silent frames otherwise; without a C compiler, two
-one-frame reductions in PyTorch, or one reduction pass over the input. On an accelerator the layers run densely (:func:`computed_span`).
+output frame depends only on its own input frame). The check (:func:`spikeconv.native.frame_span`, C)
+reads from each end up to the first nonzero value: a few bytes when the first and the last frame carry
+spikes (the common case late in a run), one pass over the silent frames otherwise; without a C compiler,
+two one-frame reductions in PyTorch, or one reduction pass over the input. On an accelerator the layers
+run densely (:func:`computed_span`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ def environment_report(data: str | None = None) -> list[tuple[str, str]]:
         root = str(data_root(data))
     except DataError as error:
         root = f"not found ({error})"
-    devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    devices = ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+               if torch.cuda.is_available() else [])
     return [
         ("PyTorch", f"{torch.__version__}, {torch.get_num_threads()} CPU threads"),
         ("CUDA", ", ".join(devices) if devices else "no device"),
