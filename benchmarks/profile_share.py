@@ -2,8 +2,9 @@
 
 Profiles (torch.profiler, CPU) ``--runs`` simulations of a converted network and as many sets of T ANN
 forward passes, and prints the self time of the operators, grouped: weight kernels (float convolution,
-linear, and the oneDNN int8 kernels), the rest of the SNN (neuron passes, weighted adds, conversions,
-checks). The ratio "SNN weight kernels / T ANN passes" is the floor for that arithmetic: the time the
+linear, and the oneDNN int8 kernels), the C neuron scan (the CPU default, ``spikeconv.native``; with
+``--eager`` the PyTorch scan, whose passes count as "other"), the rest of the SNN (eager neuron passes,
+weighted adds, conversions, checks). The ratio "SNN weight kernels / T ANN passes" is the floor for that arithmetic: the time the
 simulation would take with a free neuron. Profiler times carry its overhead; read the shares, not seconds.
 
     python benchmarks/profile_share.py --model runs/cifar10_resnet18_short.pt [--weight-bits 8] [--buffered]
@@ -20,6 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from peers import load_network, relu_twin  # benchmarks/ is on the path when a script here runs
 from spikeconv import ConversionConfig, convert, simulate
+from spikeconv.native import PROFILER_NAME
 
 WEIGHT_KERNELS = ("aten::mkldnn_convolution", "aten::convolution_overrideable", "aten::addmm", "aten::mm",
                   "onednn::qconv2d_pointwise", "onednn::qlinear_pointwise", "aten::_convolution_mode")
@@ -37,7 +39,8 @@ def self_times(fn, runs: int) -> dict[str, float]:
 def grouped(times: dict[str, float]) -> dict[str, float]:
     groups: dict[str, float] = defaultdict(float)
     for name, seconds in times.items():
-        groups["weight kernels" if name in WEIGHT_KERNELS else "other"] += seconds
+        group = "weight kernels" if name in WEIGHT_KERNELS else "C neuron scan" if name == PROFILER_NAME else "other"
+        groups[group] += seconds
     return dict(groups)
 
 
@@ -51,6 +54,7 @@ def main() -> None:
     parser.add_argument("--weight-bits", type=int)
     parser.add_argument("--buffered", action="store_true", help="buffered neuron with S^max = 2 (else plain IF)")
     parser.add_argument("--compile", action="store_true", help="simulate(compile=True): the compiled neuron scan")
+    parser.add_argument("--eager", action="store_true", help="simulate(fused=False): the PyTorch neuron scan")
     parser.add_argument("--top", type=int, default=8, help="also list this many operators of the SNN")
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -59,7 +63,8 @@ def main() -> None:
                               max_strength=2 if args.buffered else 1)
     snn = convert(ann, x, config, calibration=[x])
     baseline = relu_twin(ann)
-    snn_times = self_times(lambda: simulate(snn.body, x, args.timesteps, compile=args.compile), args.runs)
+    snn_times = self_times(lambda: simulate(snn.body, x, args.timesteps, compile=args.compile,
+                                                  fused=False if args.eager else None), args.runs)
     ann_times = self_times(lambda: [baseline(x) for _ in range(args.timesteps)], args.runs)
     snn_groups, ann_total = grouped(snn_times), sum(ann_times.values())
     snn_total = sum(snn_groups.values())
@@ -75,7 +80,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"model": args.model, "weight_bits": args.weight_bits, "buffered": args.buffered, "compile": args.compile,
-                       "snn": snn_times, "ann": ann_times}, handle, indent=1)
+                       "eager": args.eager, "snn": snn_times, "ann": ann_times}, handle, indent=1)
 
 
 if __name__ == "__main__":
