@@ -206,3 +206,52 @@ def test_the_c_source_ships_with_the_package():
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     patterns = project["tool"]["setuptools"]["package-data"][native.__name__]
     assert any(native_build_module.SOURCE.match(pattern) for pattern in patterns)
+
+
+@needs_native
+@settings(max_examples=20, deadline=None)
+@given(channels=st.integers(1, 40), side=st.integers(1, 9), count=st.integers(1, 6), bias=st.booleans(),
+       seed=st.integers(0, 99))
+def test_rescale_equals_the_pytorch_epilogue(channels, side, count, bias, seed):
+    generator = torch.Generator().manual_seed(seed)
+    total = torch.randint(-3000, 3000, (count, channels, side, side), generator=generator).float()
+    total = total.contiguous(memory_format=torch.channels_last)
+    offset = torch.randint(-300, 300, (1, channels, side, side), generator=generator).float()
+    offset = offset.contiguous(memory_format=torch.channels_last)
+    scale = torch.rand(channels, generator=generator) * 0.01
+    shift = torch.randn(channels, generator=generator) if bias else None
+    expected = total.clone().sub_(offset).mul_(scale.view(1, -1, 1, 1))
+    if bias:
+        expected.add_(shift.view(1, -1, 1, 1))
+    assert native.rescale_(total, offset, scale, shift)
+    assert torch.equal(total, expected)
+
+
+@needs_native
+def test_rescale_and_offset_refuse_what_they_cannot_read():
+    total = torch.zeros(2, 3, 4, 4)  # NCHW: the C epilogue reads NHWC only
+    assert not native.rescale_(total, torch.zeros(1, 3, 4, 4).contiguous(memory_format=torch.channels_last),
+                               torch.ones(3), None)
+    assert native.offset_bytes(torch.zeros(4, 6, dtype=torch.int8)[:, ::2], 128) is None
+    assert native.offset_bytes(torch.zeros(4, dtype=torch.int32), 128) is None
+    spikes = torch.arange(-128, 128, dtype=torch.int8).view(4, 4, 4, 4).contiguous(memory_format=torch.channels_last)
+    assert torch.equal(native.offset_bytes(spikes, 128), spikes.view(torch.uint8) ^ 128)
+    assert torch.equal(native.offset_bytes(spikes, 2), (spikes + 2).view(torch.uint8))  # wraps like int8
+
+
+@needs_native
+@pytest.mark.parametrize("side", [4, 16])  # the shifted path (small maps) and the kernel's zero point
+def test_signed_integer_conv_is_the_same_with_and_without_the_c_helpers(side, monkeypatch):
+    from spikeconv.layers import integer
+    conv = integer.IntegerConv2d.from_layer(torch.nn.Conv2d(16, 24, 3, padding=1), bits=8, input_signed=True,
+                                            spike_bound=2)
+    spikes = torch.randint(-2, 3, (6, 16, side, side), dtype=torch.int8,
+                           generator=torch.Generator().manual_seed(side))
+    spikes = spikes.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        with_c = conv(spikes)
+        monkeypatch.setattr(integer, "offset_bytes", lambda x, add: None)
+        monkeypatch.setattr(integer, "rescale_", lambda *args: False)
+        without = conv(spikes)
+    assert conv._path(spikes) == ("shifted" if side == 4 else "kernel")
+    assert torch.equal(with_c, without)

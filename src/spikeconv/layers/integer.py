@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..native import offset_bytes, rescale_
 from .sparse import _skip_silent
 
 MAX_BITS = 8
@@ -198,7 +199,10 @@ class _IntegerWeights:
     def _integer_input(self, x: Tensor) -> Tensor:
         if x.dtype == torch.int8:  # the neuron's own int8 spikes: read them as they are (never written)
             spikes = x.view(torch.uint8)
-            return spikes ^ 128 if self.input_signed else spikes
+            if not self.input_signed:
+                return spikes
+            shifted = offset_bytes(spikes, 128)  # C, one pass; two's complement + 128 = the sign bit flipped
+            return spikes ^ 128 if shifted is None else shifted
         # through int8: PyTorch converts float -> int8 about 10x faster than float -> uint8 on this CPU
         spikes = x.to(torch.int8).view(torch.uint8)
         if self.input_signed:  # two's complement with the sign bit flipped = value + 128
@@ -329,7 +333,11 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         """
         bound = self.spike_bound
         spikes = x.contiguous(memory_format=torch.channels_last)
-        spikes = (spikes + bound) if spikes.dtype == torch.int8 else spikes.to(torch.int8).add_(bound)
+        if spikes.dtype == torch.int8:
+            shifted = offset_bytes(spikes, bound)  # C, one pass
+            spikes = spikes + bound if shifted is None else shifted
+        else:
+            spikes = spikes.to(torch.int8).add_(bound)
         unit = self._memo.get("unit", (), lambda: torch.ones(self.out_channels))
         packed = self._memo.get("shifted", self._weight_key(),
                                 lambda: self._pack(self._codes(), scale=unit, zero_point=0))
@@ -337,8 +345,11 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         height, width = x.shape[-2:]
         offset = self._memo.get("offset", (*self._weight_key(), height, width, bound),
                                 lambda: self._window_sums(height, width).mul_(bound))
+        bias = None if self.bias is None else self.bias.detach()
+        if rescale_(total, offset, self.weight_scale, bias):  # C, one pass, the same roundings
+            return total
         total.sub_(offset).mul_(self.weight_scale.view(1, -1, 1, 1))
-        return total if self.bias is None else total.add_(self.bias.detach().view(1, -1, 1, 1))
+        return total if bias is None else total.add_(bias.view(1, -1, 1, 1))
 
     def _window_sums(self, height: int, width: int) -> Tensor:
         """``M``: the sum of each output channel's integer weights over the in-bounds taps, per position."""

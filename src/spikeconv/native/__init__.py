@@ -8,6 +8,9 @@ r"""spikeconv's CPU kernels in C (``kernels.c``, built on first use: :mod:`spike
 - :func:`frame_span`: the frames of a dense tensor that carry a nonzero value, reading up to the first
   nonzero value from each end (the silent-frame check of :mod:`spikeconv.layers.sparse`), in place of four
   reductions and as many host synchronisations.
+- :func:`offset_bytes` and :func:`rescale_`: the integer layers' input shift (signed int8 spikes to the
+  uint8 the int8 kernels read) and the shifted path's epilogue, one pass each instead of PyTorch's one to
+  three (:mod:`spikeconv.layers.integer`); bit-identical.
 
 A leaf: imports only :mod:`spikeconv.atomic` and :mod:`spikeconv.cache`. Callers check
 ``native_build().available`` and keep their PyTorch path for when it is not.
@@ -22,7 +25,8 @@ from torch import Tensor
 
 from .build import NativeBuild, compiler, native_build
 
-__all__ = ["NativeBuild", "PROFILER_NAME", "compiler", "frame_span", "if_scan_", "native_build"]
+__all__ = ["NativeBuild", "PROFILER_NAME", "compiler", "frame_span", "if_scan_", "native_build", "offset_bytes",
+           "rescale_"]
 
 #: what torch.profiler calls the C scan
 PROFILER_NAME = "spikeconv::native_if_scan"
@@ -80,3 +84,49 @@ def frame_span(rows: Tensor) -> tuple[int, int] | None:
         rows.data_ptr(), rows.shape[0], rows.stride(0) * rows.element_size(), rows.shape[1], rows.element_size(),
         int(kind), ctypes.byref(first), ctypes.byref(stop))
     return first.value, stop.value
+
+
+def _dense_like(t: Tensor) -> bool:
+    return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+
+
+def offset_bytes(x: Tensor, add: int) -> Tensor | None:
+    """``x + add`` modulo 256 as a new uint8 tensor laid out like ``x`` (int8 or uint8, dense, on the CPU),
+    or None where the C kernels cannot take it. ``add = 128`` turns int8 spikes into the uint8 ``S + 128``
+    of the int8 kernels (the same bits as ``x ^ 128``).
+
+    Example:
+        >>> out = offset_bytes(torch.tensor([-2, 0, 2], dtype=torch.int8), 128)
+        >>> out is None or out.tolist() == [126, 128, 130]
+        True
+    """
+    if x.dtype not in (torch.int8, torch.uint8) or x.device.type != "cpu" or not _dense_like(x) \
+            or not native_build().available:
+        return None
+    out = torch.empty_like(x, dtype=torch.uint8)
+    native_build().library.spikeconv_offset_bytes(x.data_ptr(), out.data_ptr(), x.numel(), int(add) % 256,
+                                                  torch.get_num_threads())
+    return out
+
+
+def rescale_(total: Tensor, offset: Tensor, scale: Tensor, bias: Tensor | None) -> bool:
+    """In place, ``total = fl(fl((total - offset) * scale) + bias)`` per channel (the shifted path of
+    :class:`spikeconv.layers.IntegerConv2d`), bit-identical to ``total.sub_(offset).mul_(s).add_(b)``; returns
+    False (``total`` untouched) unless ``total`` is a channels-last float32 ``[N, C, H, W]`` CPU tensor,
+    ``offset`` a channels-last ``[1, C, H, W]`` and ``scale`` / ``bias`` contiguous ``[C]``, all float32, and
+    the C kernels are built.
+    """
+    if total.dim() != 4 or total.dtype != torch.float32 or total.device.type != "cpu" or not native_build().available:
+        return False
+    count, channels, height, width = total.shape
+    layout = torch.channels_last
+    if not (total.is_contiguous(memory_format=layout) and offset.shape == (1, channels, height, width)
+            and offset.dtype == torch.float32 and offset.is_contiguous(memory_format=layout)
+            and scale.shape == (channels,) and scale.dtype == torch.float32 and scale.is_contiguous()
+            and (bias is None or (bias.shape == (channels,) and bias.dtype == torch.float32
+                                  and bias.is_contiguous()))):
+        return False
+    native_build().library.spikeconv_rescale(
+        total.data_ptr(), offset.data_ptr(), scale.data_ptr(), None if bias is None else bias.data_ptr(),
+        count, height * width, channels, torch.get_num_threads())
+    return True

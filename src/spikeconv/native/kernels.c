@@ -161,3 +161,34 @@ void spikeconv_frame_span(const void *data, int64_t frames, int64_t stride_bytes
   *first = lo;
   *stop = hi;
 }
+
+/* dst[i] = src[i] + add (mod 256), n bytes: int8 spikes to the uint8 the int8 kernels read (add = 128 flips the
+   sign bit: value + 128; add = c: the shifted path's S + c). */
+void spikeconv_offset_bytes(const uint8_t *restrict src, uint8_t *restrict dst, int64_t n, int add, int threads) {
+  const uint8_t shift = (uint8_t)add;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n >= (1 << 16))
+  for (int64_t i = 0; i < n; ++i) dst[i] = (uint8_t)(src[i] + shift);
+}
+
+/* In place over an NHWC float32 tensor of `samples` x `positions` x `channels`:
+       y = fl(fl((t - offset[p, c]) * scale[c]) + bias[c])      (no bias: fl((t - offset) * scale))
+   the shifted path's epilogue: t and offset are exact integers below 2^24, so t - offset is exact; then the
+   two roundings of PyTorch's mul_ and add_ (no multiply-add contraction). */
+void spikeconv_rescale(float *restrict t, const float *restrict offset, const float *restrict scale,
+                       const float *restrict bias, int64_t samples, int64_t positions, int64_t channels,
+                       int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && samples > 1)
+  for (int64_t n = 0; n < samples; ++n) {
+    for (int64_t p = 0; p < positions; ++p) {
+      float *restrict row = t + (n * positions + p) * channels;
+      const float *restrict off = offset + p * channels;
+      if (bias) {
+#pragma omp simd
+        for (int64_t c = 0; c < channels; ++c) row[c] = (row[c] - off[c]) * scale[c] + bias[c];
+      } else {
+#pragma omp simd
+        for (int64_t c = 0; c < channels; ++c) row[c] = (row[c] - off[c]) * scale[c];
+      }
+    }
+  }
+}
