@@ -8,8 +8,11 @@
        S = sign(S) * A(|S|)                                  (adjust: Eq. 3, the largest power of two <= |S|)
        -V^b -= S                                             (signed, Eq. 12)
        V = V' - S (reset by subtraction)  or  V = (S != 0 ? 0 : V') (reset to zero)
-   The membrane and -V^b of a block of neurons stay in L1 across the steps; each current is read and each
-   spike written once. Only V + x[t] rounds (one IEEE single addition, as in PyTorch's eager step); the rest
+   Tiles of neurons (2048 for chunks of 1-2 steps, 16384 for longer ones) run step after step, so the tile's
+   membrane and -V^b stay in L1/L2 across the steps while each step reads its currents and writes its spikes
+   as one long stream; each current is read and each spike written once. (Blocks of 256 neurons with all
+   steps inside, the first version, were 15-20% slower overall: many short streams; measured with
+   benchmarks/neuron_scan.py and a throwaway sweep of tile sizes.) Only V + x[t] rounds (one IEEE single addition, as in PyTorch's eager step); the rest
    acts on small integers, so the result is bit-identical to the eager scan. Build flags: no contraction into
    multiply-adds (-ffp-contract=off), IEEE semantics otherwise (-fno-trapping-math only lets float-to-int8
    conversions vectorize: results do not change).
@@ -21,7 +24,7 @@
 #include <math.h>
 #include <stdint.h>
 
-enum { BLOCK = 256 };
+enum { SUB = 256, MAX_TILE = 16384 };
 
 static inline __attribute__((always_inline)) void step_block(
     const float *restrict x, float *restrict v, float *restrict nb, float *restrict s_out, int64_t n,
@@ -65,56 +68,53 @@ static void step_variant(int variant, const float *x, float *v, float *nb, float
 static void scan_range(const float *x, int64_t x_step, float *v, void *buffer, int buffer_int8, void *out,
                        int out_int8, int64_t out_step, int64_t steps, int64_t begin, int64_t end, int is_signed,
                        int variant, float lower, float smax) {
-  float vb[BLOCK] __attribute__((aligned(64)));
-  float bb[BLOCK] __attribute__((aligned(64)));
-  float sb[BLOCK] __attribute__((aligned(64)));
-  for (int64_t i0 = begin; i0 < end; i0 += BLOCK) {
-    const int64_t n = end - i0 < BLOCK ? end - i0 : BLOCK;
-    for (int64_t j = 0; j < n; ++j) vb[j] = v[i0 + j];
+  float bt[MAX_TILE] __attribute__((aligned(64))); /* -V^b of an int8 buffer, as float, for one tile */
+  float sb[SUB] __attribute__((aligned(64)));      /* int8 spikes are stored from here */
+  const int64_t tile = steps <= 2 ? MAX_TILE / 8 : MAX_TILE;
+  for (int64_t i0 = begin; i0 < end; i0 += tile) {
+    const int64_t n = end - i0 < tile ? end - i0 : tile;
+    float *vt = v + i0;
+    float *nb = bt;
     if (is_signed) {
       if (buffer_int8) {
         const int8_t *b = (const int8_t *)buffer + i0;
-        for (int64_t j = 0; j < n; ++j) bb[j] = (float)b[j];
+        for (int64_t j = 0; j < n; ++j) bt[j] = (float)b[j];
       } else {
-        const float *b = (const float *)buffer + i0;
-        for (int64_t j = 0; j < n; ++j) bb[j] = b[j];
+        nb = (float *)buffer + i0;
       }
     }
     for (int64_t t = 0; t < steps; ++t) {
-      step_variant(variant, x + t * x_step + i0, vb, bb, sb, n, lower, smax);
-      if (out_int8) {
-        int8_t *o = (int8_t *)out + t * out_step + i0;
-        for (int64_t j = 0; j < n; ++j) o[j] = (int8_t)sb[j];
-      } else {
-        float *o = (float *)out + t * out_step + i0;
-        for (int64_t j = 0; j < n; ++j) o[j] = sb[j];
+      const float *xt = x + t * x_step + i0;
+      for (int64_t j0 = 0; j0 < n; j0 += SUB) {
+        const int64_t m = n - j0 < SUB ? n - j0 : SUB;
+        if (out_int8) {
+          step_variant(variant, xt + j0, vt + j0, nb + j0, sb, m, lower, smax);
+          int8_t *o = (int8_t *)out + t * out_step + i0 + j0;
+          for (int64_t j = 0; j < m; ++j) o[j] = (int8_t)sb[j];
+        } else {
+          step_variant(variant, xt + j0, vt + j0, nb + j0, (float *)out + t * out_step + i0 + j0, m, lower, smax);
+        }
       }
     }
-    for (int64_t j = 0; j < n; ++j) v[i0 + j] = vb[j];
-    if (is_signed) {
-      if (buffer_int8) {
-        int8_t *b = (int8_t *)buffer + i0;
-        for (int64_t j = 0; j < n; ++j) b[j] = (int8_t)bb[j];
-      } else {
-        float *b = (float *)buffer + i0;
-        for (int64_t j = 0; j < n; ++j) b[j] = bb[j];
-      }
+    if (is_signed && buffer_int8) {
+      int8_t *b = (int8_t *)buffer + i0;
+      for (int64_t j = 0; j < n; ++j) b[j] = (int8_t)bt[j];
     }
   }
 }
 
 /* The whole chunk: n neurons, `steps` steps, on up to `threads` threads (OpenMP; one thread per range of
-   neurons, each range a whole number of blocks). Returns 0. */
+   neurons, each range a whole number of sub-blocks of 256). Returns 0. */
 int spikeconv_if_scan(const float *x, int64_t x_step, float *v, void *buffer, int buffer_int8, void *out,
                       int out_int8, int64_t out_step, int64_t steps, int64_t n, int64_t max_strength,
                       int is_signed, int subtract, int threads) {
   const float smax = (float)max_strength, lower = is_signed ? -(float)max_strength : 0.f;
   const int variant = (is_signed ? 4 : 0) + (subtract ? 2 : 0) + (max_strength > 2 ? 1 : 0);
-  const int64_t min_per_thread = 16 * BLOCK;
+  const int64_t min_per_thread = 16 * SUB;
   int64_t parts = threads < 1 ? 1 : threads;
   if (parts > n / min_per_thread) parts = n / min_per_thread > 0 ? n / min_per_thread : 1;
   int64_t size = (n + parts - 1) / parts;
-  size = (size + BLOCK - 1) / BLOCK * BLOCK;
+  size = (size + SUB - 1) / SUB * SUB;
 #pragma omp parallel for num_threads((int)parts) schedule(static) if (parts > 1)
   for (int64_t begin = 0; begin < n; begin += size) {
     const int64_t end = begin + size < n ? begin + size : n;
