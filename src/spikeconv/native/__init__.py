@@ -1,8 +1,8 @@
 r"""spikeconv's CPU kernels in C (``kernels.c``, built on first use: :mod:`spikeconv.native.build`).
 
 - :func:`if_scan_`: every step of one neuron layer's chunk in one call. The eager scan makes four (plain
-  IF) to eight (buffered) passes over memory per step, each a PyTorch call; this keeps the membrane and
-  ``-V^b`` of a block of 256 neurons in L1 across the steps and reads each current and writes each spike
+  IF) to eight (buffered) passes over memory per step, each a PyTorch call; this runs tiles of neurons
+  step after step with their membrane and ``-V^b`` in cache, reading each current and writing each spike
   once (equations: :mod:`spikeconv.neuron.fused` and the C file's header). Bit-identical to the eager scan
   (``tests/test_native.py``).
 - :func:`frame_span`: the frames of a dense tensor that carry a nonzero value, reading up to the first
