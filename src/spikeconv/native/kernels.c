@@ -1,6 +1,6 @@
 /* spikeconv's CPU kernels (built and loaded by spikeconv/native/build.py): the IF scan of one chunk, every
-   step in one call (spikeconv_if_scan), and the span of frames that carry a nonzero value
-   (spikeconv_frame_span).
+   step in one call (spikeconv_if_scan), the span of frames that carry a nonzero value
+   (spikeconv_frame_span), and two helpers of the integer layers.
 
    The IF scan. Per neuron, with V_th = 1 (what the converter emits), for t = 0 .. steps-1:
        V' = V + x[t];   S = clamp(floor(V'), lower, S^max)   (lower = -S^max signed, 0 unsigned)
@@ -12,10 +12,12 @@
    membrane and -V^b stay in L1/L2 across the steps while each step reads its currents and writes its spikes
    as one long stream; each current is read and each spike written once. (Blocks of 256 neurons with all
    steps inside, the first version, were 15-20% slower overall: many short streams; measured with
-   benchmarks/neuron_scan.py and a throwaway sweep of tile sizes.) Only V + x[t] rounds (one IEEE single addition, as in PyTorch's eager step); the rest
-   acts on small integers, so the result is bit-identical to the eager scan. Build flags: no contraction into
-   multiply-adds (-ffp-contract=off), IEEE semantics otherwise (-fno-trapping-math only lets float-to-int8
-   conversions vectorize: results do not change).
+   benchmarks/neuron_scan.py and a throwaway sweep of tile sizes.) Only V + x[t] rounds (one IEEE single
+   addition, as in PyTorch's eager step); the rest acts on small integers, so the result is bit-identical to
+   the eager scan. Build flags: no contraction into multiply-adds (-ffp-contract=off), IEEE semantics
+   otherwise (-fno-trapping-math only lets float-to-int8 conversions vectorize: results do not change).
+
+   The file also holds the integer layers' one-pass helpers (spikeconv_offset_bytes, spikeconv_rescale).
 
    Memory: x, v, the buffer and the spikes are dense and laid out alike (any one permutation of the axes,
    e.g. channels-last), so neuron i is element i of each; x[t] starts at x + t * x_step (0: the same current
