@@ -67,17 +67,55 @@ static void step_variant(int variant, const float *x, float *v, float *nb, float
   }
 }
 
+/* step_block for a signed neuron whose -V^b is int8, read and written in place (chunks of 1-2 steps: cheaper
+   than converting a tile of it to float and back around so few steps) */
+static inline __attribute__((always_inline)) void step_block_int8_buffer(
+    const float *restrict x, float *restrict v, int8_t *restrict nb, float *restrict s_out, int64_t n,
+    float smax, const int subtract, const int adjust) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const float vv = v[j] + x[j];
+    const float bound = (float)nb[j];
+    float s = vv > -smax ? vv : -smax;
+    s = s < smax ? s : smax;
+    s = floorf(s);
+    s = s > bound ? s : bound;
+    if (adjust) {
+      int32_t a = (int32_t)fabsf(s);
+      a |= a >> 1;
+      a |= a >> 2;
+      a |= a >> 4;
+      const float p = (float)(a - (a >> 1));
+      s = s < 0.f ? -p : p;
+    }
+    nb[j] = (int8_t)(bound - s);
+    v[j] = subtract ? vv - s : (s != 0.f ? 0.f : vv);
+    s_out[j] = s;
+  }
+}
+
+static void step_variant_int8_buffer(int variant, const float *x, float *v, int8_t *nb, float *s, int64_t n,
+                                     float smax) {
+  switch (variant & 3) {
+    case 0: step_block_int8_buffer(x, v, nb, s, n, smax, 0, 0); break;
+    case 1: step_block_int8_buffer(x, v, nb, s, n, smax, 0, 1); break;
+    case 2: step_block_int8_buffer(x, v, nb, s, n, smax, 1, 0); break;
+    default: step_block_int8_buffer(x, v, nb, s, n, smax, 1, 1); break;
+  }
+}
+
 static void scan_range(const float *x, int64_t x_step, float *v, void *buffer, int buffer_int8, void *out,
                        int out_int8, int64_t out_step, int64_t steps, int64_t begin, int64_t end, int is_signed,
                        int variant, float lower, float smax) {
   float bt[MAX_TILE] __attribute__((aligned(64))); /* -V^b of an int8 buffer, as float, for one tile */
   float sb[SUB] __attribute__((aligned(64)));      /* int8 spikes are stored from here */
   const int64_t tile = steps <= 2 ? MAX_TILE / 8 : MAX_TILE;
+  const int in_place_int8 = is_signed && buffer_int8 && steps <= 2; /* -V^b read and written as int8 */
   for (int64_t i0 = begin; i0 < end; i0 += tile) {
     const int64_t n = end - i0 < tile ? end - i0 : tile;
     float *vt = v + i0;
     float *nb = bt;
-    if (is_signed) {
+    if (is_signed && !in_place_int8) {
       if (buffer_int8) {
         const int8_t *b = (const int8_t *)buffer + i0;
         for (int64_t j = 0; j < n; ++j) bt[j] = (float)b[j];
@@ -89,16 +127,18 @@ static void scan_range(const float *x, int64_t x_step, float *v, void *buffer, i
       const float *xt = x + t * x_step + i0;
       for (int64_t j0 = 0; j0 < n; j0 += SUB) {
         const int64_t m = n - j0 < SUB ? n - j0 : SUB;
+        float *spikes = out_int8 ? sb : (float *)out + t * out_step + i0 + j0;
+        if (in_place_int8)
+          step_variant_int8_buffer(variant, xt + j0, vt + j0, (int8_t *)buffer + i0 + j0, spikes, m, smax);
+        else
+          step_variant(variant, xt + j0, vt + j0, nb + j0, spikes, m, lower, smax);
         if (out_int8) {
-          step_variant(variant, xt + j0, vt + j0, nb + j0, sb, m, lower, smax);
           int8_t *o = (int8_t *)out + t * out_step + i0 + j0;
           for (int64_t j = 0; j < m; ++j) o[j] = (int8_t)sb[j];
-        } else {
-          step_variant(variant, xt + j0, vt + j0, nb + j0, (float *)out + t * out_step + i0 + j0, m, lower, smax);
         }
       }
     }
-    if (is_signed && buffer_int8) {
+    if (is_signed && buffer_int8 && !in_place_int8) {
       int8_t *b = (int8_t *)buffer + i0;
       for (int64_t j = 0; j < n; ++j) b[j] = (int8_t)bt[j];
     }
