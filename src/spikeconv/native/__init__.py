@@ -25,8 +25,8 @@ from torch import Tensor
 
 from .build import NativeBuild, compiler, native_build
 
-__all__ = ["NativeBuild", "PROFILER_NAME", "compiler", "frame_span", "if_scan_", "native_build", "offset_bytes",
-           "rescale_"]
+__all__ = ["NativeBuild", "PROFILER_NAME", "compiler", "frame_span", "if_scan_", "is_dense", "native_build",
+           "offset_bytes", "rescale_"]
 
 #: what torch.profiler calls the C scan
 PROFILER_NAME = "spikeconv::native_if_scan"
@@ -86,7 +86,9 @@ def frame_span(rows: Tensor) -> tuple[int, int] | None:
     return first.value, stop.value
 
 
-def _dense_like(t: Tensor) -> bool:
+def is_dense(t: Tensor) -> bool:
+    """Whether ``t`` is stored densely, contiguous or channels-last: element i of the memory is one element
+    of ``t``, as the C kernels read it."""
     return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
 
 
@@ -100,7 +102,7 @@ def offset_bytes(x: Tensor, add: int) -> Tensor | None:
         >>> out is None or out.tolist() == [126, 128, 130]
         True
     """
-    if x.dtype not in (torch.int8, torch.uint8) or x.device.type != "cpu" or not _dense_like(x) \
+    if x.dtype not in (torch.int8, torch.uint8) or x.device.type != "cpu" or not is_dense(x) \
             or not native_build().available:
         return None
     out = torch.empty_like(x, dtype=torch.uint8)

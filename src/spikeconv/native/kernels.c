@@ -28,16 +28,19 @@
 
 enum { SUB = 256, MAX_TILE = 16384 };
 
+/* One step over n neurons. -V^b is nb (float) or, with int8_buffer, nb8 (int8, read and written in place). */
 static inline __attribute__((always_inline)) void step_block(
-    const float *restrict x, float *restrict v, float *restrict nb, float *restrict s_out, int64_t n,
-    float lower, float smax, const int is_signed, const int subtract, const int adjust) {
+    const float *restrict x, float *restrict v, float *restrict nb, int8_t *restrict nb8, float *restrict s_out,
+    int64_t n, float lower, float smax, const int is_signed, const int subtract, const int adjust,
+    const int int8_buffer) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) {
     const float vv = v[j] + x[j];
+    const float bound = !is_signed ? 0.f : int8_buffer ? (float)nb8[j] : nb[j]; /* -V^b */
     float s = vv > lower ? vv : lower;
     s = s < smax ? s : smax;
     s = floorf(s); /* clamp then floor = floor then clamp: the bounds are integers */
-    if (is_signed) s = s > nb[j] ? s : nb[j];
+    if (is_signed) s = s > bound ? s : bound;
     if (adjust) {
       int32_t a = (int32_t)fabsf(s); /* |S| <= 64 */
       a |= a >> 1;
@@ -46,61 +49,41 @@ static inline __attribute__((always_inline)) void step_block(
       const float p = (float)(a - (a >> 1));
       s = s < 0.f ? -p : p;
     }
-    if (is_signed) nb[j] = nb[j] - s;
+    if (is_signed) {
+      if (int8_buffer)
+        nb8[j] = (int8_t)(bound - s);
+      else
+        nb[j] = bound - s;
+    }
     v[j] = subtract ? vv - s : (s != 0.f ? 0.f : vv);
     s_out[j] = s;
   }
 }
 
-/* the eight variants, each inlined with its flags constant */
+/* the eight variants (signed x subtract x adjust), each inlined with its flags constant */
 static void step_variant(int variant, const float *x, float *v, float *nb, float *s, int64_t n, float lower,
                          float smax) {
   switch (variant) {
-    case 0: step_block(x, v, nb, s, n, lower, smax, 0, 0, 0); break;
-    case 1: step_block(x, v, nb, s, n, lower, smax, 0, 0, 1); break;
-    case 2: step_block(x, v, nb, s, n, lower, smax, 0, 1, 0); break;
-    case 3: step_block(x, v, nb, s, n, lower, smax, 0, 1, 1); break;
-    case 4: step_block(x, v, nb, s, n, lower, smax, 1, 0, 0); break;
-    case 5: step_block(x, v, nb, s, n, lower, smax, 1, 0, 1); break;
-    case 6: step_block(x, v, nb, s, n, lower, smax, 1, 1, 0); break;
-    default: step_block(x, v, nb, s, n, lower, smax, 1, 1, 1); break;
+    case 0: step_block(x, v, nb, 0, s, n, lower, smax, 0, 0, 0, 0); break;
+    case 1: step_block(x, v, nb, 0, s, n, lower, smax, 0, 0, 1, 0); break;
+    case 2: step_block(x, v, nb, 0, s, n, lower, smax, 0, 1, 0, 0); break;
+    case 3: step_block(x, v, nb, 0, s, n, lower, smax, 0, 1, 1, 0); break;
+    case 4: step_block(x, v, nb, 0, s, n, lower, smax, 1, 0, 0, 0); break;
+    case 5: step_block(x, v, nb, 0, s, n, lower, smax, 1, 0, 1, 0); break;
+    case 6: step_block(x, v, nb, 0, s, n, lower, smax, 1, 1, 0, 0); break;
+    default: step_block(x, v, nb, 0, s, n, lower, smax, 1, 1, 1, 0); break;
   }
 }
 
-/* step_block for a signed neuron whose -V^b is int8, read and written in place (chunks of 1-2 steps: cheaper
-   than converting a tile of it to float and back around so few steps) */
-static inline __attribute__((always_inline)) void step_block_int8_buffer(
-    const float *restrict x, float *restrict v, int8_t *restrict nb, float *restrict s_out, int64_t n,
-    float smax, const int subtract, const int adjust) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) {
-    const float vv = v[j] + x[j];
-    const float bound = (float)nb[j];
-    float s = vv > -smax ? vv : -smax;
-    s = s < smax ? s : smax;
-    s = floorf(s);
-    s = s > bound ? s : bound;
-    if (adjust) {
-      int32_t a = (int32_t)fabsf(s);
-      a |= a >> 1;
-      a |= a >> 2;
-      a |= a >> 4;
-      const float p = (float)(a - (a >> 1));
-      s = s < 0.f ? -p : p;
-    }
-    nb[j] = (int8_t)(bound - s);
-    v[j] = subtract ? vv - s : (s != 0.f ? 0.f : vv);
-    s_out[j] = s;
-  }
-}
-
+/* the four signed variants with an int8 -V^b read and written in place (chunks of 1-2 steps: cheaper than
+   converting a tile of it to float and back around so few steps) */
 static void step_variant_int8_buffer(int variant, const float *x, float *v, int8_t *nb, float *s, int64_t n,
-                                     float smax) {
+                                     float lower, float smax) {
   switch (variant & 3) {
-    case 0: step_block_int8_buffer(x, v, nb, s, n, smax, 0, 0); break;
-    case 1: step_block_int8_buffer(x, v, nb, s, n, smax, 0, 1); break;
-    case 2: step_block_int8_buffer(x, v, nb, s, n, smax, 1, 0); break;
-    default: step_block_int8_buffer(x, v, nb, s, n, smax, 1, 1); break;
+    case 0: step_block(x, v, 0, nb, s, n, lower, smax, 1, 0, 0, 1); break;
+    case 1: step_block(x, v, 0, nb, s, n, lower, smax, 1, 0, 1, 1); break;
+    case 2: step_block(x, v, 0, nb, s, n, lower, smax, 1, 1, 0, 1); break;
+    default: step_block(x, v, 0, nb, s, n, lower, smax, 1, 1, 1, 1); break;
   }
 }
 
@@ -129,7 +112,8 @@ static void scan_range(const float *x, int64_t x_step, float *v, void *buffer, i
         const int64_t m = n - j0 < SUB ? n - j0 : SUB;
         float *spikes = out_int8 ? sb : (float *)out + t * out_step + i0 + j0;
         if (in_place_int8)
-          step_variant_int8_buffer(variant, xt + j0, vt + j0, (int8_t *)buffer + i0 + j0, spikes, m, smax);
+          step_variant_int8_buffer(variant, xt + j0, vt + j0, (int8_t *)buffer + i0 + j0, spikes, m, lower,
+                                   smax);
         else
           step_variant(variant, xt + j0, vt + j0, nb + j0, spikes, m, lower, smax);
         if (out_int8) {

@@ -42,10 +42,6 @@ def native_available() -> bool:
     return native.native_build().available
 
 
-def _dense(t: Tensor) -> bool:
-    return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
-
-
 def _laid_out_like(t: Tensor, v: Tensor) -> bool:
     """Same shape and the same strides along every axis longer than 1 (an axis of length 1 never moves)."""
     return t.shape == v.shape and all(a == b for a, b, n in zip(t.stride(), v.stride(), v.shape) if n > 1)
@@ -65,7 +61,7 @@ def fused_supported(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor,
         ...                 False, False)
         False
     """
-    if config.threshold != 1.0 or v.dtype != torch.float32 or not _dense(v) or v.numel() == 0:
+    if config.threshold != 1.0 or v.dtype != torch.float32 or not native.is_dense(v) or v.numel() == 0:
         return False
     if spikes.dtype not in (torch.int8, torch.float32) or spikes.shape[1:] != v.shape:
         return False
