@@ -236,7 +236,7 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None, dev
         "spikeconv IF, 32 MiB budget": (ours(sub, memory_budget=32 << 20), "sub"),
         "spikeconv IF, 16 MiB budget": (ours(sub, memory_budget=16 << 20), "sub"),
         "spikeconv IF, compiled": (ours(sub, compile=True), "sub"),
-        **({  # the CPU default is the C scan (spikeconv.neuron.native); fused=False: the eager scan
+        **({  # the CPU default is the C scan (spikeconv.native); fused=False: the eager scan
             "spikeconv IF, eager scan": (ours(sub, fused=False), "sub"),
             "spikeconv buffered S^max=2, eager scan": (ours(buffered, fused=False), "buffered"),
         } if device == "cpu" else {  # the fused Triton scan (simulate(fused=True)), opt-in on CUDA
