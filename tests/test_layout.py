@@ -14,7 +14,7 @@ ALLOWED = {
     "neuron": {"errors", "native"},
     "quant": {"errors"},
     "convert": {"neuron", "quant", "layers", "errors"},
-    "sim": {"neuron", "errors"},
+    "sim": {"neuron", "errors", "native", "layers"},
     "analysis": {"sim", "neuron", "errors", "layers"},
     "models": {"layers", "errors"},
     "data": {"errors", "atomic", "cache"},

@@ -11,6 +11,9 @@ r"""spikeconv's CPU kernels in C (``kernels.c``, built on first use: :mod:`spike
 - :func:`offset_bytes` and :func:`rescale_`: the integer layers' input shift (signed int8 spikes to the
   uint8 the int8 kernels read) and the shifted path's epilogue, one pass each instead of PyTorch's one to
   three (:mod:`spikeconv.layers.integer`); bit-identical.
+- :func:`event_conv2d`: a convolution (or, as a 1x1 one, a linear layer) computed from the nonzero spikes
+  only, gathered per output position with the weight rows in cache: work proportional to the spikes
+  (:mod:`spikeconv.sim.events` picks it per call below a density at which it beats the dense layer).
 
 A leaf: imports only :mod:`spikeconv.atomic` and :mod:`spikeconv.cache`. Callers check
 ``native_build().available`` and keep their PyTorch path for when it is not.
@@ -26,7 +29,7 @@ from torch import Tensor
 from .build import NativeBuild, compiler, native_build
 
 __all__ = ["NativeBuild", "PROFILER_NAME", "compiler", "frame_span", "if_scan_", "is_dense", "native_build",
-           "offset_bytes", "rescale_"]
+           "event_conv2d", "event_supported", "offset_bytes", "rescale_"]
 
 #: what torch.profiler calls the C scan
 PROFILER_NAME = "spikeconv::native_if_scan"
@@ -132,3 +135,80 @@ def rescale_(total: Tensor, offset: Tensor, scale: Tensor, bias: Tensor | None) 
         total.data_ptr(), offset.data_ptr(), scale.data_ptr(), None if bias is None else bias.data_ptr(),
         count, height * width, channels, torch.get_num_threads())
     return True
+
+
+#: the most input channels :func:`event_conv2d` lists (uint16 indices) and kernel taps it gathers
+EVENT_MAX_CHANNELS, EVENT_MAX_TAPS = 65535, 64
+
+
+def event_supported(spikes: Tensor, rows: Tensor, bias: Tensor | None, stride: tuple[int, int],
+                    padding: tuple[int, int]) -> bool:
+    """Whether :func:`event_conv2d` takes these arguments (then it returns None only for a denser input than
+    its ``max_density``): the C kernels built, ``spikes`` a ``[N, C, H, W]`` int8 or float32 CPU tensor with at
+    most :data:`EVENT_MAX_CHANNELS` channels, ``rows`` contiguous float32 ``[kH, kW, C, C_out]`` with at most
+    :data:`EVENT_MAX_TAPS` taps, ``bias`` None or contiguous float32 ``[C_out]``, a non-empty output."""
+    if (spikes.dim() != 4 or spikes.dtype not in (torch.int8, torch.float32) or spikes.device.type != "cpu"
+            or rows.dim() != 4 or rows.dtype != torch.float32 or not rows.is_contiguous() or rows.device.type != "cpu"
+            or rows.shape[2] != spikes.shape[1] or spikes.shape[1] > EVENT_MAX_CHANNELS
+            or rows.shape[0] * rows.shape[1] > EVENT_MAX_TAPS
+            or (bias is not None and (bias.dtype != torch.float32 or not bias.is_contiguous()
+                                      or bias.shape != (rows.shape[3],)))):
+        return False
+    out_h = (spikes.shape[2] + 2 * padding[0] - rows.shape[0]) // stride[0] + 1
+    out_w = (spikes.shape[3] + 2 * padding[1] - rows.shape[1]) // stride[1] + 1
+    return out_h >= 1 and out_w >= 1 and native_build().available
+
+
+def event_conv2d(spikes: Tensor, rows: Tensor, bias: Tensor | None, stride: tuple[int, int],
+                 padding: tuple[int, int], max_density: float = 1.0) -> Tensor | None:
+    r"""``conv2d(spikes, W, bias, stride, padding)`` from the nonzero spikes only, as a channels-last float32
+    tensor; or None where the C kernels cannot take it (not built, wrong dtype/device/layout, more than
+    :data:`EVENT_MAX_CHANNELS` channels or :data:`EVENT_MAX_TAPS` taps) or the input is denser than
+    ``max_density`` (fraction of nonzero values, counted by the kernel's first pass): then the caller runs
+    the dense layer. :func:`event_supported` tells the two apart.
+
+    ``spikes``: ``[N, C, H, W]`` int8 or float32 on the CPU (channels-last memory read as it is, otherwise made
+    so); ``rows``: the weight as ``[kH, kW, C, C_out]`` contiguous float32 (``W.permute(2, 3, 1, 0)``), one row
+    of ``C_out`` weights per tap and input channel. For each output position ``(n, oy, ox)``:
+
+        y[n, :, oy, ox] = sum over taps (ky, kx) in bounds and nonzero s = S[n, c, oy*sy - py + ky, ox*sx - px + kx]
+                          of  s * rows[ky, kx, c, :]   (+ b)
+
+    summed in a fixed order per output position (kernels.c), so any split of the frames gives the same bits;
+    the order differs from the dense convolution's: float results equal it up to float rounding (exactly when
+    every partial sum is representable, e.g. integer-valued weights).
+
+    Example:
+        >>> s = torch.zeros(1, 2, 3, 3); s[0, 1, 1, 1] = 1.0
+        >>> w = torch.arange(36.).view(2, 2, 3, 3)
+        >>> y = event_conv2d(s, w.permute(2, 3, 1, 0).contiguous(), None, (1, 1), (1, 1))
+        >>> y is None or torch.equal(y, torch.nn.functional.conv2d(s, w, padding=1))
+        True
+    """
+    if not event_supported(spikes, rows, bias, stride, padding):
+        return None
+    frames, channels, height, width = spikes.shape
+    kernel_h, kernel_w, _, out_channels = rows.shape
+    out_h = (height + 2 * padding[0] - kernel_h) // stride[0] + 1
+    out_w = (width + 2 * padding[1] - kernel_w) // stride[1] + 1
+    spikes = spikes.contiguous(memory_format=torch.channels_last)
+    library, threads = native_build().library, torch.get_num_threads()
+    positions = frames * height * width
+    offsets = torch.empty(positions + 1, dtype=torch.int64)
+    unit = ctypes.c_int()
+    is_int8 = int(spikes.dtype == torch.int8)
+    total = library.spikeconv_event_lists(spikes.data_ptr(), is_int8, positions, channels, offsets.data_ptr(),
+                                          None, None, ctypes.byref(unit), threads)
+    if total > max_density * spikes.numel():
+        return None
+    index = torch.empty(max(total, 1), dtype=torch.int16)
+    values = None if unit.value else torch.empty(max(total, 1), dtype=torch.float32)
+    library.spikeconv_event_lists(spikes.data_ptr(), is_int8, positions, channels, offsets.data_ptr(),
+                                  index.data_ptr(), None if values is None else values.data_ptr(),
+                                  ctypes.byref(unit), threads)
+    out = torch.empty(frames, out_channels, out_h, out_w, memory_format=torch.channels_last)
+    library.spikeconv_event_conv(
+        offsets.data_ptr(), index.data_ptr(), None if values is None else values.data_ptr(), frames, height, width,
+        channels, rows.data_ptr(), kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
+        None if bias is None else bias.data_ptr(), out.data_ptr(), out_channels, out_h, out_w, threads)
+    return out

@@ -129,6 +129,12 @@ def native_build() -> NativeBuild:
     library.spikeconv_offset_bytes.restype = None
     library.spikeconv_rescale.argtypes = [pointer, pointer, pointer, pointer, i64, i64, i64, i32]
     library.spikeconv_rescale.restype = None
+    library.spikeconv_event_lists.argtypes = [pointer, i32, i64, i64, pointer, pointer, pointer,
+                                              ctypes.POINTER(i32), i32]
+    library.spikeconv_event_lists.restype = i64
+    library.spikeconv_event_conv.argtypes = [pointer, pointer, pointer, *[i64] * 4, pointer, *[i64] * 6, pointer,
+                                             pointer, i64, i64, i64, i32]
+    library.spikeconv_event_conv.restype = None
     return NativeBuild(library, path)
 
 

@@ -24,6 +24,7 @@
    every step), the spikes of step t at out + t * out_step (elements). */
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum { SUB = 256, MAX_TILE = 16384 };
@@ -214,6 +215,207 @@ void spikeconv_rescale(float *restrict t, const float *restrict offset, const fl
       } else {
 #pragma omp simd
         for (int64_t c = 0; c < channels; ++c) row[c] = (row[c] - off[c]) * scale[c];
+      }
+    }
+  }
+}
+
+/* ---- Event-driven convolution (gathered per output position) ----------------------------------------------
+
+   A weight layer fed by spikes, y = W * S + b, needs only the nonzero spikes. spikeconv_event_lists lists them
+   per input position (NHWC: one position = the C channels of one pixel of one frame): the channel index of
+   each nonzero value, and the value itself unless every one is 1. spikeconv_event_conv then computes, for
+   every output position and every block of output channels,
+
+       y[n, oy, ox, :] = ( sum over taps (ky, kx) in bounds, over listed (c, s) of input (n, oy*sy - py + ky,
+                           ox*sx - px + kx):  s * rows[ky, kx, c, :] ) + b
+
+   with rows = W permuted to [kH, kW, C, C_out] (each (ky, kx, c) one contiguous row of C_out weights). The
+   accumulators of a block of 64 output channels (the last block: 32 + 16 + the rest) stay in registers; the work is proportional to the number of
+   spikes times C_out, the weight rows come from cache. The sum runs in a fixed order per output position (taps
+   in order, listed channels in order, alternating between two partial sums, added at the end, then the bias),
+   independent of the other frames of the call: chunks of frames give the same bits as the whole. It differs from
+   a dense convolution's order, so float results equal the dense layer's up to float rounding. */
+
+/* Pass 1 (index == NULL): offsets[p + 1] = number of nonzero values of position p, then the running sum
+   (offsets[0] = 0); returns the total and sets *unit to 1 if every nonzero value is 1. Pass 2: writes each
+   position's channel indices (uint16) and, with values != NULL, the values as floats, from offsets[p]. x is
+   int8 (is_int8) or float32, `positions` rows of `channels` dense values. */
+int64_t spikeconv_event_lists(const void *x, int is_int8, int64_t positions, int64_t channels, int64_t *offsets,
+                              uint16_t *index, float *values, int *unit, int threads) {
+  int not_unit = 0;
+  if (!index) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1) reduction(| : not_unit)
+    for (int64_t p = 0; p < positions; ++p) {
+      int64_t k = 0;
+      int other = 0;
+      if (is_int8) {
+        const int8_t *row = (const int8_t *)x + p * channels;
+        for (int64_t c = 0; c < channels; ++c) {
+          k += row[c] != 0;
+          other |= row[c] != 0 && row[c] != 1;
+        }
+      } else {
+        const float *row = (const float *)x + p * channels;
+        for (int64_t c = 0; c < channels; ++c) {
+          k += row[c] != 0.f;
+          other |= row[c] != 0.f && row[c] != 1.f;
+        }
+      }
+      offsets[p + 1] = k;
+      not_unit |= other;
+    }
+    offsets[0] = 0;
+    for (int64_t p = 0; p < positions; ++p) offsets[p + 1] += offsets[p];
+    *unit = !not_unit;
+    return offsets[positions];
+  }
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t p = 0; p < positions; ++p) {
+    uint16_t *out = index + offsets[p];
+    float *val = values ? values + offsets[p] : 0;
+    int64_t k = 0;
+    for (int64_t c0 = 0; c0 < channels; c0 += 64) { /* a bit mask of 64 channels, then its set bits */
+      const int64_t m = channels - c0 < 64 ? channels - c0 : 64;
+      uint64_t mask = 0;
+      if (is_int8) {
+        const int8_t *row = (const int8_t *)x + p * channels + c0;
+        for (int64_t c = 0; c < m; ++c) mask |= (uint64_t)(row[c] != 0) << c;
+      } else {
+        const float *row = (const float *)x + p * channels + c0;
+        for (int64_t c = 0; c < m; ++c) mask |= (uint64_t)(row[c] != 0.f) << c;
+      }
+      while (mask) {
+        const int64_t c = c0 + __builtin_ctzll(mask);
+        mask &= mask - 1;
+        out[k] = (uint16_t)c;
+        if (val) val[k] = is_int8 ? (float)((const int8_t *)x)[p * channels + c] : ((const float *)x)[p * channels + c];
+        ++k;
+      }
+    }
+  }
+  return offsets[positions];
+}
+
+typedef float vec16 __attribute__((vector_size(64), aligned(4)));
+
+/* One output position, channels [cb, cb + 16 nv) (nv = 1, 2 or 4 vectors of 16, a constant after inlining):
+   two partial sums a and b, alternating over each tap's listed spikes, then a + b, then the bias. */
+static inline __attribute__((always_inline)) void gather_vectors(
+    const int64_t *offsets, const uint16_t *index, const float *values, const float *rows, const int64_t *tap_pos,
+    const int64_t *tap_row, int ntaps, int64_t cout, int64_t cb, const float *bias, float *out, const int nv,
+    const int unit) {
+  vec16 a[4] = {{0}}, b[4] = {{0}};
+  for (int t = 0; t < ntaps; ++t) {
+    const int64_t begin = offsets[tap_pos[t]], end = offsets[tap_pos[t] + 1];
+    const float *base = rows + tap_row[t] + cb;
+    int64_t e = begin;
+    for (; e + 1 < end; e += 2) {
+      const vec16 *r = (const vec16 *)(base + (int64_t)index[e] * cout);
+      const vec16 *q = (const vec16 *)(base + (int64_t)index[e + 1] * cout);
+      const float s = unit ? 1.f : values[e], u = unit ? 1.f : values[e + 1];
+      for (int j = 0; j < nv; ++j) {
+        a[j] += unit ? r[j] : s * r[j];
+        b[j] += unit ? q[j] : u * q[j];
+      }
+    }
+    if (e < end) {
+      const vec16 *r = (const vec16 *)(base + (int64_t)index[e] * cout);
+      const float s = unit ? 1.f : values[e];
+      for (int j = 0; j < nv; ++j) a[j] += unit ? r[j] : s * r[j];
+    }
+  }
+  for (int j = 0; j < nv; ++j) {
+    a[j] += b[j];
+    if (bias) {
+      vec16 c;
+      __builtin_memcpy(&c, bias + cb + 16 * j, 64);
+      a[j] += c;
+    }
+    __builtin_memcpy(out + cb + 16 * j, &a[j], 64);
+  }
+}
+
+/* the last cout - cb < 16 channels, the same order of additions */
+static void gather_tail(const int64_t *offsets, const uint16_t *index, const float *values, const float *rows,
+                        const int64_t *tap_pos, const int64_t *tap_row, int ntaps, int64_t cout, int64_t cb,
+                        const float *bias, float *out) {
+  float a[16] = {0}, b[16] = {0};
+  const int64_t width = cout - cb;
+  for (int t = 0; t < ntaps; ++t) {
+    const int64_t begin = offsets[tap_pos[t]], end = offsets[tap_pos[t] + 1];
+    const float *base = rows + tap_row[t] + cb;
+    for (int64_t e = begin; e < end; ++e) {
+      const float *r = base + (int64_t)index[e] * cout;
+      const float s = values ? values[e] : 1.f;
+      float *acc = (e - begin) % 2 ? b : a;
+      if (values)
+        for (int64_t j = 0; j < width; ++j) acc[j] += s * r[j];
+      else
+        for (int64_t j = 0; j < width; ++j) acc[j] += r[j];
+    }
+  }
+  for (int64_t j = 0; j < width; ++j) out[cb + j] = bias ? (a[j] + b[j]) + bias[cb + j] : a[j] + b[j];
+}
+
+/* channels [cb, min(cb + 64, cout)) of one output position: 64-wide, or 32 + 16 + tail for the last block */
+static void gather_position(const int64_t *offsets, const uint16_t *index, const float *values, const float *rows,
+                            const int64_t *tap_pos, const int64_t *tap_row, int ntaps, int64_t cout, int64_t cb,
+                            const float *bias, float *out) {
+  const int unit = values == 0;
+  if (cout - cb >= 64) {
+    if (unit)
+      gather_vectors(offsets, index, values, rows, tap_pos, tap_row, ntaps, cout, cb, bias, out, 4, 1);
+    else
+      gather_vectors(offsets, index, values, rows, tap_pos, tap_row, ntaps, cout, cb, bias, out, 4, 0);
+    return;
+  }
+  if (cout - cb >= 32) {
+    if (unit)
+      gather_vectors(offsets, index, values, rows, tap_pos, tap_row, ntaps, cout, cb, bias, out, 2, 1);
+    else
+      gather_vectors(offsets, index, values, rows, tap_pos, tap_row, ntaps, cout, cb, bias, out, 2, 0);
+    cb += 32;
+  }
+  if (cout - cb >= 16) {
+    if (unit)
+      gather_vectors(offsets, index, values, rows, tap_pos, tap_row, ntaps, cout, cb, bias, out, 1, 1);
+    else
+      gather_vectors(offsets, index, values, rows, tap_pos, tap_row, ntaps, cout, cb, bias, out, 1, 0);
+    cb += 16;
+  }
+  if (cout > cb) gather_tail(offsets, index, values, rows, tap_pos, tap_row, ntaps, cout, cb, bias, out);
+}
+
+/* y (NHWC float32, frames x out_h x out_w x cout) from the lists of spikeconv_event_lists over frames x height x
+   width positions; rows = [kernel_h, kernel_w, channels, cout] float32; values == NULL: every spike is 1. */
+void spikeconv_event_conv(const int64_t *offsets, const uint16_t *index, const float *values, int64_t frames,
+                          int64_t height, int64_t width, int64_t channels, const float *rows, int64_t kernel_h,
+                          int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                          const float *bias, float *out, int64_t cout, int64_t out_h, int64_t out_w,
+                          int threads) {
+  const int64_t blocks = (cout + 63) / 64, lines = frames * out_h;
+  if (kernel_h * kernel_w > 64) return; /* the caller checks: at most 64 taps */
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2) if (threads > 1)
+  for (int64_t block = 0; block < blocks; ++block) {
+    for (int64_t line = 0; line < lines; ++line) {
+      const int64_t n = line / out_h, oy = line % out_h, cb = block * 64;
+      int64_t tap_pos[64], tap_row[64];
+      for (int64_t ox = 0; ox < out_w; ++ox) {
+        int ntaps = 0;
+        for (int64_t ky = 0; ky < kernel_h; ++ky) {
+          const int64_t iy = oy * stride_h - pad_h + ky;
+          if (iy < 0 || iy >= height) continue;
+          for (int64_t kx = 0; kx < kernel_w; ++kx) {
+            const int64_t ix = ox * stride_w - pad_w + kx;
+            if (ix < 0 || ix >= width) continue;
+            tap_pos[ntaps] = (n * height + iy) * width + ix;
+            tap_row[ntaps] = (ky * kernel_w + kx) * channels * cout;
+            ++ntaps;
+          }
+        }
+        float *o = out + ((n * out_h + oy) * out_w + ox) * cout;
+        gather_position(offsets, index, values, rows, tap_pos, tap_row, ntaps, cout, cb, bias, o);
       }
     }
   }

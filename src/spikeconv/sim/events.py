@@ -23,6 +23,33 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .. import native
+from ..layers import IntegerConv2d, IntegerLinear
+
+#: the density below which the PyTorch scatter version (no C kernels, or another device) beats the dense
+#: layer (docs/performance.md, "Below the dense limit")
+SCATTER_MAX_DENSITY = 0.002
+
+
+def default_max_density(layer: nn.Module) -> float:
+    r"""The input density below which the C event kernel beats the dense float32 layer on this kind of CPU,
+    from the layer's work per input spike ``w = C_out k_h k_w / (s_h s_w)`` (``C_out`` for a Linear):
+    0.3 for ``w >= 256``, 0.15 for ``w >= 128``, else 0 (always dense). The events cost one pass over the
+    input (listing the spikes) plus ``rate x w`` additions per input value; the dense layer costs
+    ``k_h k_w C_in`` multiply-adds per output value, each cheaper than a gathered addition. So wide 3x3
+    layers win up to rates of 0.3-0.4 and 1x1 or narrow ones hardly ever (measured with
+    ``benchmarks/event_driven.py --batch 256`` on a 2-core AVX-512 CPU: docs/performance.md).
+
+    Example:
+        >>> default_max_density(nn.Conv2d(64, 64, 3, padding=1)), default_max_density(nn.Conv2d(64, 128, 1, 2))
+        (0.3, 0.0)
+    """
+    if isinstance(layer, nn.Conv2d):
+        work = layer.out_channels * layer.kernel_size[0] * layer.kernel_size[1] / (layer.stride[0] * layer.stride[1])
+    else:
+        work = layer.out_features
+    return 0.3 if work >= 256 else 0.15 if work >= 128 else 0.0
+
 
 def event_linear(spikes: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``spikes @ weight.T + bias`` from the nonzero entries of ``spikes`` (``[N, in]``) only.
@@ -86,9 +113,12 @@ def event_conv2d(spikes: Tensor, weight: Tensor, bias: Tensor | None = None, str
 class EventDriven(nn.Module):
     """A ``Conv2d`` (no groups/dilation) or ``Linear`` that accumulates events when its input is sparse.
 
-    Each call measures the fraction of nonzero inputs; below ``max_density`` it runs
-    :func:`event_conv2d` / :func:`event_linear`, otherwise the dense layer. The weights are the wrapped
-    layer's (shared, not copied). ``calls`` counts how often each path ran (diagnostics).
+    Each call measures the fraction of nonzero inputs; up to ``max_density`` it accumulates events, otherwise
+    it runs the dense layer. Events run in the C kernel (:func:`spikeconv.native.event_conv2d`: float32 CPU
+    tensors, no autograd; its first pass counts the spikes) or else in PyTorch (:func:`event_conv2d` /
+    :func:`event_linear`, much slower). ``max_density=None``: :func:`default_max_density` for the C kernel,
+    :data:`SCATTER_MAX_DENSITY` for the PyTorch version. The weights are the wrapped layer's (shared, not
+    copied). ``calls`` counts how often each path ran (diagnostics).
 
     Example:
         >>> layer = EventDriven(nn.Linear(3, 2), max_density=0.5)
@@ -97,21 +127,61 @@ class EventDriven(nn.Module):
         {'events': 1, 'dense': 0}
     """
 
-    def __init__(self, layer: nn.Module, max_density: float = 0.002) -> None:
+    def __init__(self, layer: nn.Module, max_density: float | None = None) -> None:
         super().__init__()
         if not isinstance(layer, (nn.Conv2d, nn.Linear)):
             raise TypeError(f"EventDriven wraps nn.Conv2d or nn.Linear, got {type(layer).__name__}")
         if not _event_capable(layer):
             raise ValueError("EventDriven supports Conv2d without groups or dilation, with numeric zero padding")
-        if not 0.0 <= max_density <= 1.0:
-            raise ValueError(f"max_density must lie in [0, 1], got {max_density}")
+        if max_density is not None and not 0.0 <= max_density <= 1.0:
+            raise ValueError(f"max_density must lie in [0, 1] or be None (measured defaults), got {max_density}")
         self.layer = layer
-        self.max_density = float(max_density)
+        self.max_density = None if max_density is None else float(max_density)
         self.calls = {"events": 0, "dense": 0}
+        self._rows_cache: Tensor | None = None
+        self._rows_key: tuple | None = None
+
+    def _rows(self) -> Tensor:
+        """The weight as contiguous rows ``[kH, kW, C, C_out]`` (a Linear: ``[1, 1, in, out]``) for the C
+        kernel; made again only when the weight changes."""
+        weight = self.layer.weight
+        key = (weight.data_ptr(), None if weight.is_inference() else weight._version, weight.shape)
+        if self._rows_key != key:
+            rows = weight.detach().permute(2, 3, 1, 0) if weight.dim() == 4 else weight.detach().t()[None, None]
+            self._rows_cache, self._rows_key = rows.float().contiguous(), key
+        return self._rows_cache
+
+    def _native_arguments(self, x: Tensor) -> tuple | None:
+        """``(spikes, rows, bias, stride, padding)`` for :func:`spikeconv.native.event_conv2d`, or None where
+        the C kernel does not apply (another device or dtype, autograd recording, shapes it does not take)."""
+        layer = self.layer
+        if (x.device.type != "cpu" or layer.weight.dtype != torch.float32
+                or (torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad))):
+            return None
+        bias = None if layer.bias is None else layer.bias.detach()
+        if isinstance(layer, nn.Linear):
+            if x.dim() < 2:
+                return None
+            arguments = (x.reshape(-1, x.shape[-1])[:, :, None, None], self._rows(), bias, (1, 1), (0, 0))
+        elif x.dim() == 4:
+            arguments = (x, self._rows(), bias, tuple(layer.stride), tuple(layer.padding))
+        else:
+            return None
+        return arguments if native.event_supported(*arguments) else None
 
     def forward(self, x: Tensor) -> Tensor:
+        """The layer on ``x``: events if ``x`` is no denser than ``max_density``, else the dense layer."""
+        arguments = self._native_arguments(x)
+        if arguments is not None:  # the C kernel: its count pass measures the density (no extra reduction)
+            limit = default_max_density(self.layer) if self.max_density is None else self.max_density
+            out = native.event_conv2d(*arguments, max_density=limit)
+            if out is None:
+                self.calls["dense"] += 1
+                return self.layer(x)
+            self.calls["events"] += 1
+            return out.view(*x.shape[:-1], -1) if isinstance(self.layer, nn.Linear) else out
         density = torch.count_nonzero(x).item() / max(x.numel(), 1)
-        if density > self.max_density:
+        if density > (SCATTER_MAX_DENSITY if self.max_density is None else self.max_density):
             self.calls["dense"] += 1
             return self.layer(x)
         self.calls["events"] += 1
@@ -122,19 +192,29 @@ class EventDriven(nn.Module):
 
 
 def _event_capable(module: nn.Module) -> bool:
-    """A ``Linear``, or a ``Conv2d`` without groups or dilation and with numeric zero padding."""
+    """A ``Linear``, or a ``Conv2d`` without groups or dilation and with numeric zero padding; not an integer
+    layer (its int8 kernels are exact and faster than events at the rates converted nets fire)."""
+    if isinstance(module, (IntegerConv2d, IntegerLinear)):
+        return False
     if isinstance(module, nn.Conv2d):
         return (module.groups == 1 and module.dilation == (1, 1) and not isinstance(module.padding, str)
                 and module.padding_mode == "zeros")
     return isinstance(module, nn.Linear)
 
 
-def event_driven(model: nn.Module, max_density: float = 0.002) -> nn.Module:
+def event_driven(model: nn.Module, max_density: float | None = None) -> nn.Module:
     """A copy of ``model`` whose ``Conv2d`` (no groups/dilation) and ``Linear`` layers are wrapped in
-    :class:`EventDriven` (sinabs-style replacement by type; the original is not changed).
+    :class:`EventDriven` (sinabs-style replacement by type; the original is not changed; integer layers are
+    left as they are).
 
-    Each wrapped layer still runs dense whenever its input is denser than ``max_density`` (analog images,
-    and the spikes of typical converted nets: docs/performance.md).
+    Each wrapped layer still runs dense whenever its input is denser than ``max_density`` (None: the measured
+    crossover of each layer, :func:`default_max_density`), e.g. on analog images. Results equal the dense
+    network's up to float summation order (a spike near threshold may flip); bit for bit on integer weights.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(2, 64, 3, padding=1), nn.Flatten(), nn.Linear(64 * 16, 10))
+        >>> [type(m).__name__ for m in event_driven(net)]
+        ['EventDriven', 'Flatten', 'EventDriven']
     """
     import copy
 
@@ -147,4 +227,5 @@ def event_driven(model: nn.Module, max_density: float = 0.002) -> nn.Module:
     return clone
 
 
-__all__ = ["EventDriven", "event_conv2d", "event_driven", "event_linear"]
+__all__ = ["EventDriven", "SCATTER_MAX_DENSITY", "default_max_density", "event_conv2d", "event_driven",
+           "event_linear"]

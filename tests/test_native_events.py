@@ -1,0 +1,125 @@
+"""The C event kernel (spikeconv.native.event_conv2d) and EventDriven on it: exact against the dense
+convolution wherever the sums are exact (integer weights, every block width, stride, padding, kernel size,
+int8 and float32 spikes, 0/1 and multi-valued signed spikes), close on float weights, the same bits for any
+split of the frames, the density limit honoured, and the PyTorch path where the kernel does not apply."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.nn import functional as F
+
+from spikeconv import native
+from spikeconv.layers import IntegerConv2d
+from spikeconv.sim import EventDriven, default_max_density, event_driven
+
+needs_native = pytest.mark.skipif(native.compiler() is None, reason="no C compiler on this machine")
+
+
+def _rows(weight: torch.Tensor) -> torch.Tensor:
+    return weight.permute(2, 3, 1, 0).contiguous()
+
+
+def _spikes(shape, rate, seed, values=(1,), dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    fire = torch.rand(shape, generator=gen) < rate
+    pick = torch.tensor(values, dtype=torch.float32)[torch.randint(len(values), shape, generator=gen)]
+    return (fire * pick).to(dtype)
+
+
+@needs_native
+@settings(max_examples=60, deadline=None)
+@given(frames=st.integers(1, 3), channels=st.integers(1, 70), size=st.integers(1, 9),
+       out_channels=st.sampled_from([1, 5, 16, 17, 32, 48, 63, 64, 65, 112, 130]), kernel=st.sampled_from([1, 2, 3, 5]),
+       stride=st.integers(1, 2), padding=st.integers(0, 2), rate=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+       signed=st.booleans(), int8=st.booleans(), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_events_equal_the_dense_convolution_bit_for_bit_on_integer_weights(
+        frames, channels, size, out_channels, kernel, stride, padding, rate, signed, int8, bias, seed):
+    if size + 2 * padding < kernel:
+        return
+    gen = torch.Generator().manual_seed(seed)
+    weight = torch.randint(-8, 9, (out_channels, channels, kernel, kernel), generator=gen).float()
+    b = torch.randint(-50, 51, (out_channels,), generator=gen).float() if bias else None
+    x = _spikes((frames, channels, size, size), rate, seed, (-2, -1, 1, 2) if signed else (1,),
+                torch.int8 if int8 else torch.float32)
+    out = native.event_conv2d(x, _rows(weight), b, (stride, stride), (padding, padding))
+    expected = F.conv2d(x.float(), weight, b, stride, padding)
+    assert out is not None and out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, expected)
+
+
+@needs_native
+def test_events_on_float_weights_match_the_dense_layer_and_any_split_of_the_frames():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(96, 80, 3, stride=1, padding=1)
+    x = _spikes((12, 96, 8, 8), 0.3, 1).contiguous(memory_format=torch.channels_last)
+    rows, bias = _rows(conv.weight.detach()), conv.bias.detach()
+    whole = native.event_conv2d(x, rows, bias, (1, 1), (1, 1))
+    reference = F.conv2d(x.double(), conv.weight.double(), conv.bias.double(), 1, 1)
+    torch.testing.assert_close(whole.double(), reference, rtol=0, atol=2e-5)
+    parts = torch.cat([native.event_conv2d(x[a:b], rows, bias, (1, 1), (1, 1)) for a, b in ((0, 5), (5, 6), (6, 12))])
+    assert torch.equal(parts, whole)  # each output position sums in its own fixed order
+    contiguous = native.event_conv2d(x.contiguous(), rows, bias, (1, 1), (1, 1))  # NCHW input: made channels-last
+    assert torch.equal(contiguous, whole)
+
+
+@needs_native
+def test_the_density_limit_and_what_the_kernel_declines():
+    x = _spikes((2, 8, 6, 6), 0.25, 3)
+    density = int(torch.count_nonzero(x)) / x.numel()
+    weight = torch.randn(16, 8, 3, 3)
+    rows = _rows(weight)
+    assert native.event_conv2d(x, rows, None, (1, 1), (1, 1), max_density=density - 1e-3) is None
+    assert native.event_conv2d(x, rows, None, (1, 1), (1, 1), max_density=density) is not None
+    assert native.event_supported(x, rows, None, (1, 1), (1, 1))
+    assert not native.event_supported(x.half(), rows, None, (1, 1), (1, 1))  # dtype
+    assert not native.event_supported(x, rows[:, :, :4].contiguous(), None, (1, 1), (1, 1))  # channels differ
+    assert not native.event_supported(x, rows.transpose(0, 1), None, (1, 1), (1, 1))  # not contiguous
+    assert not native.event_supported(x, torch.zeros(9, 9, 8, 16), None, (1, 1), (4, 4))  # 81 taps > 64
+    assert not native.event_supported(x, rows, torch.zeros(15), (1, 1), (1, 1))  # bias size
+    assert not native.event_supported(x, _rows(torch.randn(16, 8, 9, 1)), None, (1, 1), (0, 0))  # empty output
+
+
+def test_default_densities_follow_the_measured_crossovers():
+    assert default_max_density(nn.Conv2d(64, 64, 3, padding=1)) == 0.3       # w = 576
+    assert default_max_density(nn.Conv2d(32, 64, 3, 2, 1)) == 0.15           # w = 144
+    assert default_max_density(nn.Conv2d(64, 128, 1, 2)) == 0.0              # w = 32: never events
+    assert default_max_density(nn.Linear(4096, 512)) == 0.3
+    assert default_max_density(nn.Linear(2048, 10)) == 0.0
+
+
+@needs_native
+def test_event_driven_layers_take_the_c_kernel_and_fall_back(monkeypatch):
+    torch.manual_seed(0)
+    conv, fc = nn.Conv2d(16, 64, 3, padding=1), nn.Linear(256, 300)
+    wrapped_conv, wrapped_fc = EventDriven(conv), EventDriven(fc)
+    sparse_map, sparse_vec = _spikes((4, 16, 8, 8), 0.2, 0), _spikes((5, 256), 0.2, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped_conv(sparse_map), conv(sparse_map), rtol=0, atol=1e-5)
+        torch.testing.assert_close(wrapped_fc(sparse_vec), fc(sparse_vec), rtol=0, atol=1e-5)
+        wrapped_conv(torch.ones(4, 16, 8, 8))  # dense input: the dense layer
+    assert wrapped_conv.calls == {"events": 1, "dense": 1} and wrapped_fc.calls == {"events": 1, "dense": 0}
+    # the weight changes: the rows are made again
+    with torch.no_grad():
+        conv.weight.mul_(2.0)
+        torch.testing.assert_close(wrapped_conv(sparse_map), conv(sparse_map), rtol=0, atol=2e-5)
+    # autograd recording: never the C kernel (the PyTorch scatter version or the dense layer, by density)
+    grads = EventDriven(conv)
+    y = grads(sparse_map.requires_grad_())
+    assert y.requires_grad and grads.calls == {"events": 0, "dense": 1}
+    # without the C kernels: the scatter version below its own, much lower default density
+    monkeypatch.setattr(native, "event_supported", lambda *args: False)
+    fallback = EventDriven(conv)
+    with torch.no_grad():
+        fallback(sparse_map.detach())
+        very_sparse = torch.zeros(4, 16, 8, 8)
+        very_sparse[0, 0, 0, 0] = 1.0
+        torch.testing.assert_close(fallback(very_sparse), conv(very_sparse), rtol=0, atol=1e-6)
+    assert fallback.calls == {"events": 1, "dense": 1}
+
+
+def test_event_driven_leaves_integer_layers_alone():
+    net = nn.Sequential(IntegerConv2d.from_layer(nn.Conv2d(4, 64, 3, padding=1), 8), nn.Conv2d(64, 64, 3, padding=1))
+    wrapped = event_driven(net)
+    assert isinstance(wrapped[0], IntegerConv2d) and isinstance(wrapped[1], EventDriven)
