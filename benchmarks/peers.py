@@ -46,6 +46,7 @@ from torch import nn
 from silent_frames import skipped_share  # benchmarks/ is on the path when a script here runs
 from spikeconv import ConversionConfig, IFNeuron, convert, simulate
 from spikeconv.layers import IntegerConv2d, IntegerLinear, skip_silent_frames
+from spikeconv.sim import event_driven
 from spikeconv.models import build_model
 
 
@@ -242,6 +243,9 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None, dev
         } if device == "cpu" else {  # the fused Triton scan (simulate(fused=True)), opt-in on CUDA
             "spikeconv IF, fused scan": (ours(sub, fused=True), "sub"),
             "spikeconv buffered S^max=2, fused scan": (ours(buffered, fused=True), "buffered")}),
+        **({"spikeconv IF, event-driven": (ours(SimpleNamespace(body=event_driven(sub.body))), "sub"),
+            "spikeconv buffered S^max=2, event-driven": (ours(SimpleNamespace(body=event_driven(buffered.body))),
+                                                         "buffered")} if device == "cpu" else {}),
         "spikeconv IF reset to zero": (ours(zero), "zero"),
         "spikeconv buffered S^max=2": (ours(buffered), "buffered"),
         "spikeconv buffered S^max=2, dense": (ours(buffered_dense), "buffered"),
