@@ -117,8 +117,10 @@ class EventDriven(nn.Module):
     it runs the dense layer. Events run in the C kernel (:func:`spikeconv.native.event_conv2d`: float32 CPU
     tensors, no autograd; its first pass counts the spikes) or else in PyTorch (:func:`event_conv2d` /
     :func:`event_linear`, much slower). ``max_density=None``: :func:`default_max_density` for the C kernel,
-    :data:`SCATTER_MAX_DENSITY` for the PyTorch version. The weights are the wrapped layer's (shared, not
-    copied). ``calls`` counts how often each path ran (diagnostics).
+    :data:`SCATTER_MAX_DENSITY` for the PyTorch version. ``mode="events"`` / ``"dense"`` fixes the path
+    instead (:func:`event_driven` with ``inputs`` sets it from a measured run): then every call sums each
+    output in the same order, so every execution order and chunking of a run gives the same bits. The weights
+    are the wrapped layer's (shared, not copied). ``calls`` counts how often each path ran (diagnostics).
 
     Example:
         >>> layer = EventDriven(nn.Linear(3, 2), max_density=0.5)
@@ -127,7 +129,9 @@ class EventDriven(nn.Module):
         {'events': 1, 'dense': 0}
     """
 
-    def __init__(self, layer: nn.Module, max_density: float | None = None) -> None:
+    MODES = ("auto", "events", "dense")
+
+    def __init__(self, layer: nn.Module, max_density: float | None = None, mode: str = "auto") -> None:
         super().__init__()
         if not isinstance(layer, (nn.Conv2d, nn.Linear)):
             raise TypeError(f"EventDriven wraps nn.Conv2d or nn.Linear, got {type(layer).__name__}")
@@ -135,8 +139,12 @@ class EventDriven(nn.Module):
             raise ValueError("EventDriven supports Conv2d without groups or dilation, with numeric zero padding")
         if max_density is not None and not 0.0 <= max_density <= 1.0:
             raise ValueError(f"max_density must lie in [0, 1] or be None (measured defaults), got {max_density}")
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {', '.join(self.MODES)}, got {mode!r}")
         self.layer = layer
         self.max_density = None if max_density is None else float(max_density)
+        self.mode = mode
+        self.density: float | None = None  # the input density measured by event_driven(..., inputs=...)
         self.calls = {"events": 0, "dense": 0}
         self._rows_cache: Tensor | None = None
         self._rows_key: tuple | None = None
@@ -171,17 +179,21 @@ class EventDriven(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """The layer on ``x``: events if ``x`` is no denser than ``max_density``, else the dense layer."""
+        if self.mode == "dense":
+            self.calls["dense"] += 1
+            return self.layer(x)
         arguments = self._native_arguments(x)
         if arguments is not None:  # the C kernel: its count pass measures the density (no extra reduction)
             limit = default_max_density(self.layer) if self.max_density is None else self.max_density
-            out = native.event_conv2d(*arguments, max_density=limit)
+            out = native.event_conv2d(*arguments, max_density=1.0 if self.mode == "events" else limit)
             if out is None:
                 self.calls["dense"] += 1
                 return self.layer(x)
             self.calls["events"] += 1
             return out.view(*x.shape[:-1], -1) if isinstance(self.layer, nn.Linear) else out
         density = torch.count_nonzero(x).item() / max(x.numel(), 1)
-        if density > (SCATTER_MAX_DENSITY if self.max_density is None else self.max_density):
+        limit = SCATTER_MAX_DENSITY if self.max_density is None else self.max_density
+        if self.mode == "auto" and density > limit:
             self.calls["dense"] += 1
             return self.layer(x)
         self.calls["events"] += 1
@@ -202,14 +214,20 @@ def _event_capable(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear)
 
 
-def event_driven(model: nn.Module, max_density: float | None = None) -> nn.Module:
+def event_driven(model: nn.Module, max_density: float | None = None, *, inputs: Tensor | None = None,
+                 timesteps: int = 8) -> nn.Module:
     """A copy of ``model`` whose ``Conv2d`` (no groups/dilation) and ``Linear`` layers are wrapped in
     :class:`EventDriven` (sinabs-style replacement by type; the original is not changed; integer layers are
     left as they are).
 
-    Each wrapped layer still runs dense whenever its input is denser than ``max_density`` (None: the measured
-    crossover of each layer, :func:`default_max_density`), e.g. on analog images. Results equal the dense
-    network's up to float summation order (a spike near threshold may flip); bit for bit on integer weights.
+    Without ``inputs`` each wrapped layer chooses per call: events up to ``max_density`` (None: the measured
+    crossover of each layer, :func:`default_max_density`), else dense (e.g. on analog images). With
+    ``inputs`` (a batch like the ones to come), the copy is simulated once for ``timesteps`` steps, each
+    layer's input density ``rho`` measured over the whole run, and its path fixed: events where
+    ``rho <= max_density``, dense elsewhere (``EventDriven.mode``; the measured ``rho`` in ``.density``). A
+    fixed path gives every execution order and chunking the same bits and skips the density check.
+    Results equal the dense network's up to float summation order (a spike near threshold may flip); bit
+    for bit on integer weights.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(2, 64, 3, padding=1), nn.Flatten(), nn.Linear(64 * 16, 10))
@@ -218,12 +236,46 @@ def event_driven(model: nn.Module, max_density: float | None = None) -> nn.Modul
     """
     import copy
 
+    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
+        raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
     clone = copy.deepcopy(model)
+    wrappers = []
     for name, module in list(clone.named_modules()):
         if _event_capable(module):
             parent_name, _, attr = name.rpartition(".")
             parent = clone.get_submodule(parent_name) if parent_name else clone
-            setattr(parent, attr, EventDriven(module, max_density))
+            wrapper = EventDriven(module, max_density)
+            setattr(parent, attr, wrapper)
+            wrappers.append(wrapper)
+    if inputs is None:
+        return clone
+    from .engine import simulate
+
+    counts = {id(w): [0, 0, True] for w in wrappers}  # nonzero, total, the C kernel takes every call
+
+    def count(wrapper: EventDriven, args: tuple) -> None:
+        entry = counts[id(wrapper)]
+        entry[0] += int(torch.count_nonzero(args[0]))
+        entry[1] += args[0].numel()
+        entry[2] = entry[2] and wrapper._native_arguments(args[0]) is not None
+
+    for wrapper in wrappers:
+        wrapper.mode = "dense"  # the measuring run is the dense network's
+    handles = [w.register_forward_pre_hook(count) for w in wrappers]
+    try:
+        with torch.no_grad():
+            simulate(clone, inputs, timesteps)
+    finally:
+        for handle in handles:
+            handle.remove()
+    for wrapper in wrappers:
+        nonzero, total, in_c = counts[id(wrapper)]
+        wrapper.density = nonzero / total if total else None
+        limit = wrapper.max_density
+        if limit is None:
+            limit = default_max_density(wrapper.layer) if in_c else SCATTER_MAX_DENSITY
+        wrapper.mode = "events" if total and wrapper.density <= limit else "dense"
+        wrapper.calls = {"events": 0, "dense": 0}
     return clone
 
 
