@@ -244,6 +244,8 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None, dev
             "spikeconv IF, fused scan": (ours(sub, fused=True), "sub"),
             "spikeconv buffered S^max=2, fused scan": (ours(buffered, fused=True), "buffered")}),
         **({"spikeconv IF, event-driven": (ours(SimpleNamespace(body=event_driven(sub.body))), "sub"),
+            "spikeconv IF, event-driven fixed": (  # paths fixed from one measured run (same input)
+                ours(SimpleNamespace(body=event_driven(sub.body, inputs=x, timesteps=steps))), "sub"),
             "spikeconv buffered S^max=2, event-driven": (ours(SimpleNamespace(body=event_driven(buffered.body))),
                                                          "buffered")} if device == "cpu" else {}),
         "spikeconv IF reset to zero": (ours(zero), "zero"),

@@ -84,6 +84,7 @@ def test_the_density_limit_and_what_the_kernel_declines():
 def test_default_densities_follow_the_measured_crossovers():
     assert default_max_density(nn.Conv2d(64, 64, 3, padding=1)) == 0.3       # w = 576
     assert default_max_density(nn.Conv2d(32, 64, 3, 2, 1)) == 0.15           # w = 144
+    assert default_max_density(nn.Conv2d(32, 32, 3, 1, 1)) == 0.15           # w = 288
     assert default_max_density(nn.Conv2d(64, 128, 1, 2)) == 0.0              # w = 32: never events
     assert default_max_density(nn.Linear(4096, 512)) == 0.3
     assert default_max_density(nn.Linear(2048, 10)) == 0.0
@@ -92,7 +93,7 @@ def test_default_densities_follow_the_measured_crossovers():
 @needs_native
 def test_event_driven_layers_take_the_c_kernel_and_fall_back(monkeypatch):
     torch.manual_seed(0)
-    conv, fc = nn.Conv2d(16, 64, 3, padding=1), nn.Linear(256, 300)
+    conv, fc = nn.Conv2d(16, 64, 3, padding=1), nn.Linear(256, 600)
     wrapped_conv, wrapped_fc = EventDriven(conv), EventDriven(fc)
     sparse_map, sparse_vec = _spikes((4, 16, 8, 8), 0.2, 0), _spikes((5, 256), 0.2, 1)
     with torch.no_grad():

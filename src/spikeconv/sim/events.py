@@ -34,11 +34,12 @@ SCATTER_MAX_DENSITY = 0.002
 def default_max_density(layer: nn.Module) -> float:
     r"""The input density below which the C event kernel beats the dense float32 layer on this kind of CPU,
     from the layer's work per input spike ``w = C_out k_h k_w / (s_h s_w)`` (``C_out`` for a Linear):
-    0.3 for ``w >= 256``, 0.15 for ``w >= 128``, else 0 (always dense). The events cost one pass over the
+    0.3 for ``w >= 512``, 0.15 for ``w >= 128``, else 0 (always dense). The events cost one pass over the
     input (listing the spikes) plus ``rate x w`` additions per input value; the dense layer costs
     ``k_h k_w C_in`` multiply-adds per output value, each cheaper than a gathered addition. So wide 3x3
-    layers win up to rates of 0.3-0.4 and 1x1 or narrow ones hardly ever (measured with
-    ``benchmarks/event_driven.py --batch 256`` on a 2-core AVX-512 CPU: docs/performance.md).
+    layers win up to rates of 0.3-0.4, 32-channel or strided ones up to 0.1-0.3, 1x1 or narrow ones hardly
+    ever (measured with ``benchmarks/event_driven.py --batch 256`` on a 2-core AVX-512 CPU, 0/1 and -1/0/1
+    spikes: docs/performance.md).
 
     Example:
         >>> default_max_density(nn.Conv2d(64, 64, 3, padding=1)), default_max_density(nn.Conv2d(64, 128, 1, 2))
@@ -48,7 +49,7 @@ def default_max_density(layer: nn.Module) -> float:
         work = layer.out_channels * layer.kernel_size[0] * layer.kernel_size[1] / (layer.stride[0] * layer.stride[1])
     else:
         work = layer.out_features
-    return 0.3 if work >= 256 else 0.15 if work >= 128 else 0.0
+    return 0.3 if work >= 512 else 0.15 if work >= 128 else 0.0
 
 
 def event_linear(spikes: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
