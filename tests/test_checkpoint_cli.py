@@ -92,6 +92,20 @@ def test_cli_evaluate_with_hardware_weights(tmp_path, data_available):
     assert abs(accuracy["buffered/smax1/w8"]["4"] - accuracy["buffered/smax1"]["4"]) <= 1.0
 
 
+def test_cli_evaluate_event_driven(tmp_path, data_available):
+    """--event-driven adds the event-driven copy of each float variant: the same accuracy up to the few
+    spikes its summation order flips (200 real MNIST test images)."""
+    out = tmp_path / "events.json"
+    code = main(["evaluate", str(MNIST_CKPT), "--timesteps", "4", "8", "--neurons", "if", "--max-strengths", "1",
+                 "--limit", "200", "--event-driven", "--json", str(out)])
+    assert code == 0
+    accuracy = json.loads(out.read_text())["snn_accuracy"]
+    assert set(accuracy) == {"if/smax1", "if/smax1/events"}
+    for steps in ("4", "8"):
+        assert accuracy["if/smax1/events"][steps] >= 97.0
+        assert abs(accuracy["if/smax1/events"][steps] - accuracy["if/smax1"][steps]) <= 1.0
+
+
 def test_cli_doctor_reports_the_fast_paths(capsys, tmp_path):
     from spikeconv.native import compiler
 

@@ -207,6 +207,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise SpikeconvError(f"--weight-bits must lie between 2 and {MAX_BITS}, got {bits}") from exc
     variants = [SNNVariant(n, s, b) for b in [None, *(args.weight_bits or [])]
                 for n in args.neurons for s in args.max_strengths]
+    if args.event_driven:
+        variants += [SNNVariant(n, s, None, events=True) for n in args.neurons for s in args.max_strengths]
     if args.calibrate_for is not None and args.calibrate_for < 1:
         raise SpikeconvError(f"--calibrate-for must be a positive T, got {args.calibrate_for}")
     if args.calibration_samples < 1:
@@ -334,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, help="evaluate on an evenly strided subset of this many test samples")
     ev.add_argument("--weight-bits", type=int, nargs="+", metavar="B",
                     help="also evaluate every variant with B-bit hardware weights (integer arithmetic on spikes)")
+    ev.add_argument("--event-driven", action="store_true",
+                    help="also evaluate every float-weight variant event-driven (spikeconv.sim.event_driven: the "
+                         "sparse layers gather only their input spikes; paths fixed from a run on 64 calibration images)")
     ev.add_argument("--calibrate-for", type=int, metavar="T",
                     help="also evaluate every variant after offset calibration for this T")
     ev.add_argument("--calibration-samples", type=int, default=2000,

@@ -18,7 +18,7 @@ from ..analysis import calibrate_offsets
 from ..atomic import atomic_write
 from ..convert import ConversionConfig, convert
 from ..quant import QReLU, calibrate_bounds_, param_groups
-from ..sim import simulate
+from ..sim import event_driven, simulate
 from .distributed import all_sum, barrier, is_main, rank_and_size
 
 Progress = Callable[..., Iterable]
@@ -243,19 +243,24 @@ def dequantized(model: nn.Module) -> nn.Module:
     return clone
 
 
+EVENT_SAMPLES = 64  # images of the run that fixes an event-driven variant's paths
+
+
 @dataclass(frozen=True)
 class SNNVariant:
-    """One SNN configuration of the accuracy table: neuron kind, S^max and weight bits (``None`` = float
-    weights; ``b`` = ``ConversionConfig(weight_bits=b)``, integer arithmetic on spikes)."""
+    """One SNN configuration of the accuracy table: neuron kind, S^max, weight bits (``None`` = float
+    weights; ``b`` = ``ConversionConfig(weight_bits=b)``, integer arithmetic on spikes) and whether the float
+    layers run event-driven (:func:`spikeconv.sim.event_driven`, paths fixed from one measured run)."""
 
     neuron: str  # "if" or "buffered"
     max_strength: int = 1
     weight_bits: int | None = None
+    events: bool = False
 
     @property
     def key(self) -> str:
         bits = "" if self.weight_bits is None else f"/w{self.weight_bits}"
-        return f"{self.neuron}/smax{self.max_strength}{bits}"
+        return f"{self.neuron}/smax{self.max_strength}{bits}{'/events' if self.events else ''}"
 
 
 def accuracy_table(
@@ -292,6 +297,9 @@ def accuracy_table(
                                   "max_strength": variant.max_strength,
                                   "weight_bits": variant.weight_bits or base.weight_bits})
         snn = convert(model, example, cfg, calibration=calibration)
+        if variant.events:  # paths fixed from a run on (up to 64) calibration images, else the example
+            measured = next(iter(calibration))[:EVENT_SAMPLES] if calibration is not None else example
+            snn = event_driven(snn, inputs=measured, timesteps=max(timesteps))
         result["snn_accuracy"][variant.key] = evaluate_snn(snn, loader, timesteps, progress=progress,
                                                            desc=f"SNN {variant.key}")
         if calibrate_for is not None:
