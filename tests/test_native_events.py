@@ -50,6 +50,18 @@ def test_events_equal_the_dense_convolution_bit_for_bit_on_integer_weights(
 
 
 @needs_native
+@pytest.mark.parametrize("width, stride", [(70, 1), (33, 1), (75, 2)])
+def test_events_exact_on_lines_of_several_tiles(width, stride):
+    """Output lines longer than one tile of 32 positions (full, partial and one-position last tiles)."""
+    gen = torch.Generator().manual_seed(width)
+    weight = torch.randint(-8, 9, (80, 5, 3, 3), generator=gen).float()  # 64 + 16 output channels
+    bias = torch.randint(-9, 10, (80,), generator=gen).float()
+    x = _spikes((2, 5, 3, width), 0.4, width, (-1, 1, 2), torch.int8)
+    out = native.event_conv2d(x, _rows(weight), bias, (1, stride), (1, 1))
+    assert torch.equal(out, F.conv2d(x.float(), weight, bias, (1, stride), 1))
+
+
+@needs_native
 def test_events_on_float_weights_match_the_dense_layer_and_any_split_of_the_frames():
     torch.manual_seed(0)
     conv = nn.Conv2d(96, 80, 3, stride=1, padding=1)
@@ -82,9 +94,10 @@ def test_the_density_limit_and_what_the_kernel_declines():
 
 
 def test_default_densities_follow_the_measured_crossovers():
-    assert default_max_density(nn.Conv2d(64, 64, 3, padding=1)) == 0.3       # w = 576
-    assert default_max_density(nn.Conv2d(32, 64, 3, 2, 1)) == 0.15           # w = 144
-    assert default_max_density(nn.Conv2d(32, 32, 3, 1, 1)) == 0.15           # w = 288
+    assert default_max_density(nn.Conv2d(64, 64, 3, padding=1)) == 0.4       # w = 576, 64 inputs
+    assert default_max_density(nn.Conv2d(32, 64, 3, 2, 1)) == 0.3            # w = 144, strided
+    assert default_max_density(nn.Conv2d(256, 256, 3, 1, 1)) == 0.35
+    assert default_max_density(nn.Conv2d(512, 512, 3, 1, 1)) == 0.3
     assert default_max_density(nn.Conv2d(64, 128, 1, 2)) == 0.0              # w = 32: never events
     assert default_max_density(nn.Linear(4096, 512)) == 0.3
     assert default_max_density(nn.Linear(2048, 10)) == 0.0

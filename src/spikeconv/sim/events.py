@@ -32,24 +32,33 @@ SCATTER_MAX_DENSITY = 0.002
 
 
 def default_max_density(layer: nn.Module) -> float:
-    r"""The input density below which the C event kernel beats the dense float32 layer on this kind of CPU,
-    from the layer's work per input spike ``w = C_out k_h k_w / (s_h s_w)`` (``C_out`` for a Linear):
-    0.3 for ``w >= 512``, 0.15 for ``w >= 128``, else 0 (always dense). The events cost one pass over the
-    input (listing the spikes) plus ``rate x w`` additions per input value; the dense layer costs
-    ``k_h k_w C_in`` multiply-adds per output value, each cheaper than a gathered addition. So wide 3x3
-    layers win up to rates of 0.3-0.4, 32-channel or strided ones up to 0.1-0.3, 1x1 or narrow ones hardly
-    ever (measured with ``benchmarks/event_driven.py --batch 256`` on a 2-core AVX-512 CPU, 0/1 and -1/0/1
-    spikes: docs/performance.md).
+    r"""The input density below which the C event kernel beats the dense float32 layer on this kind of CPU.
+
+    The events cost one pass over the input (listing the spikes) plus ``rate x w`` additions of weight rows
+    per input value, ``w = C_out k_h k_w / (s_h s_w)`` (``C_out`` for a Linear); the dense layer costs
+    ``k_h k_w C_in`` multiply-adds per output value, each cheaper than a gathered addition. The gathered rows
+    of one kernel tap (``C_in`` rows of 64 output channels) stay in L1/L2 for small ``C_in``. Measured
+    (``benchmarks/event_driven.py --batch 256``, 2-core AVX-512 CPU: docs/performance.md), the crossovers
+    of 3x3 layers were 0.35-0.5+ for 32-128 input channels (0/1 spikes above 0.5, -1/0/1 spikes lower), 0.3-0.5
+    for the strided ones, 0.4-0.45 for 256 input channels, 0.35-0.4 for 512, and never (above 0.01) for the 1x1
+    strided shortcut or a 10-way classifier. So: 0 (always dense) for ``w < 128``; else 0.4 for
+    ``C_in <= 128`` and 0.35 for ``C_in <= 256`` (0.3 for both when strided), 0.3 above.
 
     Example:
         >>> default_max_density(nn.Conv2d(64, 64, 3, padding=1)), default_max_density(nn.Conv2d(64, 128, 1, 2))
-        (0.3, 0.0)
+        (0.4, 0.0)
     """
     if isinstance(layer, nn.Conv2d):
+        strided = layer.stride[0] * layer.stride[1] > 1
         work = layer.out_channels * layer.kernel_size[0] * layer.kernel_size[1] / (layer.stride[0] * layer.stride[1])
+        inputs = layer.in_channels
     else:
-        work = layer.out_features
-    return 0.3 if work >= 512 else 0.15 if work >= 128 else 0.0
+        strided, work, inputs = False, layer.out_features, layer.in_features
+    if work < 128:
+        return 0.0
+    if strided or inputs > 256:
+        return 0.3
+    return 0.4 if inputs <= 128 else 0.35
 
 
 def event_linear(spikes: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
