@@ -133,6 +133,19 @@ def test_event_driven_layers_take_the_c_kernel_and_fall_back(monkeypatch):
     assert fallback.calls == {"events": 1, "dense": 1}
 
 
+def test_weights_stored_as_rows_give_the_same_layers():
+    torch.manual_seed(1)
+    for layer, x in ((nn.Conv2d(8, 64, 3, padding=1), _spikes((3, 8, 6, 6), 0.3, 4)),
+                     (nn.Linear(40, 200), _spikes((5, 40), 0.3, 5))):
+        wrapped = EventDriven(layer, mode="events")
+        with torch.no_grad():
+            before, dense_before = wrapped(x), layer(x)
+            wrapped.store_as_rows()
+            assert torch.equal(wrapped(x), before)
+            torch.testing.assert_close(layer(x), dense_before, rtol=0, atol=1e-6)  # strided weights: other order
+        assert wrapped._rows().data_ptr() == layer.weight.data_ptr() and wrapped._rows_cache is None
+
+
 def test_event_driven_leaves_integer_layers_alone():
     net = nn.Sequential(IntegerConv2d.from_layer(nn.Conv2d(4, 64, 3, padding=1), 8), nn.Conv2d(64, 64, 3, padding=1))
     wrapped = event_driven(net)
@@ -156,6 +169,10 @@ def test_fixed_paths_from_a_measured_run_give_every_order_the_same_bits(data_ava
     assert [w.mode for w in wrappers] == ["events" if w.density <= 0.35 else "dense" for w in wrappers]
     assert {"events", "dense"} <= {w.mode for w in wrappers}  # the image (density ~0.19 > 0) and the spikes
     assert all(w.calls == {"events": 0, "dense": 0} for w in wrappers)  # the measuring run is not counted
+    for w in wrappers:  # each weight held once: the events layers' rows are their weight, stored in row order
+        assert w._rows_cache is None
+        if w.mode == "events":
+            assert w._rows().data_ptr() == w.layer.weight.data_ptr()
     with torch.no_grad():
         layer = simulate(fixed, x, 8, order="layer")
         assert torch.equal(layer, simulate(fixed, x, 8, order="step"))

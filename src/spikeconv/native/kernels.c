@@ -17,7 +17,8 @@
    the eager scan. Build flags: no contraction into multiply-adds (-ffp-contract=off), IEEE semantics
    otherwise (-fno-trapping-math only lets float-to-int8 conversions vectorize: results do not change).
 
-   The file also holds the integer layers' one-pass helpers (spikeconv_offset_bytes, spikeconv_rescale).
+   The file also holds the integer layers' one-pass helpers (spikeconv_offset_bytes, spikeconv_rescale) and the
+   event-driven convolution (spikeconv_event_lists, spikeconv_event_conv; section at the end).
 
    Memory: x, v, the buffer and the spikes are dense and laid out alike (any one permutation of the axes,
    e.g. channels-last), so neuron i is element i of each; x[t] starts at x + t * x_step (0: the same current
