@@ -8,10 +8,13 @@ done literally)::
     y[n, :, (y + p - ky) / stride, (x + p - kx) / stride] += s * W[:, c, ky, kx]    for every (ky, kx)
 
 Its cost grows with the number of events ``E = rate * N * C * H * W`` times ``k^2 * C_out``; the dense
-convolution's with ``N * C * H * W * k^2 * C_out``, at a much higher arithmetic speed. So it wins below a
-firing rate that depends on the machine and the layer (``benchmarks/event_driven.py`` measures it;
-docs/performance.md records where). :class:`EventDriven` wraps a layer and picks the cheaper path per call
-from the measured fraction of nonzero inputs.
+convolution's with ``N * C * H * W * k^2 * C_out``, at a higher arithmetic speed. On the CPU the C kernel
+:func:`spikeconv.native.event_conv2d` gathers the events per output position (the same sums, pulled
+instead of pushed) and wins up to firing rates of 0.3-0.5 on 3x3 layers; the PyTorch scatter version here
+(:func:`event_conv2d`, :func:`event_linear`: other devices, or no C compiler) only below about 0.2%
+(``benchmarks/event_driven.py``; docs/performance.md). :class:`EventDriven` wraps a layer and picks the
+path per call from the measured fraction of nonzero inputs, or keeps a path fixed by
+:func:`event_driven` from a measured run.
 
 Exactness: every product ``s * w`` with integer ``s`` and the sums are the dense layer's, added in another
 order; the results equal the dense ones up to float rounding, and bit for bit when the weights are
@@ -25,6 +28,7 @@ from torch import Tensor, nn
 
 from .. import native
 from ..layers import IntegerConv2d, IntegerLinear
+from .engine import simulate
 
 #: the density below which the PyTorch scatter version (no C kernels, or another device) beats the dense
 #: layer (docs/performance.md, "Below the dense limit")
@@ -277,8 +281,6 @@ def event_driven(model: nn.Module, max_density: float | None = None, *, inputs: 
             wrappers.append(wrapper)
     if inputs is None:
         return clone
-    from .engine import simulate
-
     counts = {id(w): [0, 0, True] for w in wrappers}  # nonzero, total, the C kernel takes every call
 
     def count(wrapper: EventDriven, args: tuple) -> None:
