@@ -11,7 +11,9 @@ its gain shrinks with T and with the firing rate); "auto int8" is the dense engi
 converted with 8-bit hardware weights (``weight_bits=8``: integer arithmetic in the spike-fed layers;
 the ANN baseline keeps float32 weights and arithmetic). Along T, "auto buffered" and "auto int8 buffered"
 are the same two dense engines with the buffered S^max=2 neuron (its -V^b is int8 while steps * 2 <= 127,
-so at T = 64 the last step runs with a widened float32 buffer).
+so at T = 64 the last step runs with a widened float32 buffer). "auto events" is the dense network made
+event-driven with paths fixed from one measured run on the same input (``event_driven(snn, inputs=x,
+timesteps=T)``: float layers whose input density is below their crossover accumulate only their spikes).
 
     python benchmarks/scaling.py --axes T --repeats 3     # one axis only (T, batch, depth, rate)
 """
@@ -29,6 +31,7 @@ from torch import nn
 from spikeconv import ConversionConfig, convert, simulate
 from spikeconv.layers import IntegerConv2d, IntegerLinear, skip_silent_frames
 from spikeconv.models import build_model
+from spikeconv.sim import event_driven
 
 
 def median_time(fn, repeats: int) -> float:
@@ -114,6 +117,8 @@ def main() -> None:
                                (integer_buffered, "auto int8 buffered, eager scan", dict(fused=False))):
             r, s = ratio(ann, net, x, steps, args.repeats, **kw)
             report("T", steps, "vgg_cifar_small", steps, 32, r, s, order)
+        r, s = ratio(ann, event_driven(snn, inputs=x, timesteps=steps), x, steps, args.repeats)
+        report("T", steps, "vgg_cifar_small", steps, 32, r, s, "auto events")
     for batch in [1, 8, 32, 128] if "batch" in args.axes else []:
         ann, snn, _, integer, x = setup("vgg_cifar_small", batch)
         for order in ["step", "layer", "auto"]:
@@ -123,13 +128,15 @@ def main() -> None:
         report("batch", batch, "vgg_cifar_small", 8, batch, r, s, "auto int8")
     for name in ["resnet_tiny", "vgg_cifar_small", "resnet18_cifar", "vgg16_cifar"] if "depth" in args.axes else []:
         ann, snn, skipping, integer, x = setup(name, 32)
-        for net, order in ((snn, "auto"), (skipping, "auto+skip"), (integer, "auto int8")):
+        events = event_driven(snn, inputs=x, timesteps=8)
+        for net, order in ((snn, "auto"), (skipping, "auto+skip"), (integer, "auto int8"), (events, "auto events")):
             r, s = ratio(ann, net, x, 8, args.repeats)
             report("depth", name, name, 8, 32, r, s, order)
     for gain in [0.25, 0.5, 1.0, 2.0, 4.0] if "rate" in args.axes else []:
         ann, snn, skipping, integer, x = setup("vgg_cifar_small", 32, gain)
         rate = firing_rate(snn, x, 8)
-        for net, order in ((snn, "auto"), (skipping, "auto+skip"), (integer, "auto int8")):
+        events = event_driven(snn, inputs=x, timesteps=8)
+        for net, order in ((snn, "auto"), (skipping, "auto+skip"), (integer, "auto int8"), (events, "auto events")):
             r, s = ratio(ann, net, x, 8, args.repeats)
             report("firing rate", f"gain {gain}", "vgg_cifar_small", 8, 32, r, s, order, rate=rate)
     if args.json:
