@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from spikeconv import native
 from spikeconv.layers import IntegerConv2d
+from spikeconv.native import build as native_build_module
 from spikeconv.sim import EventDriven, default_max_density, event_driven
 
 needs_native = pytest.mark.skipif(native.compiler() is None, reason="no C compiler on this machine")
@@ -47,6 +48,38 @@ def test_events_equal_the_dense_convolution_bit_for_bit_on_integer_weights(
     expected = F.conv2d(x.float(), weight, b, stride, padding)
     assert out is not None and out.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(out, expected)
+
+
+def _exact_on_integer_weights() -> bool:
+    """The exactness check of the hypothesis test on a few fixed cases: both partial sums, a tail block,
+    signed values, several tiles."""
+    ok = True
+    for seed, (channels, out_channels, width, values) in enumerate([(7, 80, 9, (1,)), (33, 17, 40, (-2, -1, 1, 2))]):
+        gen = torch.Generator().manual_seed(seed)
+        weight = torch.randint(-8, 9, (out_channels, channels, 3, 3), generator=gen).float()
+        x = _spikes((2, channels, 5, width), 0.5, seed, values, torch.int8)
+        out = native.event_conv2d(x, _rows(weight), None, (1, 1), (1, 1))
+        ok &= out is not None and torch.equal(out, F.conv2d(x.float(), weight, None, 1, 1))
+    return ok
+
+
+@needs_native
+def test_the_exactness_check_catches_a_broken_event_kernel(tmp_path, monkeypatch):
+    # the same check against a kernel that drops the second partial sum (odd-numbered spikes): it must fail
+    source = native_build_module.SOURCE.read_text()
+    broken = source.replace("for (int j = 0; j < nv; ++j) acc[j] = a[j] + b[j];", "for (int j = 0; j < nv; ++j) acc[j] = a[j];")
+    assert broken != source
+    (tmp_path / "kernels.c").write_text(broken)
+    monkeypatch.setattr(native_build_module, "SOURCE", tmp_path / "kernels.c")
+    monkeypatch.setenv("SPIKECONV_CACHE", str(tmp_path / "cache"))
+    native.native_build.cache_clear()
+    try:
+        assert native.native_build().available
+        assert not _exact_on_integer_weights()
+    finally:
+        monkeypatch.undo()  # the shipped source and cache again, for this check and every later test
+        native.native_build.cache_clear()
+    assert _exact_on_integer_weights()  # and the shipped kernel passes it
 
 
 @needs_native
