@@ -16,7 +16,7 @@ from ..neuron.fused import triton_available
 
 def environment_report(data: str | None = None) -> list[tuple[str, str]]:
     """``(item, state)`` rows: PyTorch and its threads, CUDA devices, the C kernels (the CPU's default neuron
-    scan and silent-frame check), oneDNN's int8 kernels (``weight_bits=8``), Triton (``fused=True`` on CUDA),
+    scan and silent-frame check, the event-driven convolution), oneDNN's int8 kernels (``weight_bits=8``), Triton (``fused=True`` on CUDA),
     the data root and the cache.
 
     Example:
@@ -33,7 +33,7 @@ def environment_report(data: str | None = None) -> list[tuple[str, str]]:
     return [
         ("PyTorch", f"{torch.__version__}, {torch.get_num_threads()} CPU threads"),
         ("CUDA", ", ".join(devices) if devices else "no device"),
-        ("C kernels (CPU neuron scan, silent-frame check)",
+        ("C kernels (CPU neuron scan, silent-frame check, event_driven)",
          f"built: {build.path}" if build.available else f"off, PyTorch path: {build.reason}"),
         ("int8 kernels (weight_bits=8)", "available (oneDNN)" if integer_kernels_available()
          else "unavailable: integer layers compute in float"),
