@@ -121,7 +121,11 @@ def test_the_density_limit_and_what_the_kernel_declines():
     assert not native.event_supported(x.half(), rows, None, (1, 1), (1, 1))  # dtype
     assert not native.event_supported(x, rows[:, :, :4].contiguous(), None, (1, 1), (1, 1))  # channels differ
     assert not native.event_supported(x, rows.transpose(0, 1), None, (1, 1), (1, 1))  # not contiguous
-    assert not native.event_supported(x, torch.zeros(9, 9, 8, 16), None, (1, 1), (4, 4))  # 81 taps > 64
+    assert not native.event_supported(x, rows, None, (0, 1), (1, 1))  # stride 0
+    assert not native.event_supported(x, rows, None, (1, 1), (-1, 1))  # negative padding
+    big = torch.randint(-3, 4, (16, 8, 9, 9)).float()  # 81 taps: no limit on the kernel size
+    torch.testing.assert_close(native.event_conv2d(x, _rows(big), None, (1, 1), (4, 4)),
+                               F.conv2d(x, big, None, 1, 4), rtol=0, atol=0)
     assert not native.event_supported(x, rows, torch.zeros(15), (1, 1), (1, 1))  # bias size
     assert not native.event_supported(x, _rows(torch.randn(16, 8, 9, 1)), None, (1, 1), (0, 0))  # empty output
 

@@ -137,22 +137,22 @@ def rescale_(total: Tensor, offset: Tensor, scale: Tensor, bias: Tensor | None) 
     return True
 
 
-#: the most input channels :func:`event_conv2d` lists (uint16 indices) and kernel taps it gathers
-EVENT_MAX_CHANNELS, EVENT_MAX_TAPS = 65535, 64
+#: the most input channels :func:`event_conv2d` lists (uint16 indices)
+EVENT_MAX_CHANNELS = 65535
 
 
 def event_supported(spikes: Tensor, rows: Tensor, bias: Tensor | None, stride: tuple[int, int],
                     padding: tuple[int, int]) -> bool:
     """Whether :func:`event_conv2d` takes these arguments (then it returns None only for a denser input than
     its ``max_density``): the C kernels built, ``spikes`` a ``[N, C, H, W]`` int8 or float32 CPU tensor with at
-    most :data:`EVENT_MAX_CHANNELS` channels, ``rows`` contiguous float32 ``[kH, kW, C, C_out]`` with at most
-    :data:`EVENT_MAX_TAPS` taps, ``bias`` None or contiguous float32 ``[C_out]``, a non-empty output."""
+    most :data:`EVENT_MAX_CHANNELS` channels, ``rows`` contiguous float32 ``[kH, kW, C, C_out]``, ``bias``
+    None or contiguous float32 ``[C_out]``, a non-empty output."""
     if (spikes.dim() != 4 or spikes.dtype not in (torch.int8, torch.float32) or spikes.device.type != "cpu"
             or rows.dim() != 4 or rows.dtype != torch.float32 or not rows.is_contiguous() or rows.device.type != "cpu"
             or rows.shape[2] != spikes.shape[1] or spikes.shape[1] > EVENT_MAX_CHANNELS
-            or rows.shape[0] * rows.shape[1] > EVENT_MAX_TAPS
             or (bias is not None and (bias.dtype != torch.float32 or not bias.is_contiguous()
-                                      or bias.shape != (rows.shape[3],)))):
+                                      or bias.shape != (rows.shape[3],)))
+            or min(stride) < 1 or min(padding) < 0):
         return False
     out_h = (spikes.shape[2] + 2 * padding[0] - rows.shape[0]) // stride[0] + 1
     out_w = (spikes.shape[3] + 2 * padding[1] - rows.shape[1]) // stride[1] + 1
@@ -163,7 +163,7 @@ def event_conv2d(spikes: Tensor, rows: Tensor, bias: Tensor | None, stride: tupl
                  padding: tuple[int, int], max_density: float = 1.0) -> Tensor | None:
     r"""``conv2d(spikes, W, bias, stride, padding)`` from the nonzero spikes only, as a channels-last float32
     tensor; or None where the C kernels cannot take it (not built, wrong dtype/device/layout, more than
-    :data:`EVENT_MAX_CHANNELS` channels or :data:`EVENT_MAX_TAPS` taps) or the input is denser than
+    :data:`EVENT_MAX_CHANNELS` channels) or the input is denser than
     ``max_density`` (fraction of nonzero values, counted by the kernel's first pass): then the caller runs
     the dense layer. :func:`event_supported` tells the two apart.
 
