@@ -335,15 +335,31 @@ static inline __attribute__((always_inline)) void add_rows(vec16 *acc, const uin
   for (int j = 0; j < nv; ++j) acc[j] = a[j] + b[j];
 }
 
-/* One tile: output positions (n, oy, ox0 .. ox0 + m) of channels [cb, cb + 16 nv), taps outermost (the tap's
-   weight rows stay in cache while the tile's positions use them), then + bias, stored. */
+/* The same sum for the last `width` < 16 channels, in scalars, with the same order of additions. */
+static inline __attribute__((always_inline)) void add_rows_tail(float *acc, const uint16_t *index,
+                                                               const float *values, int64_t begin, int64_t end,
+                                                               const float *base, int64_t cout, int64_t width) {
+  float a[16], b[16] = {0};
+  for (int64_t j = 0; j < width; ++j) a[j] = acc[j];
+  for (int64_t e = begin; e < end; ++e) {
+    const float *r = base + (int64_t)index[e] * cout;
+    float *sum = (e - begin) % 2 ? b : a;
+    for (int64_t j = 0; j < width; ++j) sum[j] += values ? values[e] * r[j] : r[j];
+  }
+  for (int64_t j = 0; j < width; ++j) acc[j] = a[j] + b[j];
+}
+
+/* One tile: output positions (n, oy, ox0 .. ox0 + m) of channels [cb, cb + 16 nv) (tail > 0: the last `tail`
+   < 16 channels, in scalars), taps outermost (the tap's weight rows stay in cache while the tile's positions use
+   them), then + bias, stored. nv, unit and whether tail > 0 are constants after inlining. */
 static inline __attribute__((always_inline)) void event_tile(
     const int64_t *offsets, const uint16_t *index, const float *values, int64_t n, int64_t oy, int64_t ox0,
     int64_t m, int64_t height, int64_t width, int64_t channels, const float *rows, int64_t kernel_h,
     int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, const float *bias,
-    float *out, int64_t cout, int64_t cb, const int nv, const int unit) {
-  vec16 tile[EVENT_TILE * 4];
-  for (int64_t i = 0; i < m * nv; ++i) tile[i] = (vec16){0};
+    float *out, int64_t cout, int64_t cb, const int nv, const int unit, const int64_t tail) {
+  vec16 tile[EVENT_TILE * 4]; /* nv vectors per position; one (its first `tail` lanes) for the tail */
+  const int slots = tail ? 1 : nv;
+  for (int64_t i = 0; i < m * slots; ++i) tile[i] = (vec16){0};
   for (int64_t ky = 0; ky < kernel_h; ++ky) {
     const int64_t iy = oy * stride_h - pad_h + ky;
     if (iy < 0 || iy >= height) continue;
@@ -353,12 +369,20 @@ static inline __attribute__((always_inline)) void event_tile(
         const int64_t ix = (ox0 + i) * stride_w - pad_w + kx;
         if (ix < 0 || ix >= width) continue;
         const int64_t p = (n * height + iy) * width + ix;
-        add_rows(tile + i * nv, index, values, offsets[p], offsets[p + 1], base, cout, nv, unit);
+        if (tail)
+          add_rows_tail((float *)(tile + i), index, values, offsets[p], offsets[p + 1], base, cout, tail);
+        else
+          add_rows(tile + i * nv, index, values, offsets[p], offsets[p + 1], base, cout, nv, unit);
       }
     }
   }
   for (int64_t i = 0; i < m; ++i) {
     float *o = out + (ox0 + i) * cout + cb; /* out: the line's first position */
+    if (tail) {
+      const float *sum = (const float *)(tile + i);
+      for (int64_t j = 0; j < tail; ++j) o[j] = bias ? sum[j] + bias[cb + j] : sum[j];
+      continue;
+    }
     for (int j = 0; j < nv; ++j) {
       vec16 y = tile[i * nv + j];
       if (bias) {
@@ -369,39 +393,6 @@ static inline __attribute__((always_inline)) void event_tile(
       __builtin_memcpy(o + 16 * j, &y, 64);
     }
   }
-}
-
-/* the same for the last cout - cb < 16 channels, scalar, the same order of additions */
-static void event_tile_tail(const int64_t *offsets, const uint16_t *index, const float *values, int64_t n,
-                            int64_t oy, int64_t ox0, int64_t m, int64_t height, int64_t width, int64_t channels,
-                            const float *rows, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
-                            int64_t stride_w, int64_t pad_h, int64_t pad_w, const float *bias, float *out,
-                            int64_t cout, int64_t cb) {
-  float tile[EVENT_TILE][16] = {{0}};
-  const int64_t width_c = cout - cb;
-  for (int64_t ky = 0; ky < kernel_h; ++ky) {
-    const int64_t iy = oy * stride_h - pad_h + ky;
-    if (iy < 0 || iy >= height) continue;
-    for (int64_t kx = 0; kx < kernel_w; ++kx) {
-      const float *base = rows + (ky * kernel_w + kx) * channels * cout + cb;
-      for (int64_t i = 0; i < m; ++i) {
-        const int64_t ix = (ox0 + i) * stride_w - pad_w + kx;
-        if (ix < 0 || ix >= width) continue;
-        const int64_t p = (n * height + iy) * width + ix;
-        float a[16], b[16] = {0};
-        for (int64_t j = 0; j < width_c; ++j) a[j] = tile[i][j];
-        for (int64_t e = offsets[p]; e < offsets[p + 1]; ++e) {
-          const float *r = base + (int64_t)index[e] * cout;
-          float *acc = (e - offsets[p]) % 2 ? b : a;
-          for (int64_t j = 0; j < width_c; ++j) acc[j] += values ? values[e] * r[j] : r[j];
-        }
-        for (int64_t j = 0; j < width_c; ++j) tile[i][j] = a[j] + b[j];
-      }
-    }
-  }
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < width_c; ++j)
-      out[(ox0 + i) * cout + cb + j] = bias ? tile[i][j] + bias[cb + j] : tile[i][j];
 }
 
 /* y (NHWC float32, frames x out_h x out_w x cout) from the lists of spikeconv_event_lists over frames x height x
@@ -425,7 +416,7 @@ void spikeconv_event_conv(const int64_t *offsets, const uint16_t *index, const f
         int64_t cb = block * 64;
 #define EVENT_TILE_CALL(nv, u)                                                                                 \
   event_tile(offsets, index, values, n, oy, ox0, m, height, width, channels, rows, kernel_h, kernel_w, stride_h, \
-             stride_w, pad_h, pad_w, bias, o, cout, cb, nv, u)
+             stride_w, pad_h, pad_w, bias, o, cout, cb, nv, u, 0)
         if (cout - cb >= 64) {
           if (unit) EVENT_TILE_CALL(4, 1); else EVENT_TILE_CALL(4, 0);
           continue;
@@ -440,8 +431,8 @@ void spikeconv_event_conv(const int64_t *offsets, const uint16_t *index, const f
         }
 #undef EVENT_TILE_CALL
         if (cout > cb)
-          event_tile_tail(offsets, index, values, n, oy, ox0, m, height, width, channels, rows, kernel_h, kernel_w,
-                          stride_h, stride_w, pad_h, pad_w, bias, o, cout, cb);
+          event_tile(offsets, index, values, n, oy, ox0, m, height, width, channels, rows, kernel_h, kernel_w,
+                     stride_h, stride_w, pad_h, pad_w, bias, o, cout, cb, 1, 0, cout - cb);
       }
     }
   }
