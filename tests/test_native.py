@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fused_cases
+from conftest import mutated_kernels
 from spikeconv.neuron import NeuronConfig, if_init
 from spikeconv import native
 from spikeconv.layers import sparse
@@ -39,17 +40,8 @@ def test_c_scan_equals_eager_scan_in_every_supported_case_and_in_networks():
 @needs_native
 def test_the_case_check_catches_a_broken_kernel(tmp_path, monkeypatch):
     # the same check against a C scan without the buffer bound max(S, -V^b): it must report mismatches
-    broken = native_build_module.SOURCE.read_text().replace("if (is_signed) s = s > bound ? s : bound;", "")
-    assert broken != native_build_module.SOURCE.read_text()
-    (tmp_path / "kernels.c").write_text(broken)
-    monkeypatch.setattr(native_build_module, "SOURCE", tmp_path / "kernels.c")
-    monkeypatch.setenv("SPIKECONV_CACHE", str(tmp_path / "cache"))
-    native.native_build.cache_clear()
-    try:
-        assert native.native_build().available
+    with mutated_kernels(tmp_path, monkeypatch, "if (is_signed) s = s > bound ? s : bound;", ""):
         assert fused_cases.main(backend="native") == 1
-    finally:
-        native.native_build.cache_clear()
 
 
 @needs_native

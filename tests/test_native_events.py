@@ -5,6 +5,7 @@ split of the frames, the density limit honoured, and the PyTorch path where the 
 
 import pytest
 import torch
+from conftest import mutated_kernels
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -12,7 +13,6 @@ from torch.nn import functional as F
 
 from spikeconv import native
 from spikeconv.layers import IntegerConv2d
-from spikeconv.native import build as native_build_module
 from spikeconv.sim import EventDriven, default_max_density, event_driven
 
 needs_native = pytest.mark.skipif(native.compiler() is None, reason="no C compiler on this machine")
@@ -66,19 +66,9 @@ def _exact_on_integer_weights() -> bool:
 @needs_native
 def test_the_exactness_check_catches_a_broken_event_kernel(tmp_path, monkeypatch):
     # the same check against a kernel that drops the second partial sum (odd-numbered spikes): it must fail
-    source = native_build_module.SOURCE.read_text()
-    broken = source.replace("for (int j = 0; j < nv; ++j) acc[j] = a[j] + b[j];", "for (int j = 0; j < nv; ++j) acc[j] = a[j];")
-    assert broken != source
-    (tmp_path / "kernels.c").write_text(broken)
-    monkeypatch.setattr(native_build_module, "SOURCE", tmp_path / "kernels.c")
-    monkeypatch.setenv("SPIKECONV_CACHE", str(tmp_path / "cache"))
-    native.native_build.cache_clear()
-    try:
-        assert native.native_build().available
+    with mutated_kernels(tmp_path, monkeypatch, "for (int j = 0; j < nv; ++j) acc[j] = a[j] + b[j];",
+                         "for (int j = 0; j < nv; ++j) acc[j] = a[j];"):
         assert not _exact_on_integer_weights()
-    finally:
-        monkeypatch.undo()  # the shipped source and cache again, for this check and every later test
-        native.native_build.cache_clear()
     assert _exact_on_integer_weights()  # and the shipped kernel passes it
 
 
