@@ -141,6 +141,11 @@ def rescale_(total: Tensor, offset: Tensor, scale: Tensor, bias: Tensor | None) 
 EVENT_MAX_CHANNELS = 65535
 
 
+def _event_output_size(spikes: Tensor, rows: Tensor, stride: tuple[int, int],
+                       padding: tuple[int, int]) -> tuple[int, int]:
+    return tuple((spikes.shape[2 + a] + 2 * padding[a] - rows.shape[a]) // stride[a] + 1 for a in (0, 1))
+
+
 def event_supported(spikes: Tensor, rows: Tensor, bias: Tensor | None, stride: tuple[int, int],
                     padding: tuple[int, int]) -> bool:
     """Whether :func:`event_conv2d` takes these arguments (then it returns None only for a denser input than
@@ -154,8 +159,7 @@ def event_supported(spikes: Tensor, rows: Tensor, bias: Tensor | None, stride: t
                                       or bias.shape != (rows.shape[3],)))
             or min(stride) < 1 or min(padding) < 0):
         return False
-    out_h = (spikes.shape[2] + 2 * padding[0] - rows.shape[0]) // stride[0] + 1
-    out_w = (spikes.shape[3] + 2 * padding[1] - rows.shape[1]) // stride[1] + 1
+    out_h, out_w = _event_output_size(spikes, rows, stride, padding)
     return out_h >= 1 and out_w >= 1 and native_build().available
 
 
@@ -189,8 +193,7 @@ def event_conv2d(spikes: Tensor, rows: Tensor, bias: Tensor | None, stride: tupl
         return None
     frames, channels, height, width = spikes.shape
     kernel_h, kernel_w, _, out_channels = rows.shape
-    out_h = (height + 2 * padding[0] - kernel_h) // stride[0] + 1
-    out_w = (width + 2 * padding[1] - kernel_w) // stride[1] + 1
+    out_h, out_w = _event_output_size(spikes, rows, stride, padding)
     spikes = spikes.contiguous(memory_format=torch.channels_last)
     library, threads = native_build().library, torch.get_num_threads()
     positions = frames * height * width

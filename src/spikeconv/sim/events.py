@@ -124,6 +124,11 @@ def event_conv2d(spikes: Tensor, weight: Tensor, bias: Tensor | None = None, str
     return result + bias.view(1, -1, 1, 1) if bias is not None else result
 
 
+def _as_rows(weight: Tensor) -> Tensor:
+    """A view of a Conv2d / Linear weight as the C kernel's rows ``[kH, kW, C, C_out]`` / ``[1, 1, in, out]``."""
+    return weight.permute(2, 3, 1, 0) if weight.dim() == 4 else weight.t()[None, None]
+
+
 class EventDriven(nn.Module):
     """A ``Conv2d`` (no groups/dilation) or ``Linear`` that accumulates events when its input is sparse.
 
@@ -168,7 +173,7 @@ class EventDriven(nn.Module):
         kernel: a view when the weight is stored that way (:meth:`store_as_rows`), else a copy, made again
         only when the weight changes."""
         weight = self.layer.weight.detach()
-        rows = weight.permute(2, 3, 1, 0) if weight.dim() == 4 else weight.t()[None, None]
+        rows = _as_rows(weight)
         if rows.is_contiguous() and rows.dtype == torch.float32:
             self._rows_cache = self._rows_key = None
             return rows
@@ -182,8 +187,7 @@ class EventDriven(nn.Module):
         so that the events need no second copy of it; the dense layer then reads strided weights (slower, and
         it may round differently): :func:`event_driven` does it for the layers it fixes to events."""
         weight = self.layer.weight
-        rows = weight.detach().permute(2, 3, 1, 0) if weight.dim() == 4 else weight.detach().t()[None, None]
-        stored = rows.float().contiguous()
+        stored = _as_rows(weight.detach()).float().contiguous()
         view = stored.permute(3, 2, 0, 1) if weight.dim() == 4 else stored[0, 0].t()
         self.layer.weight = nn.Parameter(view, requires_grad=weight.requires_grad)
         self._rows_cache = self._rows_key = None
