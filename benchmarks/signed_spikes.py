@@ -33,7 +33,7 @@ class _Forced(IntegerConv2d):
 
     path = "kernel"
 
-    def _path(self, x):
+    def _path(self, x, negative=None):
         return self.path
 
 

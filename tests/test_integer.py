@@ -83,7 +83,8 @@ def test_integer_conv_is_the_exact_integer_sum(seed, stride, padding, dilation, 
     layer = IntegerConv2d.from_layer(nn.Conv2d(4, 6, 3, stride, padding, dilation, groups, bias), bits,
                                      input_signed=signed, spike_bound=strength if bound else None)
     x = _spikes((5, 4, 6, 6), signed, strength, seed)
-    assert layer._shifts(x) == (signed and bound and padding > 0)  # every output map here is 8x8 or smaller
+    # every output map here is 8x8 or smaller; without a negative spike the unsigned kernel runs
+    assert layer._shifts(x) == (signed and bound and padding > 0 and bool((x < 0).any()))
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     spikes = x.to(torch.int8)  # what a neuron with spike_dtype=int8 emits: read as it is, never written
@@ -362,6 +363,27 @@ def test_converted_network_sends_int8_spikes_where_only_integer_layers_read_them
 
 
 @kernels
+@pytest.mark.parametrize("side", [4, 16])  # the shifted path's map size and the zero-point kernel's
+def test_signed_layers_without_negative_spikes_run_the_unsigned_kernel(side):
+    """Spikes of a signed layer with no negative value (a buffered neuron's first step; the first spiking layer
+    of a constant input) take the unsigned kernel, zero point 0: the same exact sums as every other path."""
+    torch.manual_seed(side)
+    conv = IntegerConv2d.from_layer(nn.Conv2d(8, 16, 3, padding=1), 8, input_signed=True, spike_bound=2)
+    linear = IntegerLinear.from_layer(nn.Linear(8 * side * side, 5), 8, input_signed=True)
+    positive = _spikes((4, 8, side, side), False, 2, side).to(torch.int8).contiguous(memory_format=torch.channels_last)
+    mixed = _spikes((4, 8, side, side), True, 2, side + 1).to(torch.int8).contiguous(memory_format=torch.channels_last)
+    assert bool((mixed < 0).any()) and not bool((positive < 0).any())
+    assert conv._path(positive) == "kernel" and conv._path(mixed) == ("shifted" if side == 4 else "kernel")
+    with torch.no_grad():
+        for x in (positive, mixed, positive):  # each call picks its own path; the memo keeps both packings
+            assert torch.equal(conv(x), _exact_conv(conv, x.float()))
+            flat = x.flatten(1)
+            exact = (flat.double() @ _codes(linear).double().t()).float() * linear.weight_scale + linear.bias.detach()
+            assert torch.equal(linear(flat), exact)
+    assert {"packed, zero point 0", "packed, zero point 128" if side == 16 else "shifted"} <= set(conv._memo.entries)
+
+
+@kernels
 def test_shifted_path_is_chosen_by_map_size_and_exactness_bound():
     """The shifted path (unsigned kernel on S + c, window sums subtracted) only where it was measured faster
     (small maps) and where every sum stays below 2^24; elsewhere the zero-point path, with the same bits."""
@@ -373,13 +395,15 @@ def test_shifted_path_is_chosen_by_map_size_and_exactness_bound():
     unsigned = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, padding=1), 8)
     assert unknown._path(x_small) == "self-padded" and unsigned._path(x_small) == "kernel"
     wide = IntegerConv2d.from_layer(nn.Conv2d(4096, 2, 3, padding=1), 8, input_signed=True, spike_bound=8)
-    assert not wide._shifts(torch.zeros(1, 4096, 4, 4))  # 36864 x 127 x 16 > 2^24: not exact in float32
+    negative = torch.zeros(1, 4096, 4, 4)
+    negative[0, 7, 2, 1] = -1
+    assert not wide._shifts(negative)  # 36864 x 127 x 16 > 2^24: not exact in float32
     assert IntegerConv2d.from_layer(nn.Conv2d(4096, 2, 3, padding=1), 8, input_signed=True,
-                                    spike_bound=1)._shifts(torch.zeros(1, 4096, 4, 4))
+                                    spike_bound=1)._shifts(negative)
     with torch.no_grad():
         for x in (x_small, x_large):
             assert torch.equal(small(x), _exact_conv(small, x))
             assert torch.equal(small(x.to(torch.int8)), _exact_conv(small, x))
-    assert {"shifted", "offset", "packed"} <= set(small._memo.entries)
+    assert {"shifted", "offset", "packed, zero point 128"} <= set(small._memo.entries)
     with pytest.raises(ValueError, match="spike_bound"):
         IntegerConv2d.from_layer(nn.Conv2d(2, 2, 3), 8, spike_bound=200)

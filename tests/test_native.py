@@ -40,7 +40,7 @@ def test_c_scan_equals_eager_scan_in_every_supported_case_and_in_networks():
 @needs_native
 def test_the_case_check_catches_a_broken_kernel(tmp_path, monkeypatch):
     # the same check against a C scan without the buffer bound max(S, -V^b): it must report mismatches
-    with mutated_kernels(tmp_path, monkeypatch, "if (is_signed) s = s > bound ? s : bound;", ""):
+    with mutated_kernels(tmp_path, monkeypatch, "si = si > bound ? si : bound;", ""):
         assert fused_cases.main(backend="native") == 1
 
 

@@ -14,7 +14,8 @@ neuron; up to ``S^max`` for multi-bit spikes), so a layer fed by spikes computes
 where ``(Q * S)`` is a sum of integer products. :class:`IntegerConv2d` and :class:`IntegerLinear`
 compute it with oneDNN's int8 kernels (uint8 spikes, int8 weights, int32 sums; the spikes are shifted
 by 128 when they can be negative and the kernel removes the shift exactly, or, on small maps with a known
-spike bound ``c``, shifted by ``c`` and the shift removed from the exact sum): the sum is exact, then
+spike bound ``c``, shifted by ``c`` and the shift removed from the exact sum; a call whose spikes hold no
+negative value, e.g. the first step of a buffered neuron, runs the unsigned kernel): the sum is exact, then
 rounded once to float32 and scaled, ``fl(fl(fl(Q * S) * s_o) + b_o)``. On this CPU that is 2-3x
 faster than the float32 convolution (docs/performance.md). Where the kernels do not exist (CUDA, a
 build without oneDNN) or autograd is recording, the layers run the float layer on ``W'``, which equals
@@ -37,7 +38,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..native import offset_bytes, rescale_
+from ..native import has_negative, offset_bytes, rescale_
 from .sparse import _skip_silent
 
 MAX_BITS = 8
@@ -193,21 +194,29 @@ class _IntegerWeights:
         """The kernels' per-channel weight zero points: all 0 (symmetric grid); made once per layer."""
         return self._memo.get("weight zero points", (), lambda: torch.zeros(self.weight.shape[0], dtype=torch.long))
 
-    def _packed_weight(self) -> Tensor:
-        return self._memo.get("packed", (*self._weight_key(), self.input_zero_point), lambda: self._pack(self._codes()))
+    def _packed_weight(self, zero_point: int | None = None) -> Tensor:
+        """The packed weight for spikes with this zero point (default :attr:`input_zero_point`)."""
+        zero_point = self.input_zero_point if zero_point is None else zero_point
+        return self._memo.get(f"packed, zero point {zero_point}", self._weight_key(),
+                              lambda: self._pack(self._codes(), zero_point=zero_point))
 
-    def _integer_input(self, x: Tensor) -> Tensor:
-        if x.dtype == torch.int8:  # the neuron's own int8 spikes: read them as they are (never written)
-            spikes = x.view(torch.uint8)
-            if not self.input_signed:
-                return spikes
-            shifted = offset_bytes(spikes, 128)  # C, one pass; two's complement + 128 = the sign bit flipped
-            return spikes ^ 128 if shifted is None else shifted
-        # through int8: PyTorch converts float -> int8 about 10x faster than float -> uint8 on this CPU
-        spikes = x.to(torch.int8).view(torch.uint8)
-        if self.input_signed:  # two's complement with the sign bit flipped = value + 128
-            spikes.bitwise_xor_(128)
-        return spikes
+    @staticmethod
+    def _int8_spikes(x: Tensor) -> Tensor:
+        """``x`` as int8: the neuron's own int8 spikes as they are (never written), float spikes converted
+        (PyTorch converts float -> int8 about 10x faster than float -> uint8 on this CPU)."""
+        return x if x.dtype == torch.int8 else x.to(torch.int8)
+
+    def _negative(self, spikes: Tensor) -> bool:
+        """Whether this call's spikes need the signed paths: a signed layer's input holding a negative value."""
+        return self.input_signed and has_negative(spikes)
+
+    def _integer_input(self, spikes: Tensor, negative: bool) -> tuple[Tensor, int]:
+        """``(uint8 spikes, zero point)`` for the kernel from int8 ``spikes``: as they are with zero point 0
+        when none is ``negative``, else ``S + 128`` with zero point 128."""
+        if not negative:
+            return spikes.view(torch.uint8), 0
+        shifted = offset_bytes(spikes, 128)  # C, one pass; two's complement + 128 = the sign bit flipped
+        return (spikes.view(torch.uint8) ^ 128 if shifted is None else shifted), 128
 
     def _uses_kernel(self, x: Tensor) -> bool:
         return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.int8) and self.weight.dtype == torch.float32
@@ -266,11 +275,12 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
                   layer.dilation, layer.groups, layer.bias is not None, device="meta")
         return new._adopt(layer, bits, input_signed, skip_silent, spike_bound)
 
-    def _path(self, x: Tensor) -> str:
-        """How this call runs the kernel (all exact, docs/performance.md):
+    def _path(self, x: Tensor, negative: bool | None = None) -> str:
+        """How this call runs the kernel (all exact, docs/performance.md); ``negative``: whether ``x`` holds a
+        negative spike of a signed layer (:meth:`_negative`; found out when None):
 
-        * ``"kernel"``: unsigned spikes, no padding, or an output map of more than ``SMALL_MAP_POSITIONS``
-          positions: oneDNN pads (with the zero point of signed spikes) itself;
+        * ``"kernel"``: no negative spike (unsigned kernel), no padding, or an output map of more than
+          ``SMALL_MAP_POSITIONS`` positions: oneDNN pads (with the zero point of signed spikes) itself;
         * ``"shifted"``: signed spikes of known bound on a small map, where every sum stays below 2^24:
           :meth:`_shifted_forward` (1.0-1.05x the unsigned kernel's time where the zero-point paths took
           1.1-1.6x, ``benchmarks/signed_spikes.py``);
@@ -278,7 +288,9 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
           spikes with the zero point itself (oneDNN's own zero-point padding took 1.54-1.58x the
           unsigned time on 512 channels at 4x4 with float32 spikes, self-padding 1.35-1.37x).
         """
-        if not (self.input_signed and any(p > 0 for p in self.padding)):
+        if negative is None:
+            negative = self._negative(x)
+        if not (negative and any(p > 0 for p in self.padding)):
             return "kernel"
         if self._output_positions(x.shape[-2], x.shape[-1]) > SMALL_MAP_POSITIONS:
             return "kernel"
@@ -360,17 +372,19 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
     def _integer_forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4:
             return self._float_forward(x)
-        path = self._path(x)
+        spikes = self._int8_spikes(x.contiguous(memory_format=torch.channels_last))
+        negative = self._negative(spikes)
+        path = self._path(spikes, negative)
         if path == "shifted":
-            return self._shifted_forward(x)
+            return self._shifted_forward(spikes)
         if path == "self-padded":
-            spikes, padding = self._padded_signed_input(x), [0, 0]
-            packed = self._memo.get("self-padded", (*self._weight_key(), self.input_zero_point),
+            spikes, padding, zero_point = self._padded_signed_input(spikes), [0, 0], self.input_zero_point
+            packed = self._memo.get("self-padded", (*self._weight_key(), zero_point),
                                     lambda: self._pack(self._codes(), padding))
         else:
-            spikes, padding = self._integer_input(x.contiguous(memory_format=torch.channels_last)), list(self.padding)
-            packed = self._packed_weight()
-        return self._convolve(spikes, packed, padding, self.input_zero_point, self.weight_scale,
+            (spikes, zero_point), padding = self._integer_input(spikes, negative), list(self.padding)
+            packed = self._packed_weight(zero_point)
+        return self._convolve(spikes, packed, padding, zero_point, self.weight_scale,
                               None if self.bias is None else self.bias.detach())
 
 
@@ -400,15 +414,16 @@ class IntegerLinear(_IntegerWeights, nn.Linear):
         new = cls(layer.in_features, layer.out_features, layer.bias is not None, device="meta")
         return new._adopt(layer, bits, input_signed, skip_silent, spike_bound)
 
-    def _pack(self, codes: Tensor) -> Tensor:
-        return torch.ops.onednn.qlinear_prepack(codes, None)
+    def _pack(self, codes: Tensor, zero_point: int | None = None) -> Tensor:
+        return torch.ops.onednn.qlinear_prepack(codes, None)  # the same for every input zero point
 
     def _integer_forward(self, x: Tensor) -> Tensor:
         if x.dim() < 2:
             return self._float_forward(x)
-        spikes = self._integer_input(x.reshape(-1, x.shape[-1]))
+        spikes = self._int8_spikes(x.reshape(-1, x.shape[-1]))
+        spikes, zero_point = self._integer_input(spikes, self._negative(spikes))
         out = torch.ops.onednn.qlinear_pointwise(
-            spikes, 1.0, self.input_zero_point, self._packed_weight(), self.weight_scale, self._weight_zero_points(),
+            spikes, 1.0, zero_point, self._packed_weight(), self.weight_scale, self._weight_zero_points(),
             None if self.bias is None else self.bias.detach(), 1.0, 0, torch.float32, "none", [], "")
         return out.view(*x.shape[:-1], self.out_features)
 

@@ -8,9 +8,10 @@ r"""spikeconv's CPU kernels in C (``kernels.c``, built on first use: :mod:`spike
 - :func:`frame_span`: the frames of a dense tensor that carry a nonzero value, reading up to the first
   nonzero value from each end (the silent-frame check of :mod:`spikeconv.layers.sparse`), in place of four
   reductions and as many host synchronisations.
-- :func:`offset_bytes` and :func:`rescale_`: the integer layers' input shift (signed int8 spikes to the
-  uint8 the int8 kernels read) and the shifted path's epilogue, one pass each instead of PyTorch's one to
-  three (:mod:`spikeconv.layers.integer`); bit-identical.
+- :func:`has_negative`, :func:`offset_bytes` and :func:`rescale_`: the integer layers' check for negative
+  spikes (without any, a signed layer runs the unsigned kernel), their input shift (signed int8 spikes to
+  the uint8 the int8 kernels read) and the shifted path's epilogue, one pass each instead of PyTorch's one
+  to three (:mod:`spikeconv.layers.integer`); bit-identical.
 - :func:`event_conv2d`: a convolution (or, as a 1x1 one, a linear layer) computed from the nonzero spikes
   only, gathered per output position with the weight rows in cache: work proportional to the spikes
   (:mod:`spikeconv.sim.events` picks it per call below a density at which it beats the dense layer).
@@ -29,7 +30,7 @@ from torch import Tensor
 from .build import NativeBuild, compiler, native_build
 
 __all__ = ["NativeBuild", "PROFILER_NAME", "compiler", "frame_span", "if_scan_", "is_dense", "native_build",
-           "event_conv2d", "event_supported", "offset_bytes", "rescale_"]
+           "event_conv2d", "event_supported", "has_negative", "offset_bytes", "rescale_"]
 
 #: what torch.profiler calls the C scan
 PROFILER_NAME = "spikeconv::native_if_scan"
@@ -93,6 +94,20 @@ def is_dense(t: Tensor) -> bool:
     """Whether ``t`` is stored densely, contiguous or channels-last: element i of the memory is one element
     of ``t``, as the C kernels read it."""
     return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+
+
+def has_negative(x: Tensor) -> bool:
+    """Whether ``x`` holds a value below zero. For dense int8 CPU tensors the C kernel reads up to the first
+    4 KiB block with one (a few blocks when negative spikes are common, one pass when there are none);
+    otherwise ``bool((x < 0).any())``.
+
+    Example:
+        >>> has_negative(torch.tensor([0, 1, -1], dtype=torch.int8)), has_negative(torch.tensor([0, 2], dtype=torch.int8))
+        (True, False)
+    """
+    if x.dtype == torch.int8 and x.device.type == "cpu" and is_dense(x) and native_build().available:
+        return bool(native_build().library.spikeconv_any_negative(x.data_ptr(), x.numel(), torch.get_num_threads()))
+    return bool((x < 0).any())
 
 
 def offset_bytes(x: Tensor, add: int) -> Tensor | None:

@@ -125,6 +125,8 @@ def native_build() -> NativeBuild:
     library.spikeconv_frame_span.argtypes = [pointer, i64, i64, i64, i32, i32, ctypes.POINTER(i64),
                                              ctypes.POINTER(i64)]
     library.spikeconv_frame_span.restype = None
+    library.spikeconv_any_negative.argtypes = [pointer, i64, i32]
+    library.spikeconv_any_negative.restype = i32
     library.spikeconv_offset_bytes.argtypes = [pointer, pointer, i64, i32, i32]
     library.spikeconv_offset_bytes.restype = None
     library.spikeconv_rescale.argtypes = [pointer, pointer, pointer, pointer, i64, i64, i64, i32]

@@ -1,6 +1,6 @@
 /* spikeconv's CPU kernels (built and loaded by spikeconv/native/build.py): the IF scan of one chunk, every
    step in one call (spikeconv_if_scan), the span of frames that carry a nonzero value
-   (spikeconv_frame_span), and two helpers of the integer layers.
+   (spikeconv_frame_span), three helpers of the integer layers and the event-driven convolution.
 
    The IF scan. Per neuron, with V_th = 1 (what the converter emits), for t = 0 .. steps-1:
        V' = V + x[t];   S = clamp(floor(V'), lower, S^max)   (lower = -S^max signed, 0 unsigned)
@@ -13,12 +13,17 @@
    as one long stream; each current is read and each spike written once. (Blocks of 256 neurons with all
    steps inside, the first version, were 15-20% slower overall: many short streams; measured with
    benchmarks/neuron_scan.py and a throwaway sweep of tile sizes.) Only V + x[t] rounds (one IEEE single
-   addition, as in PyTorch's eager step); the rest acts on small integers, so the result is bit-identical to
-   the eager scan. Build flags: no contraction into multiply-adds (-ffp-contract=off), IEEE semantics
-   otherwise (-fno-trapping-math only lets float-to-int8 conversions vectorize: results do not change).
+   addition, as in PyTorch's eager step); the rest acts on small integers (signed and multi-bit neurons: as
+   int32, -V^b read and written as such), so the result is bit-identical to the eager scan (a membrane of
+   -0.0 may come out as +0.0: equal values). Each step writes its spikes, float32 or int8, in the same pass
+   (a first version stored int8 spikes through a float block of 256: the plain IF scan took ~1.4x as long
+   at chunks of 1-2 steps, benchmarks/neuron_scan.py). Build flags: no contraction into multiply-adds
+   (-ffp-contract=off), IEEE semantics otherwise (-fno-trapping-math only lets float-to-int8 conversions
+   vectorize: results do not change).
 
-   The file also holds the integer layers' one-pass helpers (spikeconv_offset_bytes, spikeconv_rescale) and the
-   event-driven convolution (spikeconv_event_lists, spikeconv_event_conv; section at the end).
+   The file also holds the integer layers' one-pass helpers (spikeconv_any_negative, spikeconv_offset_bytes,
+   spikeconv_rescale) and the event-driven convolution (spikeconv_event_lists, spikeconv_event_conv; section
+   at the end).
 
    Memory: x, v, the buffer and the spikes are dense and laid out alike (any one permutation of the axes,
    e.g. channels-last), so neuron i is element i of each; x[t] starts at x + t * x_step (0: the same current
@@ -30,72 +35,74 @@
 
 enum { SUB = 256, MAX_TILE = 16384 };
 
-/* One step over n neurons. -V^b is nb (float) or, with int8_buffer, nb8 (int8, read and written in place). */
+/* One step over n neurons. -V^b is nb (float) or, with int8_buffer, nb8 (int8, read and written in place);
+   the spikes go to s_out (float) or, with int8_out, s8_out (int8), in the same pass. */
 static inline __attribute__((always_inline)) void step_block(
     const float *restrict x, float *restrict v, float *restrict nb, int8_t *restrict nb8, float *restrict s_out,
-    int64_t n, float lower, float smax, const int is_signed, const int subtract, const int adjust,
-    const int int8_buffer) {
+    int8_t *restrict s8_out, int64_t n, float lower, float smax, const int is_signed, const int subtract,
+    const int adjust, const int int8_buffer, const int int8_out) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) {
     const float vv = v[j] + x[j];
-    const float bound = !is_signed ? 0.f : int8_buffer ? (float)nb8[j] : nb[j]; /* -V^b */
     float s = vv > lower ? vv : lower;
     s = s < smax ? s : smax;
     s = floorf(s); /* clamp then floor = floor then clamp: the bounds are integers */
-    if (is_signed) s = s > bound ? s : bound;
-    if (adjust) {
-      int32_t a = (int32_t)fabsf(s); /* |S| <= 64 */
-      a |= a >> 1;
-      a |= a >> 2;
-      a |= a >> 4;
-      const float p = (float)(a - (a >> 1));
-      s = s < 0.f ? -p : p;
-    }
-    if (is_signed) {
-      if (int8_buffer)
-        nb8[j] = (int8_t)(bound - s);
-      else
-        nb[j] = bound - s;
+    if (is_signed || adjust) { /* on integers: S, -V^b and A(|S|) are small whole numbers */
+      int32_t si = (int32_t)s, bound = 0;
+      if (is_signed) {
+        bound = int8_buffer ? nb8[j] : (int32_t)nb[j]; /* -V^b */
+        si = si > bound ? si : bound;
+      }
+      if (adjust) {
+        int32_t a = si < 0 ? -si : si; /* |S| <= 64 */
+        a |= a >> 1;
+        a |= a >> 2;
+        a |= a >> 4;
+        const int32_t p = a - (a >> 1);
+        si = si < 0 ? -p : p;
+      }
+      if (is_signed) {
+        if (int8_buffer)
+          nb8[j] = (int8_t)(bound - si);
+        else
+          nb[j] = (float)(bound - si);
+      }
+      s = (float)si;
     }
     v[j] = subtract ? vv - s : (s != 0.f ? 0.f : vv);
-    s_out[j] = s;
+    if (int8_out)
+      s8_out[j] = (int8_t)s;
+    else
+      s_out[j] = s;
   }
 }
 
-/* the eight variants (signed x subtract x adjust), each inlined with its flags constant */
-static void step_variant(int variant, const float *x, float *v, float *nb, float *s, int64_t n, float lower,
-                         float smax) {
-  switch (variant) {
-    case 0: step_block(x, v, nb, 0, s, n, lower, smax, 0, 0, 0, 0); break;
-    case 1: step_block(x, v, nb, 0, s, n, lower, smax, 0, 0, 1, 0); break;
-    case 2: step_block(x, v, nb, 0, s, n, lower, smax, 0, 1, 0, 0); break;
-    case 3: step_block(x, v, nb, 0, s, n, lower, smax, 0, 1, 1, 0); break;
-    case 4: step_block(x, v, nb, 0, s, n, lower, smax, 1, 0, 0, 0); break;
-    case 5: step_block(x, v, nb, 0, s, n, lower, smax, 1, 0, 1, 0); break;
-    case 6: step_block(x, v, nb, 0, s, n, lower, smax, 1, 1, 0, 0); break;
-    default: step_block(x, v, nb, 0, s, n, lower, smax, 1, 1, 1, 0); break;
+/* every variant (flags: 1 signed, 2 subtract, 4 adjust, 8 int8 -V^b in place, 16 int8 spikes), each inlined
+   with its flags constant */
+#define STEP_CASE(F)                                                                                            \
+  case F:                                                                                                       \
+    step_block(x, v, nb, nb8, s, s8, n, lower, smax, (F) & 1, ((F) >> 1) & 1, ((F) >> 2) & 1, ((F) >> 3) & 1, \
+               ((F) >> 4) & 1);                                                                                 \
+    break;
+static void step_variant(int flags, const float *x, float *v, float *nb, int8_t *nb8, float *s, int8_t *s8,
+                         int64_t n, float lower, float smax) {
+  switch (flags) {
+    STEP_CASE(0) STEP_CASE(1) STEP_CASE(2) STEP_CASE(3) STEP_CASE(4) STEP_CASE(5) STEP_CASE(6) STEP_CASE(7)
+    STEP_CASE(9) STEP_CASE(11) STEP_CASE(13) STEP_CASE(15)
+    STEP_CASE(16) STEP_CASE(17) STEP_CASE(18) STEP_CASE(19) STEP_CASE(20) STEP_CASE(21) STEP_CASE(22) STEP_CASE(23)
+    STEP_CASE(25) STEP_CASE(27) STEP_CASE(29) STEP_CASE(31)
+    default: break; /* an int8 buffer without a sign: never asked for */
   }
 }
-
-/* the four signed variants with an int8 -V^b read and written in place (chunks of 1-2 steps: cheaper than
-   converting a tile of it to float and back around so few steps) */
-static void step_variant_int8_buffer(int variant, const float *x, float *v, int8_t *nb, float *s, int64_t n,
-                                     float lower, float smax) {
-  switch (variant & 3) {
-    case 0: step_block(x, v, 0, nb, s, n, lower, smax, 1, 0, 0, 1); break;
-    case 1: step_block(x, v, 0, nb, s, n, lower, smax, 1, 0, 1, 1); break;
-    case 2: step_block(x, v, 0, nb, s, n, lower, smax, 1, 1, 0, 1); break;
-    default: step_block(x, v, 0, nb, s, n, lower, smax, 1, 1, 1, 1); break;
-  }
-}
+#undef STEP_CASE
 
 static void scan_range(const float *x, int64_t x_step, float *v, void *buffer, int buffer_int8, void *out,
                        int out_int8, int64_t out_step, int64_t steps, int64_t begin, int64_t end, int is_signed,
                        int variant, float lower, float smax) {
   float bt[MAX_TILE] __attribute__((aligned(64))); /* -V^b of an int8 buffer, as float, for one tile */
-  float sb[SUB] __attribute__((aligned(64)));      /* int8 spikes are stored from here */
   const int64_t tile = steps <= 2 ? MAX_TILE / 8 : MAX_TILE;
   const int in_place_int8 = is_signed && buffer_int8 && steps <= 2; /* -V^b read and written as int8 */
+  const int flags = variant | (in_place_int8 ? 8 : 0) | (out_int8 ? 16 : 0);
   for (int64_t i0 = begin; i0 < end; i0 += tile) {
     const int64_t n = end - i0 < tile ? end - i0 : tile;
     float *vt = v + i0;
@@ -108,22 +115,10 @@ static void scan_range(const float *x, int64_t x_step, float *v, void *buffer, i
         nb = (float *)buffer + i0;
       }
     }
-    for (int64_t t = 0; t < steps; ++t) {
-      const float *xt = x + t * x_step + i0;
-      for (int64_t j0 = 0; j0 < n; j0 += SUB) {
-        const int64_t m = n - j0 < SUB ? n - j0 : SUB;
-        float *spikes = out_int8 ? sb : (float *)out + t * out_step + i0 + j0;
-        if (in_place_int8)
-          step_variant_int8_buffer(variant, xt + j0, vt + j0, (int8_t *)buffer + i0 + j0, spikes, m, lower,
-                                   smax);
-        else
-          step_variant(variant, xt + j0, vt + j0, nb + j0, spikes, m, lower, smax);
-        if (out_int8) {
-          int8_t *o = (int8_t *)out + t * out_step + i0 + j0;
-          for (int64_t j = 0; j < m; ++j) o[j] = (int8_t)sb[j];
-        }
-      }
-    }
+    int8_t *nb8 = in_place_int8 ? (int8_t *)buffer + i0 : 0;
+    for (int64_t t = 0; t < steps; ++t)
+      step_variant(flags, x + t * x_step + i0, vt, nb, nb8, out_int8 ? 0 : (float *)out + t * out_step + i0,
+                   out_int8 ? (int8_t *)out + t * out_step + i0 : 0, n, lower, smax);
     if (is_signed && buffer_int8 && !in_place_int8) {
       int8_t *b = (int8_t *)buffer + i0;
       for (int64_t j = 0; j < n; ++j) b[j] = (int8_t)bt[j];
@@ -137,7 +132,7 @@ int spikeconv_if_scan(const float *x, int64_t x_step, float *v, void *buffer, in
                       int out_int8, int64_t out_step, int64_t steps, int64_t n, int64_t max_strength,
                       int is_signed, int subtract, int threads) {
   const float smax = (float)max_strength, lower = is_signed ? -(float)max_strength : 0.f;
-  const int variant = (is_signed ? 4 : 0) + (subtract ? 2 : 0) + (max_strength > 2 ? 1 : 0);
+  const int variant = (is_signed ? 1 : 0) + (subtract ? 2 : 0) + (max_strength > 2 ? 4 : 0);
   const int64_t min_per_thread = 16 * SUB;
   int64_t parts = threads < 1 ? 1 : threads;
   if (parts > n / min_per_thread) parts = n / min_per_thread > 0 ? n / min_per_thread : 1;
@@ -188,6 +183,31 @@ void spikeconv_frame_span(const void *data, int64_t frames, int64_t stride_bytes
   while (hi - 1 > lo && !frame_active(base + (hi - 1) * stride_bytes, count, elem_bytes, is_float)) --hi;
   *first = lo;
   *stop = hi;
+}
+
+/* 1 if one of the n int8 values at x is negative, else 0. Blocks of 4 KiB, each thread stopping once one is
+   found: a few blocks when negative values are common, one pass over x when there are none. */
+int spikeconv_any_negative(const int8_t *x, int64_t n, int threads) {
+  enum { BLOCK = 4096 };
+  int found = 0;
+  const int64_t blocks = (n + BLOCK - 1) / BLOCK;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n >= (1 << 16))
+  for (int64_t b = 0; b < blocks; ++b) {
+    int seen;
+#pragma omp atomic read
+    seen = found;
+    if (seen) continue;
+    const int8_t *block = x + b * BLOCK;
+    const int64_t m = n - b * BLOCK < BLOCK ? n - b * BLOCK : BLOCK;
+    uint8_t bits = 0;
+#pragma omp simd reduction(| : bits)
+    for (int64_t i = 0; i < m; ++i) bits |= (uint8_t)block[i];
+    if (bits & 0x80) {
+#pragma omp atomic write
+      found = 1;
+    }
+  }
+  return found;
 }
 
 /* dst[i] = src[i] + add (mod 256), n bytes: int8 spikes to the uint8 the int8 kernels read (add = 128 flips the
