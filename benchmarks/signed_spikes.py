@@ -24,7 +24,7 @@ from torch import nn
 from event_driven import CONVS, grid_weight, measure  # benchmarks/ is on the path when a script here runs
 from spikeconv.layers import IntegerConv2d, integer_kernels_available
 
-SHAPES = CONVS + [("conv 64->128 3x3 /2 @32", 64, 128, 3, 2, 1, 32), ("conv 128->256 3x3 /2 @16", 128, 256, 3, 2, 1, 16),
+SHAPES = CONVS + [("conv 128->128 3x3 @16", 128, 128, 3, 1, 1, 16), ("conv 128->256 3x3 /2 @16", 128, 256, 3, 2, 1, 16),
                   ("conv 256->512 3x3 /2 @8", 256, 512, 3, 2, 1, 8)]
 
 

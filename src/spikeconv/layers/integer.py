@@ -42,9 +42,9 @@ from ..native import has_negative, offset_bytes, rescale_
 from .sparse import _skip_silent
 
 MAX_BITS = 8
-#: signed convolutions with padding on output maps of at most this many positions (8x8) avoid oneDNN's
-#: zero-point padding (shifted or self-padded paths, IntegerConv2d._path); on larger maps the kernel's own
-#: was as fast or faster (2-core AVX-512 CPU, benchmarks/signed_spikes.py)
+#: signed stride-1 convolutions with padding on output maps of at most this many positions (8x8) avoid
+#: oneDNN's zero-point padding (shifted or self-padded paths, IntegerConv2d._path); on larger maps, and for
+#: strided layers, the kernel's own was as fast or faster (2-core AVX-512 CPU, benchmarks/signed_spikes.py)
 SMALL_MAP_POSITIONS = 64
 
 
@@ -279,8 +279,9 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         """How this call runs the kernel (all exact, docs/performance.md); ``negative``: whether ``x`` holds a
         negative spike of a signed layer (:meth:`_negative`; found out when None):
 
-        * ``"kernel"``: no negative spike (unsigned kernel), no padding, or an output map of more than
-          ``SMALL_MAP_POSITIONS`` positions: oneDNN pads (with the zero point of signed spikes) itself;
+        * ``"kernel"``: no negative spike (unsigned kernel), no padding, a stride above 1, or an output map
+          of more than ``SMALL_MAP_POSITIONS`` positions: oneDNN pads (with the zero point of signed spikes)
+          itself (strided: 0.98-1.03x the unsigned kernel's time, the shifted path 1.03-1.08x);
         * ``"shifted"``: signed spikes of known bound on a small map, where every sum stays below 2^24:
           :meth:`_shifted_forward` (1.0-1.05x the unsigned kernel's time where the zero-point paths took
           1.1-1.6x, ``benchmarks/signed_spikes.py``);
@@ -292,7 +293,7 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
             negative = self._negative(x)
         if not (negative and any(p > 0 for p in self.padding)):
             return "kernel"
-        if self._output_positions(x.shape[-2], x.shape[-1]) > SMALL_MAP_POSITIONS:
+        if self._output_positions(x.shape[-2], x.shape[-1]) > SMALL_MAP_POSITIONS or max(self.stride) > 1:
             return "kernel"
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
         if self.spike_bound is not None and fan_in * 127 * 2 * self.spike_bound < 2 ** 24:
