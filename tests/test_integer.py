@@ -84,7 +84,7 @@ def test_integer_conv_is_the_exact_integer_sum(seed, stride, padding, dilation, 
                                      input_signed=signed, spike_bound=strength if bound else None)
     x = _spikes((5, 4, 6, 6), signed, strength, seed)
     # every output map here is 8x8 or smaller; without a negative spike the unsigned kernel runs
-    assert layer._shifts(x) == (signed and bound and padding > 0 and stride == 1 and bool((x < 0).any()))
+    assert layer._shifts(x) == (signed and bound and bool((x < 0).any()))
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     spikes = x.to(torch.int8)  # what a neuron with spike_dtype=int8 emits: read as it is, never written
@@ -363,7 +363,7 @@ def test_converted_network_sends_int8_spikes_where_only_integer_layers_read_them
 
 
 @kernels
-@pytest.mark.parametrize("side", [4, 16])  # the shifted path's map size and the zero-point kernel's
+@pytest.mark.parametrize("side", [4, 17])  # the shifted path's map size and the zero-point kernel's
 def test_signed_layers_without_negative_spikes_run_the_unsigned_kernel(side):
     """Spikes of a signed layer with no negative value (a buffered neuron's first step; the first spiking layer
     of a constant input) take the unsigned kernel, zero point 0: the same exact sums as every other path."""
@@ -373,14 +373,14 @@ def test_signed_layers_without_negative_spikes_run_the_unsigned_kernel(side):
     positive = _spikes((4, 8, side, side), False, 2, side).to(torch.int8).contiguous(memory_format=torch.channels_last)
     mixed = _spikes((4, 8, side, side), True, 2, side + 1).to(torch.int8).contiguous(memory_format=torch.channels_last)
     assert bool((mixed < 0).any()) and not bool((positive < 0).any())
-    assert conv._path(positive) == "kernel" and conv._path(mixed) == ("shifted" if side == 4 else "kernel")
+    assert conv._path(positive) == "kernel" and conv._path(mixed) == ("shifted" if side == 4 else "kernel")  # 289 > 256
     with torch.no_grad():
         for x in (positive, mixed, positive):  # each call picks its own path; the memo keeps both packings
             assert torch.equal(conv(x), _exact_conv(conv, x.float()))
             flat = x.flatten(1)
             exact = (flat.double() @ _codes(linear).double().t()).float() * linear.weight_scale + linear.bias.detach()
             assert torch.equal(linear(flat), exact)
-    assert {"packed, zero point 0", "packed, zero point 128" if side == 16 else "shifted"} <= set(conv._memo.entries)
+    assert {"packed, zero point 0", "packed, zero point 128" if side == 17 else "shifted"} <= set(conv._memo.entries)
 
 
 @kernels
@@ -389,13 +389,17 @@ def test_shifted_path_is_chosen_by_map_size_and_exactness_bound():
     (small maps) and where every sum stays below 2^24; elsewhere the zero-point path, with the same bits."""
     torch.manual_seed(2)
     small = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, padding=1), 8, input_signed=True, spike_bound=2)
-    x_small, x_large = _spikes((3, 8, 8, 8), True, 2, 0), _spikes((3, 8, 9, 9), True, 2, 1)
-    assert small._path(x_small) == "shifted" and small._path(x_large) == "kernel"  # 64 vs 81 output positions
+    x_small, x_large = _spikes((3, 8, 16, 16), True, 2, 0), _spikes((3, 8, 17, 17), True, 2, 1)
+    assert small._path(x_small) == "shifted" and small._path(x_large) == "kernel"  # 256 vs 289 output positions
     strided = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, 2, padding=1), 8, input_signed=True, spike_bound=2)
-    assert strided._path(x_small) == "kernel"  # strided layers: oneDNN's zero point measured as fast
+    assert strided._path(x_large) == "shifted"  # 9x9 outputs
+    unpadded = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 1), 8, input_signed=True, spike_bound=2)
+    assert unpadded._path(x_small[..., :8, :8]) == "shifted" and unpadded._path(x_large[..., :9, :9]) == "kernel"
+    x_tiny = x_small[..., :8, :8]
     unknown = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, padding=1), 8, input_signed=True)
     unsigned = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, padding=1), 8)
-    assert unknown._path(x_small) == "self-padded" and unsigned._path(x_small) == "kernel"
+    assert unknown._path(x_tiny) == "self-padded" and unknown._path(x_large[..., :9, :9]) == "kernel"
+    assert unsigned._path(x_small) == "kernel"
     wide = IntegerConv2d.from_layer(nn.Conv2d(4096, 2, 3, padding=1), 8, input_signed=True, spike_bound=8)
     negative = torch.zeros(1, 4096, 4, 4)
     negative[0, 7, 2, 1] = -1
@@ -403,9 +407,10 @@ def test_shifted_path_is_chosen_by_map_size_and_exactness_bound():
     assert IntegerConv2d.from_layer(nn.Conv2d(4096, 2, 3, padding=1), 8, input_signed=True,
                                     spike_bound=1)._shifts(negative)
     with torch.no_grad():
-        for x in (x_small, x_large):
-            assert torch.equal(small(x), _exact_conv(small, x))
-            assert torch.equal(small(x.to(torch.int8)), _exact_conv(small, x))
+        for layer, x in ((small, x_small), (small, x_large), (strided, x_large), (unpadded, x_tiny),
+                         (unknown, x_tiny)):
+            assert torch.equal(layer(x), _exact_conv(layer, x))
+            assert torch.equal(layer(x.to(torch.int8)), _exact_conv(layer, x))
     assert {"shifted", "offset", "packed, zero point 128"} <= set(small._memo.entries)
     with pytest.raises(ValueError, match="spike_bound"):
         IntegerConv2d.from_layer(nn.Conv2d(2, 2, 3), 8, spike_bound=200)

@@ -42,9 +42,14 @@ from ..native import has_negative, offset_bytes, rescale_
 from .sparse import _skip_silent
 
 MAX_BITS = 8
-#: signed stride-1 convolutions with padding on output maps of at most this many positions (8x8) avoid
-#: oneDNN's zero-point padding (shifted or self-padded paths, IntegerConv2d._path); on larger maps, and for
-#: strided layers, the kernel's own was as fast or faster (2-core AVX-512 CPU, benchmarks/signed_spikes.py)
+#: signed convolutions with a known spike bound take the shifted path (IntegerConv2d._path) on output maps
+#: of at most this many positions (16x16); on the trained VGG's and ResNet-18's real spikes it took 0.56-0.96x
+#: the time of oneDNN's zero point there, and tied with it on 32x32 maps (docs/performance.md, stop 17)
+SHIFTED_MAX_POSITIONS = 256
+#: the same for convolutions without padding (1x1 shortcuts), where the zero point costs less: 8x8
+SHIFTED_MAX_POSITIONS_UNPADDED = 64
+#: signed convolutions with padding and an unknown spike bound pad the shifted spikes themselves
+#: (self-padded path) on output maps of at most this many positions (8x8); elsewhere oneDNN's zero point
 SMALL_MAP_POSITIONS = 64
 
 
@@ -279,26 +284,30 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         """How this call runs the kernel (all exact, docs/performance.md); ``negative``: whether ``x`` holds a
         negative spike of a signed layer (:meth:`_negative`; found out when None):
 
-        * ``"kernel"``: no negative spike (unsigned kernel), no padding, a stride above 1, or an output map
-          of more than ``SMALL_MAP_POSITIONS`` positions: oneDNN pads (with the zero point of signed spikes)
-          itself (strided: 0.98-1.03x the unsigned kernel's time, the shifted path 1.03-1.08x);
-        * ``"shifted"``: signed spikes of known bound on a small map, where every sum stays below 2^24:
-          :meth:`_shifted_forward` (1.0-1.05x the unsigned kernel's time where the zero-point paths took
-          1.1-1.6x, ``benchmarks/signed_spikes.py``);
-        * ``"self-padded"``: signed spikes of unknown bound on a small map: the layer pads the shifted
-          spikes with the zero point itself (oneDNN's own zero-point padding took 1.54-1.58x the
-          unsigned time on 512 channels at 4x4 with float32 spikes, self-padding 1.35-1.37x).
+        * ``"kernel"``: no negative spike (the unsigned kernel), else oneDNN with the zero point of signed
+          spikes (it pads with it itself) on larger maps;
+        * ``"shifted"``: signed spikes of known bound, every sum below 2^24, an output map of at most
+          ``SHIFTED_MAX_POSITIONS`` positions (``SHIFTED_MAX_POSITIONS_UNPADDED`` without padding):
+          :meth:`_shifted_forward` (on the trained nets' spikes 0.98-1.28x the unsigned kernel's time where
+          the zero point took 1.07-1.98x; ``benchmarks/signed_spikes.py`` on random spikes ranks them closer);
+        * ``"self-padded"``: signed spikes of unknown bound on a padded map of at most
+          ``SMALL_MAP_POSITIONS`` positions: the layer pads the shifted spikes with the zero point itself
+          (oneDNN's own zero-point padding took 1.54-1.58x the unsigned time on 512 channels at 4x4 with
+          float32 spikes, self-padding 1.35-1.37x).
         """
         if negative is None:
             negative = self._negative(x)
-        if not (negative and any(p > 0 for p in self.padding)):
+        if not negative:
             return "kernel"
-        if self._output_positions(x.shape[-2], x.shape[-1]) > SMALL_MAP_POSITIONS or max(self.stride) > 1:
-            return "kernel"
+        positions = self._output_positions(x.shape[-2], x.shape[-1])
+        padded = any(p > 0 for p in self.padding)
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
-        if self.spike_bound is not None and fan_in * 127 * 2 * self.spike_bound < 2 ** 24:
+        if (self.spike_bound is not None and fan_in * 127 * 2 * self.spike_bound < 2 ** 24
+                and positions <= (SHIFTED_MAX_POSITIONS if padded else SHIFTED_MAX_POSITIONS_UNPADDED)):
             return "shifted"
-        return "self-padded"
+        if padded and positions <= SMALL_MAP_POSITIONS:
+            return "self-padded"
+        return "kernel"
 
     def _shifts(self, x: Tensor) -> bool:
         """Whether this call takes :meth:`_shifted_forward` (see :meth:`_path`)."""
@@ -342,7 +351,8 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         (``M`` depends on the position only at the borders; computed once per input size). The kernel runs
         with unit scales and no zero point, so its float32 output is the exact integer ``Q * (S + c)``
         (below 2^24); the subtraction is exact too, then ``y = fl(fl(sum * s) + b)`` as on the other paths.
-        Chosen by :meth:`_path` on maps of 8x8 and below, where it measured fastest (docs/performance.md).
+        Chosen by :meth:`_path` on output maps of up to 16x16 (8x8 without padding), where it measured
+        fastest (docs/performance.md).
         """
         bound = self.spike_bound
         spikes = x.contiguous(memory_format=torch.channels_last)
