@@ -362,9 +362,8 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         else:
             spikes = spikes.to(torch.int8).add_(bound)
         unit = self._memo.get("unit", (), lambda: torch.ones(self.out_channels))
-        packed = self._memo.get("shifted", self._weight_key(),
-                                lambda: self._pack(self._codes(), scale=unit, zero_point=0))
-        total = self._convolve(spikes.view(torch.uint8), packed, list(self.padding), 0, unit, None)
+        # the unsigned kernel's packed weight: the scales given at run time rule (unit here), not the packed ones
+        total = self._convolve(spikes.view(torch.uint8), self._packed_weight(0), list(self.padding), 0, unit, None)
         height, width = x.shape[-2:]
         offset = self._memo.get("offset", (*self._weight_key(), height, width, bound),
                                 lambda: self._window_sums(height, width).mul_(bound))
