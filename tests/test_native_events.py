@@ -179,6 +179,27 @@ def test_event_driven_leaves_integer_layers_alone():
     assert isinstance(wrapped[0], IntegerConv2d) and isinstance(wrapped[1], EventDriven)
 
 
+@needs_native
+def test_the_measuring_run_holds_one_row_copy_at_a_time(monkeypatch):
+    """event_driven(..., inputs=x) checks once per wrapper and kind of input that the C kernel takes it (the
+    check makes the weight's row copy); the copy is dropped right away, so at most one layer's exists."""
+    net = nn.Sequential(nn.Conv2d(2, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(64 * 36, 10))
+    x = torch.rand(4, 2, 6, 6)
+    held, checks, rows = [], [], EventDriven._rows
+
+    def watched(self):  # row copies come only from _rows: count the wrappers holding one after each
+        out = rows(self)
+        checks.append(self)
+        held.append(sum(w._rows_cache is not None for w in set(checks)))
+        return out
+
+    monkeypatch.setattr(EventDriven, "_rows", watched)
+    event_driven(net, inputs=x, timesteps=6)
+    assert len(checks) == 3  # one check per wrapper (the same kind of input every step), not one per call
+    assert max(held) == 1
+
+
 def test_fixed_paths_from_a_measured_run_give_every_order_the_same_bits(data_available):
     """On the shipped MNIST LeNet and 32 real test images: event_driven(..., inputs=x) measures each layer's
     input density over a run, fixes events below the layer's limit and dense above; the fixed network reads

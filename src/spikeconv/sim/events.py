@@ -285,13 +285,18 @@ def event_driven(model: nn.Module, max_density: float | None = None, *, inputs: 
             wrappers.append(wrapper)
     if inputs is None:
         return clone
-    counts = {id(w): [0, 0, True] for w in wrappers}  # nonzero, total, the C kernel takes every call
+    # per wrapper: nonzero inputs, inputs, whether the C kernel takes every call, the input kinds checked
+    counts = {id(w): [0, 0, True, set()] for w in wrappers}
 
     def count(wrapper: EventDriven, args: tuple) -> None:
-        entry = counts[id(wrapper)]
-        entry[0] += int(torch.count_nonzero(args[0]))
-        entry[1] += args[0].numel()
-        entry[2] = entry[2] and wrapper._native_arguments(args[0]) is not None
+        x, entry = args[0], counts[id(wrapper)]
+        entry[0] += int(torch.count_nonzero(x))
+        entry[1] += x.numel()
+        kind = (tuple(x.shape[1:]), x.dtype, x.device)
+        if entry[2] and kind not in entry[3]:  # once per kind of input: frames differ, nothing else does
+            entry[3].add(kind)
+            entry[2] = wrapper._native_arguments(x) is not None
+            wrapper._rows_cache = wrapper._rows_key = None  # the check's row copy: one layer's at a time
 
     for wrapper in wrappers:
         wrapper.mode = "dense"  # the measuring run is the dense network's
@@ -303,14 +308,13 @@ def event_driven(model: nn.Module, max_density: float | None = None, *, inputs: 
         for handle in handles:
             handle.remove()
     for wrapper in wrappers:
-        nonzero, total, in_c = counts[id(wrapper)]
+        nonzero, total, in_c, _ = counts[id(wrapper)]
         wrapper.density = nonzero / total if total else None
         limit = wrapper.max_density
         if limit is None:
             limit = default_max_density(wrapper.layer) if in_c else SCATTER_MAX_DENSITY
         wrapper.mode = "events" if total and wrapper.density <= limit else "dense"
         wrapper.calls = {"events": 0, "dense": 0}
-        wrapper._rows_cache = wrapper._rows_key = None  # made by the measuring run's checks
         if wrapper.mode == "events" and in_c:
             wrapper.store_as_rows()  # one copy of the weight, in the kernel's order
     return clone
