@@ -2,9 +2,11 @@
 
 Profiles (torch.profiler, CPU) ``--runs`` simulations of a converted network and as many sets of T ANN
 forward passes, and prints the self time of the operators, grouped: weight kernels (float convolution,
-linear, and the oneDNN int8 kernels), the C neuron scan (the CPU default, ``spikeconv.native``; with
-``--eager`` the PyTorch scan, whose passes count as "other"), the rest of the SNN (eager neuron passes,
-weighted adds, conversions, checks). The ratio "SNN weight kernels / T ANN passes" is the floor for that arithmetic: the time the
+linear, the oneDNN int8 kernels, the C event-driven convolution), the C neuron scan (the CPU default,
+``spikeconv.native``; with ``--eager`` the PyTorch scan, whose passes count as "other"), the C helpers of the
+integer layers (negative-spike check, shift, epilogue) and the silent-frame check, the rest of the SNN (eager
+neuron passes, weighted adds, conversions, checks). The C calls appear under ``spikeconv::native_<kernel>``
+(before stop 17 only the scan did: the helpers' time was missing from the profile). The ratio "SNN weight kernels / T ANN passes" is the floor for that arithmetic: the time the
 simulation would take with a free neuron. Profiler times carry its overhead; read the shares, not seconds.
 
     python benchmarks/profile_share.py --model runs/cifar10_resnet18_short.pt [--weight-bits 8] [--buffered]
@@ -21,7 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from peers import load_network, relu_twin  # benchmarks/ is on the path when a script here runs
 from spikeconv import ConversionConfig, convert, simulate
-from spikeconv.native import PROFILER_NAME
+from spikeconv.native import PROFILER_NAME, PROFILER_PREFIX
 
 WEIGHT_KERNELS = ("aten::mkldnn_convolution", "aten::convolution_overrideable", "aten::addmm", "aten::mm",
                   "onednn::qconv2d_pointwise", "onednn::qlinear_pointwise", "aten::_convolution_mode")
@@ -36,11 +38,19 @@ def self_times(fn, runs: int) -> dict[str, float]:
     return {event.key: event.self_cpu_time_total / 1e6 for event in prof.key_averages()}
 
 
+def group_of(name: str) -> str:
+    """The group of one profiler event: the event-driven C convolution counts as a weight kernel."""
+    if name in WEIGHT_KERNELS or name.startswith(PROFILER_PREFIX + "event_"):
+        return "weight kernels"
+    if name == PROFILER_NAME:
+        return "C neuron scan"
+    return "C layer helpers" if name.startswith(PROFILER_PREFIX) else "other"
+
+
 def grouped(times: dict[str, float]) -> dict[str, float]:
     groups: dict[str, float] = defaultdict(float)
     for name, seconds in times.items():
-        group = "weight kernels" if name in WEIGHT_KERNELS else "C neuron scan" if name == PROFILER_NAME else "other"
-        groups[group] += seconds
+        groups[group_of(name)] += seconds
     return dict(groups)
 
 

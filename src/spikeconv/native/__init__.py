@@ -29,14 +29,26 @@ from torch import Tensor
 
 from .build import NativeBuild, compiler, native_build
 
-__all__ = ["NativeBuild", "PROFILER_NAME", "compiler", "frame_span", "if_scan_", "is_dense", "native_build",
+__all__ = ["NativeBuild", "PROFILER_NAME", "PROFILER_PREFIX", "compiler", "frame_span", "if_scan_", "is_dense", "native_build",
            "event_conv2d", "event_supported", "has_negative", "offset_bytes", "rescale_"]
 
-#: what torch.profiler calls the C scan
-PROFILER_NAME = "spikeconv::native_if_scan"
+#: torch.profiler names each C kernel call ``PROFILER_PREFIX + <kernel>`` (:func:`_run`); the scan's name:
+PROFILER_PREFIX = "spikeconv::native_"
+PROFILER_NAME = PROFILER_PREFIX + "if_scan"
 #: dtypes :func:`frame_span` reads, with whether their sign bit is ignored (-0.0 is zero)
 _SPAN_DTYPES = {torch.int8: False, torch.uint8: False, torch.int32: False, torch.float32: True,
                 torch.float16: True, torch.bfloat16: True}
+
+
+def _run(kernel: str, *args):
+    """Call the C function ``spikeconv_<kernel>`` with ``args``; while torch.profiler records, inside the event
+    ``spikeconv::native_<kernel>`` (ctypes calls are no profiler events otherwise; the annotation costs ~6 us a
+    call, so only then)."""
+    function = getattr(native_build().library, "spikeconv_" + kernel)
+    if getattr(torch.autograd.profiler, "_is_profiler_enabled", False):
+        with torch.profiler.record_function(PROFILER_PREFIX + kernel):
+            return function(*args)
+    return function(*args)
 
 
 def if_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, *, max_strength: int,
@@ -61,12 +73,7 @@ def if_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, *, max
             buffer.data_ptr() if signed else None, int(signed and buffer.dtype == torch.int8),
             spikes.data_ptr(), int(spikes.dtype == torch.int8), spikes.stride(0), steps, v.numel(),
             max_strength, int(signed), int(subtract), torch.get_num_threads())
-    scan = native_build().library.spikeconv_if_scan
-    if getattr(torch.autograd.profiler, "_is_profiler_enabled", False):  # visible to torch.profiler
-        with torch.profiler.record_function(PROFILER_NAME):
-            scan(*args)
-    else:  # the annotation costs ~6 us a call: only while profiling
-        scan(*args)
+    _run("if_scan", *args)
 
 
 def frame_span(rows: Tensor) -> tuple[int, int] | None:
@@ -84,9 +91,8 @@ def frame_span(rows: Tensor) -> tuple[int, int] | None:
             or not native_build().available):
         return None
     first, stop = ctypes.c_int64(), ctypes.c_int64()
-    native_build().library.spikeconv_frame_span(
-        rows.data_ptr(), rows.shape[0], rows.stride(0) * rows.element_size(), rows.shape[1], rows.element_size(),
-        int(kind), ctypes.byref(first), ctypes.byref(stop))
+    _run("frame_span", rows.data_ptr(), rows.shape[0], rows.stride(0) * rows.element_size(), rows.shape[1],
+         rows.element_size(), int(kind), ctypes.byref(first), ctypes.byref(stop))
     return first.value, stop.value
 
 
@@ -106,7 +112,7 @@ def has_negative(x: Tensor) -> bool:
         (True, False)
     """
     if x.dtype == torch.int8 and x.device.type == "cpu" and is_dense(x) and native_build().available:
-        return bool(native_build().library.spikeconv_any_negative(x.data_ptr(), x.numel(), torch.get_num_threads()))
+        return bool(_run("any_negative", x.data_ptr(), x.numel(), torch.get_num_threads()))
     return bool((x < 0).any())
 
 
@@ -124,7 +130,7 @@ def offset_bytes(x: Tensor, add: int) -> Tensor | None:
             or not native_build().available:
         return None
     out = torch.empty_like(x, dtype=torch.uint8)
-    native_build().library.spikeconv_offset_bytes(x.data_ptr(), out.data_ptr(), x.numel(), int(add) % 256,
+    _run("offset_bytes", x.data_ptr(), out.data_ptr(), x.numel(), int(add) % 256,
                                                   torch.get_num_threads())
     return out
 
@@ -146,9 +152,8 @@ def rescale_(total: Tensor, offset: Tensor, scale: Tensor, bias: Tensor | None) 
             and (bias is None or (bias.shape == (channels,) and bias.dtype == torch.float32
                                   and bias.is_contiguous()))):
         return False
-    native_build().library.spikeconv_rescale(
-        total.data_ptr(), offset.data_ptr(), scale.data_ptr(), None if bias is None else bias.data_ptr(),
-        count, height * width, channels, torch.get_num_threads())
+    _run("rescale", total.data_ptr(), offset.data_ptr(), scale.data_ptr(), None if bias is None else bias.data_ptr(),
+         count, height * width, channels, torch.get_num_threads())
     return True
 
 
@@ -210,23 +215,21 @@ def event_conv2d(spikes: Tensor, rows: Tensor, bias: Tensor | None, stride: tupl
     kernel_h, kernel_w, _, out_channels = rows.shape
     out_h, out_w = _event_output_size(spikes, rows, stride, padding)
     spikes = spikes.contiguous(memory_format=torch.channels_last)
-    library, threads = native_build().library, torch.get_num_threads()
+    threads = torch.get_num_threads()
     positions = frames * height * width
     offsets = torch.empty(positions + 1, dtype=torch.int64)
     unit = ctypes.c_int()
     is_int8 = int(spikes.dtype == torch.int8)
-    total = library.spikeconv_event_lists(spikes.data_ptr(), is_int8, positions, channels, offsets.data_ptr(),
-                                          None, None, ctypes.byref(unit), threads)
+    total = _run("event_lists", spikes.data_ptr(), is_int8, positions, channels, offsets.data_ptr(), None, None,
+                 ctypes.byref(unit), threads)
     if total > max_density * spikes.numel():
         return None
     index = torch.empty(max(total, 1), dtype=torch.int16)
     values = None if unit.value else torch.empty(max(total, 1), dtype=torch.float32)
-    library.spikeconv_event_lists(spikes.data_ptr(), is_int8, positions, channels, offsets.data_ptr(),
-                                  index.data_ptr(), None if values is None else values.data_ptr(),
-                                  ctypes.byref(unit), threads)
+    _run("event_lists", spikes.data_ptr(), is_int8, positions, channels, offsets.data_ptr(), index.data_ptr(),
+         None if values is None else values.data_ptr(), ctypes.byref(unit), threads)
     out = torch.empty(frames, out_channels, out_h, out_w, memory_format=torch.channels_last)
-    library.spikeconv_event_conv(
-        offsets.data_ptr(), index.data_ptr(), None if values is None else values.data_ptr(), frames, height, width,
-        channels, rows.data_ptr(), kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
-        None if bias is None else bias.data_ptr(), out.data_ptr(), out_channels, out_h, out_w, threads)
+    _run("event_conv", offsets.data_ptr(), index.data_ptr(), None if values is None else values.data_ptr(), frames,
+         height, width, channels, rows.data_ptr(), kernel_h, kernel_w, stride[0], stride[1], padding[0], padding[1],
+         None if bias is None else bias.data_ptr(), out.data_ptr(), out_channels, out_h, out_w, threads)
     return out
