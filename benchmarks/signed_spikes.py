@@ -115,7 +115,8 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     paths = ("kernel", "self-padded", "shifted")
     if args.models:
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, T = 8, time / IF layer")
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, T = 8, "
+              "time / IF layer")
         rows = real_spikes(args.models, args.batch, args.repeats, paths)
         if args.json:
             with open(args.json, "w") as handle:

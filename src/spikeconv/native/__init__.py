@@ -29,8 +29,8 @@ from torch import Tensor
 
 from .build import NativeBuild, compiler, native_build
 
-__all__ = ["NativeBuild", "PROFILER_NAME", "PROFILER_PREFIX", "compiler", "frame_span", "if_scan_", "is_dense", "native_build",
-           "event_conv2d", "event_supported", "has_negative", "offset_bytes", "rescale_"]
+__all__ = ["NativeBuild", "PROFILER_NAME", "PROFILER_PREFIX", "compiler", "frame_span", "if_scan_", "is_dense",
+           "native_build", "event_conv2d", "event_supported", "has_negative", "offset_bytes", "rescale_"]
 
 #: torch.profiler names each C kernel call ``PROFILER_PREFIX + <kernel>`` (:func:`_run`); the scan's name:
 PROFILER_PREFIX = "spikeconv::native_"
@@ -108,7 +108,7 @@ def has_negative(x: Tensor) -> bool:
     otherwise ``bool((x < 0).any())``.
 
     Example:
-        >>> has_negative(torch.tensor([0, 1, -1], dtype=torch.int8)), has_negative(torch.tensor([0, 2], dtype=torch.int8))
+        >>> has_negative(torch.tensor([0, 1, -1], dtype=torch.int8)), has_negative(torch.tensor([2], dtype=torch.int8))
         (True, False)
     """
     if x.dtype == torch.int8 and x.device.type == "cpu" and is_dense(x) and native_build().available:
