@@ -7,7 +7,8 @@ linear, the oneDNN int8 kernels, the C event-driven convolution), the C neuron s
 integer layers (negative-spike check, shift, epilogue) and the silent-frame check, the rest of the SNN (eager
 neuron passes, weighted adds, conversions, checks). The C calls appear under ``spikeconv::native_<kernel>``
 (before stop 17 only the scan did: the helpers' time was missing from the profile). The ratio "SNN weight
-kernels / T ANN passes" is the floor for that arithmetic: the time the simulation would take with a free neuron. Profiler times carry its overhead; read the shares, not seconds.
+kernels / T ANN passes" is the floor for that arithmetic: the time the simulation would take with a free
+neuron. Profiler times carry its overhead; read the shares, not seconds.
 
     python benchmarks/profile_share.py --model runs/cifar10_resnet18_short.pt [--weight-bits 8] [--buffered]
 """
