@@ -313,13 +313,12 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         """Whether this call takes :meth:`_shifted_forward` (see :meth:`_path`)."""
         return self._path(x) == "shifted"
 
-    def _pack(self, codes: Tensor, padding: list[int] | None = None, scale: Tensor | None = None,
-              zero_point: int | None = None) -> Tensor:
-        """oneDNN's packed weight for this geometry; by default the layer's padding, scales and input zero point."""
+    def _pack(self, codes: Tensor, padding: list[int] | None = None, zero_point: int | None = None) -> Tensor:
+        """oneDNN's packed weight for this geometry; by default the layer's padding and input zero point."""
         return torch.ops.onednn.qconv_prepack(
-            codes, self.weight_scale if scale is None else scale, 1.0,
-            self.input_zero_point if zero_point is None else zero_point, list(self.stride),
-            list(self.padding) if padding is None else padding, list(self.dilation), self.groups, None)
+            codes, self.weight_scale, 1.0, self.input_zero_point if zero_point is None else zero_point,
+            list(self.stride), list(self.padding) if padding is None else padding, list(self.dilation), self.groups,
+            None)
 
     def _convolve(self, spikes: Tensor, packed: Tensor, padding: list[int], zero_point: int, scale: Tensor,
                   bias: Tensor | None) -> Tensor:
@@ -343,8 +342,9 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
                  zip((height, width), self.padding, self.dilation, self.kernel_size, self.stride)]
         return sizes[0] * sizes[1]
 
-    def _shifted_forward(self, x: Tensor) -> Tensor:
-        r"""Signed spikes through the unsigned kernel, exactly: with ``c = spike_bound``, ``S + c >= 0`` and
+    def _shifted_forward(self, spikes: Tensor) -> Tensor:
+        r"""Signed int8 spikes (channels-last, as :meth:`_integer_forward` passes them) through the unsigned
+        kernel, exactly: with ``c = spike_bound``, ``S + c >= 0`` and
 
             (Q * S)_o = (Q * (S + c))_o - c M_o,     M_o = sum of Q_o over the window's in-bounds taps
 
@@ -355,16 +355,12 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         fastest (docs/performance.md).
         """
         bound = self.spike_bound
-        spikes = x.contiguous(memory_format=torch.channels_last)
-        if spikes.dtype == torch.int8:
-            shifted = offset_bytes(spikes, bound)  # C, one pass
-            spikes = spikes + bound if shifted is None else shifted
-        else:
-            spikes = spikes.to(torch.int8).add_(bound)
+        shifted = offset_bytes(spikes, bound)  # C, one pass
+        shifted = spikes + bound if shifted is None else shifted
         unit = self._memo.get("unit", (), lambda: torch.ones(self.out_channels))
         # the unsigned kernel's packed weight: the scales given at run time rule (unit here), not the packed ones
-        total = self._convolve(spikes.view(torch.uint8), self._packed_weight(0), list(self.padding), 0, unit, None)
-        height, width = x.shape[-2:]
+        total = self._convolve(shifted.view(torch.uint8), self._packed_weight(0), list(self.padding), 0, unit, None)
+        height, width = spikes.shape[-2:]
         offset = self._memo.get("offset", (*self._weight_key(), height, width, bound),
                                 lambda: self._window_sums(height, width).mul_(bound))
         bias = None if self.bias is None else self.bias.detach()

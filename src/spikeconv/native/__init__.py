@@ -130,8 +130,7 @@ def offset_bytes(x: Tensor, add: int) -> Tensor | None:
             or not native_build().available:
         return None
     out = torch.empty_like(x, dtype=torch.uint8)
-    _run("offset_bytes", x.data_ptr(), out.data_ptr(), x.numel(), int(add) % 256,
-                                                  torch.get_num_threads())
+    _run("offset_bytes", x.data_ptr(), out.data_ptr(), x.numel(), int(add) % 256, torch.get_num_threads())
     return out
 
 

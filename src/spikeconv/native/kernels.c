@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { SUB = 256, MAX_TILE = 16384 };
+enum { RANGE_ALIGN = 256, MAX_TILE = 16384 }; /* threads' ranges start at multiples of RANGE_ALIGN */
 
 /* One step over n neurons. -V^b is nb (float) or, with int8_buffer, nb8 (int8, read and written in place);
    the spikes go to s_out (float) or, with int8_out, s8_out (int8), in the same pass. */
@@ -127,17 +127,17 @@ static void scan_range(const float *x, int64_t x_step, float *v, void *buffer, i
 }
 
 /* The whole chunk: n neurons, `steps` steps, on up to `threads` threads (OpenMP; one thread per range of
-   neurons, each range a whole number of sub-blocks of 256). Returns 0. */
+   neurons, each a multiple of RANGE_ALIGN long but the last). Returns 0. */
 int spikeconv_if_scan(const float *x, int64_t x_step, float *v, void *buffer, int buffer_int8, void *out,
                       int out_int8, int64_t out_step, int64_t steps, int64_t n, int64_t max_strength,
                       int is_signed, int subtract, int threads) {
   const float smax = (float)max_strength, lower = is_signed ? -(float)max_strength : 0.f;
   const int variant = (is_signed ? 1 : 0) + (subtract ? 2 : 0) + (max_strength > 2 ? 4 : 0);
-  const int64_t min_per_thread = 16 * SUB;
+  const int64_t min_per_thread = 16 * RANGE_ALIGN;
   int64_t parts = threads < 1 ? 1 : threads;
   if (parts > n / min_per_thread) parts = n / min_per_thread > 0 ? n / min_per_thread : 1;
   int64_t size = (n + parts - 1) / parts;
-  size = (size + SUB - 1) / SUB * SUB;
+  size = (size + RANGE_ALIGN - 1) / RANGE_ALIGN * RANGE_ALIGN;
 #pragma omp parallel for num_threads((int)parts) schedule(static) if (parts > 1)
   for (int64_t begin = 0; begin < n; begin += size) {
     const int64_t end = begin + size < n ? begin + size : n;
