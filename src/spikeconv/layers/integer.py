@@ -43,8 +43,9 @@ from .sparse import _skip_silent
 
 MAX_BITS = 8
 #: signed convolutions with a known spike bound take the shifted path (IntegerConv2d._path) on output maps
-#: of at most this many positions (16x16); on the trained VGG's and ResNet-18's real spikes it took 0.56-0.96x
-#: the time of oneDNN's zero point there, and tied with it on 32x32 maps (docs/performance.md, stop 17)
+#: of at most this many positions (16x16): on the trained VGG's and ResNet-18's real spikes it took 0.93-1.04x
+#: the IF layer's time there against the zero point's 0.94-1.54x, and 1.04-1.08x against 0.99-1.01x on 32x32
+#: maps (benchmarks/signed_spikes.py --models; docs/performance.md, stop 17)
 SHIFTED_MAX_POSITIONS = 256
 #: the same for convolutions without padding (1x1 shortcuts), where the zero point costs less: 8x8
 SHIFTED_MAX_POSITIONS_UNPADDED = 64
@@ -288,8 +289,8 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
           spikes (it pads with it itself) on larger maps;
         * ``"shifted"``: signed spikes of known bound, every sum below 2^24, an output map of at most
           ``SHIFTED_MAX_POSITIONS`` positions (``SHIFTED_MAX_POSITIONS_UNPADDED`` without padding):
-          :meth:`_shifted_forward` (on the trained nets' spikes 0.98-1.28x the unsigned kernel's time where
-          the zero point took 1.07-1.98x; ``benchmarks/signed_spikes.py`` on random spikes ranks them closer);
+          :meth:`_shifted_forward` (on the trained nets' spikes 0.93-1.04x the IF layer's time where the
+          zero point took 0.94-1.54x; ``benchmarks/signed_spikes.py`` on random spikes ranks them closer);
         * ``"self-padded"``: signed spikes of unknown bound on a padded map of at most
           ``SMALL_MAP_POSITIONS`` positions: the layer pads the shifted spikes with the zero point itself
           (oneDNN's own zero-point padding took 1.54-1.58x the unsigned time on 512 channels at 4x4 with
