@@ -23,6 +23,8 @@ integers (weights quantized for hardware, their scale in the threshold), where e
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import Tensor, nn
 
@@ -175,7 +177,7 @@ class EventDriven(nn.Module):
         weight = self.layer.weight.detach()
         rows = _as_rows(weight)
         if rows.is_contiguous() and rows.dtype == torch.float32:
-            self._rows_cache = self._rows_key = None
+            self._drop_rows_copy()
             return rows
         key = (weight.data_ptr(), None if weight.is_inference() else weight._version, weight.shape)
         if self._rows_key != key:
@@ -190,7 +192,19 @@ class EventDriven(nn.Module):
         stored = _as_rows(weight.detach()).float().contiguous()
         view = stored.permute(3, 2, 0, 1) if weight.dim() == 4 else stored[0, 0].t()
         self.layer.weight = nn.Parameter(view, requires_grad=weight.requires_grad)
+        self._drop_rows_copy()
+
+    def _drop_rows_copy(self) -> None:
+        """Forget the row-ordered copy of the weight :meth:`_rows` made (remade on the next call if needed)."""
         self._rows_cache = self._rows_key = None
+
+    def _limit(self, native_kernel: bool) -> float:
+        """The density up to which this layer takes events: ``max_density``, or the measured default of the
+        path that runs them (:func:`default_max_density` for the C kernel, :data:`SCATTER_MAX_DENSITY` for the
+        PyTorch version)."""
+        if self.max_density is not None:
+            return self.max_density
+        return default_max_density(self.layer) if native_kernel else SCATTER_MAX_DENSITY
 
     def _native_arguments(self, x: Tensor) -> tuple | None:
         """``(spikes, rows, bias, stride, padding)`` for :func:`spikeconv.native.event_conv2d`, or None where
@@ -217,16 +231,14 @@ class EventDriven(nn.Module):
             return self.layer(x)
         arguments = self._native_arguments(x)
         if arguments is not None:  # the C kernel: its count pass measures the density (no extra reduction)
-            limit = default_max_density(self.layer) if self.max_density is None else self.max_density
-            out = native.event_conv2d(*arguments, max_density=1.0 if self.mode == "events" else limit)
+            out = native.event_conv2d(*arguments, max_density=1.0 if self.mode == "events" else self._limit(True))
             if out is None:
                 self.calls["dense"] += 1
                 return self.layer(x)
             self.calls["events"] += 1
             return out.view(*x.shape[:-1], -1) if isinstance(self.layer, nn.Linear) else out
         density = torch.count_nonzero(x).item() / max(x.numel(), 1)
-        limit = SCATTER_MAX_DENSITY if self.max_density is None else self.max_density
-        if self.mode == "auto" and density > limit:
+        if self.mode == "auto" and density > self._limit(False):
             self.calls["dense"] += 1
             return self.layer(x)
         self.calls["events"] += 1
@@ -245,6 +257,16 @@ def _event_capable(module: nn.Module) -> bool:
         return (module.groups == 1 and module.dilation == (1, 1) and not isinstance(module.padding, str)
                 and module.padding_mode == "zeros")
     return isinstance(module, nn.Linear)
+
+
+@dataclass
+class _InputCount:
+    """What :func:`event_driven`'s measuring run records of one wrapped layer's inputs."""
+
+    nonzero: int = 0  # nonzero input values over the run
+    total: int = 0  # input values over the run
+    native_kernel: bool = True  # whether the C kernel takes every call
+    kinds: set = field(default_factory=set)  # the kinds of input (shape, dtype, device) already checked
 
 
 def event_driven(model: nn.Module, max_density: float | None = None, *, inputs: Tensor | None = None,
@@ -285,18 +307,17 @@ def event_driven(model: nn.Module, max_density: float | None = None, *, inputs: 
             wrappers.append(wrapper)
     if inputs is None:
         return clone
-    # per wrapper: nonzero inputs, inputs, whether the C kernel takes every call, the input kinds checked
-    counts = {id(w): [0, 0, True, set()] for w in wrappers}
+    counts = {id(w): _InputCount() for w in wrappers}
 
     def count(wrapper: EventDriven, args: tuple) -> None:
         x, entry = args[0], counts[id(wrapper)]
-        entry[0] += int(torch.count_nonzero(x))
-        entry[1] += x.numel()
+        entry.nonzero += int(torch.count_nonzero(x))
+        entry.total += x.numel()
         kind = (tuple(x.shape[1:]), x.dtype, x.device)
-        if entry[2] and kind not in entry[3]:  # once per kind of input: frames differ, nothing else does
-            entry[3].add(kind)
-            entry[2] = wrapper._native_arguments(x) is not None
-            wrapper._rows_cache = wrapper._rows_key = None  # the check's row copy: one layer's at a time
+        if entry.native_kernel and kind not in entry.kinds:  # once per kind of input: frames differ, nothing else
+            entry.kinds.add(kind)
+            entry.native_kernel = wrapper._native_arguments(x) is not None
+            wrapper._drop_rows_copy()  # the check's row copy: one layer's at a time
 
     for wrapper in wrappers:
         wrapper.mode = "dense"  # the measuring run is the dense network's
@@ -308,14 +329,12 @@ def event_driven(model: nn.Module, max_density: float | None = None, *, inputs: 
         for handle in handles:
             handle.remove()
     for wrapper in wrappers:
-        nonzero, total, in_c, _ = counts[id(wrapper)]
-        wrapper.density = nonzero / total if total else None
-        limit = wrapper.max_density
-        if limit is None:
-            limit = default_max_density(wrapper.layer) if in_c else SCATTER_MAX_DENSITY
-        wrapper.mode = "events" if total and wrapper.density <= limit else "dense"
+        entry = counts[id(wrapper)]
+        wrapper.density = entry.nonzero / entry.total if entry.total else None
+        events = entry.total and wrapper.density <= wrapper._limit(entry.native_kernel)
+        wrapper.mode = "events" if events else "dense"
         wrapper.calls = {"events": 0, "dense": 0}
-        if wrapper.mode == "events" and in_c:
+        if wrapper.mode == "events" and entry.native_kernel:
             wrapper.store_as_rows()  # one copy of the weight, in the kernel's order
     return clone
 
