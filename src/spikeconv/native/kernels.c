@@ -47,9 +47,9 @@ static inline __attribute__((always_inline)) void step_block(
     float s = vv > lower ? vv : lower;
     s = s < smax ? s : smax;
     s = floorf(s); /* clamp then floor = floor then clamp: the bounds are integers */
-    int32_t spike = 0; /* S as an integer, signed and multi-bit neurons */
+    int32_t si = (int32_t)s; /* S as an integer: what the int8 spikes store */
     if (is_signed || adjust) { /* on integers: S, -V^b and A(|S|) are small whole numbers */
-      int32_t si = (int32_t)s, bound = 0;
+      int32_t bound = 0;
       if (is_signed) {
         bound = int8_buffer ? nb8[j] : (int32_t)nb[j]; /* -V^b */
         si = si > bound ? si : bound;
@@ -69,12 +69,11 @@ static inline __attribute__((always_inline)) void step_block(
           nb[j] = (float)(bound - si);
       }
       s = (float)si;
-      spike = si;
     }
     v[j] = subtract ? vv - s : (s != 0.f ? 0.f : vv);
-    if (int8_out) /* from the integer S where there is one: GCC then packs it once for -V^b and the spikes
-                     (converting the float S back took 7 more of ~70 vector instructions; that scan 14% faster) */
-      s8_out[j] = (int8_t)((is_signed || adjust) ? spike : (int32_t)s);
+    if (int8_out) /* from the integer S: GCC packs it once for -V^b and the spikes (converting the float S
+                     back took 7 more of ~70 vector instructions a step: the buffered scan 14% faster) */
+      s8_out[j] = (int8_t)si;
     else
       s_out[j] = s;
   }
