@@ -93,7 +93,7 @@ def networks(device: str, backend: str) -> int:
             calls["eager"] += 1
             return _scan_steps_(*args)
         with mock.patch.object(fused, launch_name, counted), mock.patch.object(fused, "_scan_steps_", fallback), \
-                mock.patch("spikeconv.sim.engine.scan_kernel_for", lambda device, fused_=True: kernel):
+                mock.patch("spikeconv.sim.engine.scan_kernel_for", lambda device, kernel_="auto": kernel):
             out = simulate(snn, inputs, 6, order="layer", chunk=4)
         if not torch.equal(out, eager) or calls["eager"] or not calls["fused"]:
             print("network mismatch or fallback:", config, calls, torch.equal(out, eager))

@@ -16,7 +16,9 @@ from torch import nn
 from spikeconv import ConversionConfig, convert, simulate
 from spikeconv.neuron import IFNeuron, NeuronConfig, if_init, if_scan, true_divide
 from spikeconv.layers.sparse import computed_span
-from spikeconv.sim.engine import choose_order
+from spikeconv.sim import SimulationConfig
+from spikeconv.sim.config import ALL_STEPS
+from spikeconv.sim.engine import choose_chunk
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 devices = pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=cuda)])
@@ -47,9 +49,8 @@ def test_cuda_run_equals_cpu_run(config):
     assert torch.equal(gpu.cpu(), reference)
 
 
-def test_auto_order_folds_all_steps_on_cuda():  # order logic only: runs without a device too
-    order, chunk = choose_order(torch.device("cuda"), "auto", batch=32)
-    assert (order.value, chunk) == ("layer", None)
+def test_auto_chunk_folds_all_steps_on_cuda():  # chunking logic only: runs without a device too
+    assert choose_chunk(torch.device("cuda"), 32, SimulationConfig()) == (ALL_STEPS, None)
 
 
 @cuda

@@ -54,8 +54,10 @@ def test_fused_needs_equal_layouts_and_float32():
 
 
 def test_the_engine_runs_triton_only_on_cuda_and_when_asked():
-    assert scan_kernel_for(torch.device("cpu"), fused=True) is not fused_scan_kernel  # the C scan there
+    assert scan_kernel_for(torch.device("cpu"), "native") is not fused_scan_kernel  # the C scan there
     assert scan_kernel_for(torch.device("cuda")) is None
+    with pytest.raises(ValueError, match="CUDA"):
+        scan_kernel_for(torch.device("cpu"), "triton")
 
 
 @pytest.mark.parametrize("spikes,buffer,signed,max_strength,subtract", [

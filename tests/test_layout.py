@@ -15,7 +15,7 @@ ALLOWED = {
     "quant": {"errors"},
     "convert": {"neuron", "quant", "layers", "errors"},
     "sim": {"neuron", "errors", "native", "layers"},
-    "analysis": {"sim", "neuron", "errors", "layers"},
+    "analysis": {"sim", "neuron", "errors", "layers", "convert"},
     "models": {"layers", "errors"},
     "data": {"errors", "atomic", "cache"},
     "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers", "atomic", "cache",
@@ -25,13 +25,18 @@ ALLOWED = {
 
 
 def _package_imports(path: Path, part: str) -> set[str]:
+    """The top-level parts of spikeconv that ``path`` imports (relative imports resolved from its folder)."""
     tree = ast.parse(path.read_text())
+    here = list(path.relative_to(PACKAGE).parent.parts)  # folders below spikeconv/
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level >= 2 and node.module:
-                found.add(node.module.split(".")[0])
-            elif node.level == 0 and node.module and node.module.startswith("spikeconv."):
+            if node.level >= 1:
+                base = here[:len(here) - (node.level - 1)] if node.level > 1 else here
+                target = base + (node.module.split(".") if node.module else [])
+                if target:
+                    found.add(target[0])
+            elif node.module and node.module.startswith("spikeconv."):
                 found.add(node.module.split(".")[1])
     return found - {part}
 

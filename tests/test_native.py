@@ -77,8 +77,8 @@ def test_c_scan_equals_eager_scan_on_threaded_sizes(signed, smax, subtract, int8
 @needs_native
 def test_the_engine_runs_the_c_scan_on_the_cpu_by_default():
     assert scan_kernel_for(torch.device("cpu")) is native_scan_kernel
-    assert scan_kernel_for(torch.device("cpu"), fused=True) is native_scan_kernel
-    assert scan_kernel_for(torch.device("cpu"), fused=False) is None
+    assert scan_kernel_for(torch.device("cpu"), "native") is native_scan_kernel
+    assert scan_kernel_for(torch.device("cpu"), "eager") is None
 
 
 def test_the_c_scan_refuses_tensors_off_the_cpu():

@@ -2,16 +2,17 @@
 
 import pytest
 import torch
-from helpers import tiny_resnet
+from helpers import dyadic, on_grid_, tiny_resnet
 from torch import nn
 
 from spikeconv import ConversionConfig, IFNeuron, NeuronConfig, convert, simulate
 
 
+@pytest.mark.exactness
 @pytest.mark.parametrize("signed,max_strength", [(False, 1), (True, 1), (True, 2)])
 def test_layer_step_and_chunked_orders_are_bit_identical_on_a_residual_net(signed, max_strength):
     model, x = tiny_resnet()
-    snn = convert(model, x, ConversionConfig(signed=signed, max_strength=max_strength))
+    snn = on_grid_(convert(model, x, ConversionConfig(signed=signed, max_strength=max_strength)))
     spikes = {}
 
     def record(key):
@@ -36,9 +37,10 @@ def test_layer_step_and_chunked_orders_are_bit_identical_on_a_residual_net(signe
             assert torch.equal(full, torch.cat(spikes[key][name])), (key, name)
 
 
+@pytest.mark.exactness
 def test_constant_input_shortcut_equals_an_explicit_sequence():
     model, x = tiny_resnet()
-    snn = convert(model, x)
+    snn = on_grid_(convert(model, x))
     constant = simulate(snn, x, 6)
     explicit = simulate(snn, x.unsqueeze(0).expand(6, *x.shape).contiguous(), 6, sequence=True)
     assert torch.equal(constant, explicit)
@@ -64,9 +66,10 @@ def test_nan_input_is_rejected():
     assert net[0]._run is None
 
 
+@pytest.mark.exactness
 def test_memory_budget_limits_the_folded_chunk_and_keeps_the_spikes():
     model, x = tiny_resnet()
-    snn = convert(model, x, ConversionConfig(max_strength=2))
+    snn = on_grid_(convert(model, x, ConversionConfig(max_strength=2)))
     reference = simulate(snn, x, 8, order="step")
     calls = []
     neuron = next(m for m in snn.modules() if isinstance(m, IFNeuron))
@@ -87,17 +90,18 @@ def test_memory_budget_limits_the_folded_chunk_and_keeps_the_spikes():
         simulate(snn, x, 4, memory_budget=0)
 
 
+@pytest.mark.exactness
 def test_auto_order_on_cpu_folds_only_within_its_memory_budget():
     """A layer output of 4 MiB a step (8 x 32 x 64 x 64 floats): 16 MiB for input + output allows 2 steps
     at once; 8 MiB a step (twice the batch) allows none, so that run goes step by step."""
     from spikeconv.sim.engine import CPU_AUTO_BUDGET
     assert CPU_AUTO_BUDGET == 16 << 20
-    net = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), IFNeuron())
+    net = on_grid_(nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), IFNeuron()))
     plans = {}
     for batch in (8, 16):
         calls = []
         handle = net[1].register_forward_hook(lambda module, inputs, output: calls.append(output.shape[0] // batch))
-        x = torch.rand(batch, 3, 64, 64)
+        x = dyadic(batch, 3, 64, 64)
         try:
             auto = simulate(net, x, 5)
         finally:
@@ -108,10 +112,11 @@ def test_auto_order_on_cpu_folds_only_within_its_memory_budget():
     assert plans[16] == [1, 1, 1, 1, 1]
 
 
+@pytest.mark.exactness
 def test_neurons_reuse_their_output_tensor_only_when_asked_and_no_hook_observes_the_run(monkeypatch):
     import spikeconv.neuron.modules as modules
     model, x = tiny_resnet()
-    snn = convert(model, x, ConversionConfig(max_strength=2, voltage_clamp=1))
+    snn = on_grid_(convert(model, x, ConversionConfig(max_strength=2, voltage_clamp=1)))
     reference = simulate(snn, x, 6, order="step")  # computed first: reuse would not change it anyway
     given = []
     original = modules.if_scan_
@@ -147,6 +152,6 @@ def test_neurons_reuse_their_output_tensor_only_when_asked_and_no_hook_observes_
 def test_compiled_scan_with_int8_spikes_and_integer_layers_equals_eager():
     # the compiled scan returns a spike tensor of its own (int8 here, read by the integer layers)
     model, x = tiny_resnet()
-    snn = convert(model, x, ConversionConfig(weight_bits=8, max_strength=2))
+    snn = on_grid_(convert(model, x, ConversionConfig(weight_bits=8, max_strength=2)))
     eager = simulate(snn, x, 9)
     assert torch.equal(simulate(snn, x, 9, compile=True, order="layer", chunk=4), eager)

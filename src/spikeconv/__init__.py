@@ -9,26 +9,30 @@ Example:
     torch.Size([4, 3, 2])
 """
 
-from .convert import ConversionConfig, SpikingNetwork, convert
+from .convert import ConversionConfig, Role, Rule, SpikingNetwork, convert, register_rule
 from .layers import Concat, WAdd
 from .neuron import IFNeuron, NeuronConfig, Reset
 from .quant import QReLU, calibrate_bounds_, param_groups
-from .sim import ExecutionOrder, simulate
+from .sim import Kernel, SimulationConfig, simulate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Concat",
     "ConversionConfig",
-    "ExecutionOrder",
     "IFNeuron",
+    "Kernel",
     "NeuronConfig",
     "QReLU",
     "Reset",
+    "Role",
+    "Rule",
+    "SimulationConfig",
     "SpikingNetwork",
     "WAdd",
     "calibrate_bounds_",
     "convert",
     "param_groups",
+    "register_rule",
     "simulate",
 ]

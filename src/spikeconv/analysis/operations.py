@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..convert import REGISTRY
 
 
 @dataclass(frozen=True)
@@ -32,35 +32,25 @@ class EnergyTable:
 
 
 def fanout_events(layer: nn.Module, x: Tensor) -> Tensor:
-    """Per sample (dim 0 of ``x``): sum over input elements of ``x`` times their fan-out in ``layer``."""
-    if isinstance(layer, nn.Linear):
-        return x.flatten(1).sum(1) * layer.out_features
-    if isinstance(layer, nn.Conv2d):
-        groups = layer.groups
-        ones = torch.ones(groups, layer.in_channels // groups, *layer.kernel_size, dtype=x.dtype, device=x.device)
-        padding = layer.padding if isinstance(layer.padding, (tuple, int)) else 0
-        if layer.padding_mode != "zeros":
-            raise ValueError("operation counts support zero padding only")
-        per_group = F.conv2d(x, ones, None, layer.stride, padding, layer.dilation, groups)
-        return per_group.flatten(1).sum(1) * (layer.out_channels // groups)
-    if isinstance(layer, nn.Conv1d):
-        groups = layer.groups
-        ones = torch.ones(groups, layer.in_channels // groups, *layer.kernel_size, dtype=x.dtype, device=x.device)
-        per_group = F.conv1d(x, ones, None, layer.stride, layer.padding, layer.dilation, groups)
-        return per_group.flatten(1).sum(1) * (layer.out_channels // groups)
-    raise TypeError(f"no operation count for {type(layer).__name__}")
+    """Per sample (dim 0 of ``x``): sum over input elements of ``x`` times their fan-out in ``layer``
+    (from the layer's conversion rule, :meth:`spikeconv.convert.Rule.fanout`)."""
+    counts = REGISTRY.lookup(layer).fanout(layer, x)
+    if counts is None:
+        raise TypeError(f"no operation count for {type(layer).__name__}")
+    return counts
 
 
 def ann_macs(layer: nn.Module, input_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> int:
     """Dense multiply-accumulates of one sample through ``layer`` (shapes without the batch dimension)."""
-    if isinstance(layer, nn.Linear):
-        return layer.in_features * layer.out_features
-    if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
-        per_output = layer.in_channels // layer.groups
-        for k in layer.kernel_size:
-            per_output *= k
-        return int(torch.Size(output_shape).numel()) * per_output
-    raise TypeError(f"no MAC count for {type(layer).__name__}")
+    macs = REGISTRY.lookup(layer).macs(layer, input_shape, output_shape)
+    if macs is None:
+        raise TypeError(f"no MAC count for {type(layer).__name__}")
+    return macs
+
+
+def _counted(module: nn.Module) -> bool:
+    """Whether ``module`` is a synapse layer whose operations are counted."""
+    return REGISTRY.lookup(module).synapses
 
 
 @dataclass
@@ -130,7 +120,7 @@ def count_operations(model: nn.Module) -> Iterator[OperationCounter]:
 
     try:
         for name, module in model.named_modules():
-            if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            if _counted(module):
                 handles.append(module.register_forward_hook(weight_hook(name)))
             elif isinstance(module, SpikingModule):
                 handles.append(module.register_forward_hook(neuron_hook))

@@ -1,7 +1,8 @@
 """The analog twin of a converted network: the same weights, every spiking layer replaced by its rate
 (ANN) counterpart, so that layer ``j`` of the twin computes the ANN activation in *rate units*
 ``a_j / lambda_j`` (clipped ReLU ``clamp(x / V_th, 0, S^max)``). It needs no mapping back to the user's
-ANN and is exact by construction (a test compares it with the unquantized ANN)."""
+ANN and is exact by construction (a test compares it with the unquantized ANN). Each spiking module's twin
+comes from the conversion rule that made it (:meth:`spikeconv.convert.Rule.analog`)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,9 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from ..layers.integer import IntegerConv2d, IntegerLinear
-from ..neuron import IFNeuron, SpikingMaxPool2d, SpikingSoftmax, true_divide
-
-
-class AnalogNeuron(nn.Module):
-    """``clamp(x / V_th, 0, S^max)``: the rate an IF neuron approaches for a constant current ``x``.
-
-    With ``steps = T``, the rate an ideal IF neuron reaches in ``T`` steps from ``V(0) = phi * V_th``
-    for that constant current, ``clamp(floor(T * x / V_th + phi), 0, S^max * T) / T`` (Eq. 11; the
-    quantized ANN's QReLU with ``P = T * S^max`` levels).
-    """
-
-    def __init__(self, threshold: float, max_strength: int, steps: int | None = None, phi: float = 0.0) -> None:
-        super().__init__()
-        self.threshold, self.max_strength, self.steps, self.phi = threshold, max_strength, steps, phi
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.steps is None:
-            return true_divide(x, self.threshold).clamp(0, self.max_strength)
-        counts = torch.floor(true_divide(x, self.threshold) * self.steps + self.phi)
-        return true_divide(counts.clamp(0, self.max_strength * self.steps), self.steps)
+from ..convert import REGISTRY
+from ..layers.replace import set_submodule
+from ..neuron import AnalogNeuron
 
 
 def analog_twin(snn: nn.Module, steps: int | None = None) -> nn.Module:
@@ -43,20 +26,10 @@ def analog_twin(snn: nn.Module, steps: int | None = None) -> nn.Module:
     """
     twin = copy.deepcopy(snn)
     for name, module in list(twin.named_modules()):
-        if isinstance(module, IFNeuron):
-            new: nn.Module = AnalogNeuron(module.config.threshold, module.config.max_strength, steps,
-                                          module.config.phi)
-        elif isinstance(module, SpikingMaxPool2d):
-            new = nn.MaxPool2d(module.kernel_size, module.stride, module.padding, module.dilation,
-                               ceil_mode=module.ceil_mode)
-        elif isinstance(module, SpikingSoftmax):
-            new = nn.Softmax(dim=module.dim)
-        elif isinstance(module, (IntegerConv2d, IntegerLinear)):  # analog inputs are not integer spikes
-            new = module.float_layer()
-        else:
-            continue
-        parent_name, _, attr = name.rpartition(".")
-        setattr(twin.get_submodule(parent_name) if parent_name else twin, attr, new)
+        rule = REGISTRY.for_spiking(module)
+        new = rule.analog(module, steps) if rule is not None else None
+        if new is not None:
+            set_submodule(twin, name, new)
     return twin
 
 

@@ -18,9 +18,10 @@ Algorithm 1, with ``lambda = lambda^b / S^max`` and currents multiplied by ``V_t
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -28,15 +29,13 @@ from torch import Tensor, nn
 from ..errors import ConversionError, UnsupportedLayerError
 from ..layers.integer import check_weight_bits
 from ..layers.sparse import skip_silent_frames_
-from ..neuron import IFNeuron, NeuronConfig, Reset, SpikingMaxPool2d, SpikingSoftmax, check_max_strength
-from ..quant import QReLU
-from .fold import batchnorm_affine, batchnorm_as_affine, fold_batchnorm_
+from ..neuron import NeuronConfig, Reset, check_max_strength
 from .graph import Graph, Node, trace
 from .integer import int8_spikes_, quantize_weights_
 from .network import NodeReport, SpikingNetwork
+from .registry import Role, Rule, operation_name, rule_of
 from .rewrite import rewrite_functional
-from .rules import Role, function_role, module_role
-from .scaling import Scaler, data_bounds, operation_name
+from .scaling import Scaler, data_bounds
 
 
 class MaxPoolMode(str, Enum):
@@ -123,93 +122,35 @@ class ConversionConfig:
         NeuronConfig(threshold=self.threshold, phi=self.phi or 0.0)  # validates both
 
 
-def _set_module(root: nn.Module, path: str, new: nn.Module) -> None:
-    parent_path, _, attr = path.rpartition(".")
-    parent = root.get_submodule(parent_path) if parent_path else root
-    setattr(parent, attr, new)
+def _rules(graph: Graph, user: Mapping[type, Any] | None) -> dict[int, Rule]:
+    return {node.index: rule_of(node, user) for node in graph.nodes}
 
 
-def _roles(graph: Graph, rules: dict[type, Role] | None) -> dict[int, Role]:
-    roles: dict[int, Role] = {}
-    for node in graph.nodes:
-        if node.kind == "input":
-            roles[node.index] = Role.PASS
-        elif node.kind == "module":
-            roles[node.index] = module_role(node.module, rules)
-        else:
-            roles[node.index] = function_role(node.target)
-    return roles
-
-
-def _check_supported(graph: Graph, roles: dict[int, Role]) -> None:
-    bad = [n for n in graph.nodes if roles[n.index] is Role.UNSUPPORTED]
+def _check_supported(graph: Graph, rules: dict[int, Rule]) -> None:
+    bad = [n for n in graph.nodes if not rules[n.index].supports(n.module)]
     if bad:
-        listing = ", ".join(f"'{n.name}' ({operation_name(n)})" for n in bad[:8])
+        shown = 8
+        listing = ", ".join(f"'{n.name}' ({operation_name(n)})" for n in bad[:shown])
+        more = f" and {len(bad) - shown} more" if len(bad) > shown else ""
         raise UnsupportedLayerError(
-            f"cannot convert {len(bad)} operation(s): {listing}. Options: replace them by supported layers "
-            "(ReLU/QReLU/ReLU6 activations, Conv/Linear/BatchNorm, pooling, WAdd, Concat), or register a "
-            "rule: convert(..., rules={YourModule: Role.PASS})")
+            f"cannot convert {len(bad)} operation(s): {listing}{more} ('spikeconv inspect' lists them all). "
+            "Options: replace them by supported layers (ReLU/QReLU/ReLU6 activations, Conv/Linear/BatchNorm, "
+            "pooling, WAdd, Concat), or register a rule: convert(..., rules={YourModule: spikeconv.Role.PASS}) "
+            "or spikeconv.register_rule(YourModule, rule) (docs/conversion.md)")
     calls: dict[int, list[Node]] = {}
     for node in graph.nodes:
         if node.kind == "module":
             calls.setdefault(id(node.module), []).append(node)
     for nodes in calls.values():
-        if len(nodes) > 1 and roles[nodes[0].index] not in (Role.PASS, Role.CONCAT):
+        if len(nodes) > 1 and rules[nodes[0].index].role not in (Role.PASS, Role.CONCAT):
             raise ConversionError(
                 f"module '{nodes[0].target}' ({operation_name(nodes[0])}) is called {len(nodes)} times in one "
                 "forward pass and the model could not be rewritten by torch.fx; a spiking layer needs its own "
                 "state and scale per call: give each call its own module instance")
-    functional = [n for n in graph.nodes if n.kind == "function" and roles[n.index] in (Role.MAXPOOL, Role.SOFTMAX)]
-    if functional:
-        raise ConversionError(f"functional '{functional[0].name}' must be a module to be converted; use nn.MaxPool2d "
-                              "/ nn.Softmax (the torch.fx rewrite does this when the model is traceable)")
 
 
-def _fold_forward_(bn: nn.Module, layer: nn.Module) -> bool:
-    """Fold ``bn`` into the Linear or padding-free Conv ``layer`` that follows it; False if impossible."""
-    if isinstance(layer, nn.Conv2d) and (layer.groups != 1 or any(p != 0 for p in layer.padding)
-                                         or layer.padding_mode != "zeros"):
-        return False
-    if not isinstance(layer, (nn.Linear, nn.Conv2d)):
-        return False
-    a, c = batchnorm_affine(bn)
-    weight = layer.weight.data
-    shift = (weight * c.view(1, -1, *([1] * (weight.dim() - 2)))).flatten(1).sum(1)
-    if layer.bias is None:
-        layer.bias = nn.Parameter(torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device))
-    layer.bias.data.add_(shift)
-    weight.mul_(a.view(1, -1, *([1] * (weight.dim() - 2))))
-    return True
-
-
-def _handle_batchnorms(net: nn.Module, graph: Graph, roles: dict[int, Role], report: list[NodeReport]) -> None:
-    for node in graph.nodes:
-        if roles[node.index] is not Role.BATCHNORM:
-            continue
-        producer = graph.producer(node) if node.inputs else None
-        users = sorted(set(node.users))
-        consumer = graph.nodes[users[0]] if len(users) == 1 else None
-        if (producer is not None and producer.kind == "module"
-                and isinstance(producer.module, (nn.Conv1d, nn.Conv2d, nn.Linear)) and producer.users == [node.index]):
-            fold_batchnorm_(producer.module, node.module)
-            detail = f"into {producer.name}"
-        elif (consumer is not None and consumer.kind == "module" and roles[consumer.index] is Role.WEIGHT
-              and _fold_forward_(node.module, consumer.module)):
-            detail = f"forward into {consumer.name}"
-        else:
-            _set_module(net, node.target, batchnorm_as_affine(node.module))
-            node.module = net.get_submodule(node.target)
-            roles[node.index] = Role.WEIGHT
-            report.append(NodeReport(node.name, "BatchNorm", "converted", "to a per-channel affine layer"))
-            continue
-        _set_module(net, node.target, nn.Identity())
-        node.module = net.get_submodule(node.target)
-        roles[node.index] = Role.PASS
-        report.append(NodeReport(node.name, "BatchNorm", "folded", detail))
-
-
-def _prepare(model: nn.Module, example: Tensor, rules: dict[type, Role] | None
-             ) -> tuple[nn.Module, Graph, dict[int, Role], list[NodeReport]]:
+def _prepare(model: nn.Module, example: Tensor, rules: Mapping[type, Any] | None
+             ) -> tuple[nn.Module, Graph, dict[int, Rule], list[NodeReport]]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"convert() needs a torch.nn.Module, got {type(model).__name__}")
     if model.training:
@@ -222,10 +163,10 @@ def _prepare(model: nn.Module, example: Tensor, rules: dict[type, Role] | None
     report = [NodeReport("-", "torch.fx", "note" if "could not trace" in note else "rewritten", note)
               for note in notes]
     graph = trace(net, example[:2])
-    return net, graph, _roles(graph, rules), report
+    return net, graph, _rules(graph, rules), report
 
 
-def inspect_model(model: nn.Module, example: Tensor, *, rules: dict[type, Role] | None = None) -> list[NodeReport]:
+def inspect_model(model: nn.Module, example: Tensor, *, rules: Mapping[type, Any] | None = None) -> list[NodeReport]:
     """Coverage report, without converting: every traced operation as converted, passed, folded or
     unsupported, by node path (also what the torch.fx rewrite changed or could not check).
 
@@ -234,12 +175,11 @@ def inspect_model(model: nn.Module, example: Tensor, *, rules: dict[type, Role] 
         >>> [(r.node, r.status) for r in rows]
         [('0', 'converted'), ('1', 'unsupported')]
     """
-    _, graph, roles, report = _prepare(model, example, rules)
-    status = {Role.WEIGHT: "converted", Role.NEURON: "converted", Role.WADD: "converted", Role.MAXPOOL: "converted",
-              Role.SOFTMAX: "converted", Role.BATCHNORM: "folded", Role.PASS: "passed", Role.CONCAT: "passed",
-              Role.ADD: "passed", Role.UNSUPPORTED: "unsupported"}
+    _, graph, node_rules, report = _prepare(model, example, rules)
     for node in graph.nodes[1:]:
-        report.append(NodeReport(node.name, operation_name(node), status[roles[node.index]]))
+        rule = node_rules[node.index]
+        report.append(NodeReport(node.name, operation_name(node), rule.status if rule.supports(node.module)
+                                 else "unsupported"))
     return report
 
 
@@ -249,7 +189,7 @@ def convert(
     config: ConversionConfig | None = None,
     *,
     calibration: Iterable[Tensor] | None = None,
-    rules: dict[type, Role] | None = None,
+    rules: Mapping[type, Any] | None = None,
 ) -> SpikingNetwork:
     r"""Convert a trained ANN into a hardware-faithful SNN; the input model is never modified.
 
@@ -258,69 +198,49 @@ def convert(
         example: one input batch ``[B, ...]`` used to trace the dataflow.
         config: :class:`ConversionConfig` (threshold, reset, S^max, buffered neuron, normalization...).
         calibration: input batches for data-based normalization of plain ReLU activations.
-        rules: extra ``{module type: Role}`` rules; they win over the defaults.
+        rules: extra ``{module type: Rule | Role}`` rules for this call; they win over the registered ones
+            (:func:`spikeconv.convert.register_rule` adds rules for every call).
 
     Returns:
         A :class:`SpikingNetwork`; simulate it with :func:`spikeconv.sim.simulate`.
 
     Example:
+        >>> from spikeconv.quant import QReLU
         >>> ann = nn.Sequential(nn.Linear(2, 4), QReLU(levels=4, bound=1.0), nn.Linear(4, 2)).eval()
         >>> snn = convert(ann, torch.zeros(1, 2), ConversionConfig(max_strength=1))
         >>> [type(m).__name__ for m in snn.body]
         ['SkipSilentLinear', 'IFNeuron', 'SkipSilentLinear']
     """
     config = config or ConversionConfig()
-    net, graph, roles, report = _prepare(model, example, rules)
-    _check_supported(graph, roles)
-    _handle_batchnorms(net, graph, roles, report)
-    neuron_nodes = [n for n in graph.nodes if roles[n.index] is Role.NEURON]
+    net, graph, node_rules, report = _prepare(model, example, rules)
+    _check_supported(graph, node_rules)
+    scaler = Scaler(net, graph, node_rules, config, report)
+    for node in graph.nodes:  # BatchNorm folds away before any scale is set
+        fold = getattr(node_rules[node.index], "fold_", None)
+        if fold is not None:
+            node_rules[node.index] = fold(scaler, node)
+    neuron_nodes = [n for n in graph.nodes if node_rules[n.index].role is Role.NEURON]
     bounds: dict[int, Tensor] = {}
     for node in neuron_nodes:
-        if isinstance(node.module, QReLU):
-            bounds[node.index] = node.module.bound.detach().clamp(min=QReLU.min_bound).float().cpu()
+        learned = node_rules[node.index].learned_bound(node.module)
+        if learned is not None:
+            bounds[node.index] = learned
     others = [n for n in neuron_nodes if n.index not in bounds]
     bounds.update(data_bounds(net, others, calibration, config.percentile, config.per_channel))
-    bounds = {k: (v / config.max_strength).to(example.device) for k, v in bounds.items()}
-    scaler = Scaler(graph, roles, config.threshold, config.input_scale,
-                    spiking_maxpool=config.maxpool is not MaxPoolMode.AVERAGE)
     with torch.no_grad():
-        scaler.run(bounds, report)
-    for node in neuron_nodes:
-        phi = config.phi if config.phi is not None else getattr(node.module, "phi", 0.0)
-        neuron_config = NeuronConfig(threshold=config.threshold, reset=config.reset,
-                                     max_strength=config.max_strength, signed=config.signed, phi=phi)
-        clamp = (scaler.depth[node.index] - 1) * config.voltage_clamp
-        _set_module(net, node.target, IFNeuron(neuron_config, clamp_steps=clamp))
-    readout_softmax = None
+        scaler.run({k: (v / config.max_strength).to(example.device) for k, v in bounds.items()})
     for node in graph.nodes:
-        role = roles[node.index]
-        if role is Role.MAXPOOL:
-            pool = node.module
-            if config.maxpool is MaxPoolMode.AVERAGE:
-                new = nn.AvgPool2d(pool.kernel_size, pool.stride, pool.padding, ceil_mode=pool.ceil_mode)
-                report.append(NodeReport(node.name, "MaxPool2d", "replaced", "by average pooling (maxpool='average')"))
-            else:
-                new = SpikingMaxPool2d(pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode,
-                                       mode="count" if config.maxpool is MaxPoolMode.COUNT else "gate")
-            _set_module(net, node.target, new)
-        elif role is Role.SOFTMAX:
-            if graph.outputs != [node.index]:
-                raise ConversionError(f"softmax '{node.name}' is only supported as the last operation of the model")
-            if config.softmax is SoftmaxMode.SPIKING:
-                _set_module(net, node.target, SpikingSoftmax(dim=node.module.dim))
-            else:
-                _set_module(net, node.target, nn.Identity())
-                readout_softmax = node.module.dim if node.module.dim is not None else -1
+        new = node_rules[node.index].spiking(node, config, scaler)
+        if new is not None:
+            scaler.set_module(node, new)
     if len(graph.outputs) != 1 or graph.outputs[0] < 0:
         raise ConversionError("the model must return exactly one tensor computed from its input")
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
     if config.weight_bits is not None:
-        quantize_weights_(net, graph, roles, config.weight_bits, signed=config.signed, max_strength=config.max_strength,
-                          spiking_maxpool=config.maxpool is not MaxPoolMode.AVERAGE, skip_silent=config.skip_silent,
-                          report=report)
+        quantize_weights_(net, graph, scaler, config.weight_bits, report=report)
     if config.skip_silent:
         skip_silent_frames_(net)
     if config.weight_bits is not None:  # spikes that only integer layers and weighted adds read travel as int8
-        int8_spikes_(net, graph, roles)
-    return SpikingNetwork(net, scaler.sigma[graph.outputs[0]], report, readout_softmax=readout_softmax)
+        int8_spikes_(net, graph, node_rules)
+    return SpikingNetwork(net, scaler.sigma[graph.outputs[0]], report, readout_softmax=scaler.readout_softmax)

@@ -14,77 +14,56 @@ import torch
 from torch import nn
 
 from ..layers import WAdd
-from ..layers.integer import IntegerConv2d, IntegerLinear, quantize_weight
+from ..layers.integer import IntegerConv2d, IntegerLinear
 from ..neuron import IFNeuron
 from ..neuron.functional import INT8_MAX_STRENGTH
 from .graph import Graph, Node
 from .network import NodeReport
-from .rules import Role
+from .ops import WeightRule
+from .registry import Role, Rule
+from ..layers.replace import set_submodule
+from .scaling import Scaler
 
-#: shape-only operations: the value of every element passes unchanged.
-_SHAPE_MODULES = (nn.Identity, nn.Flatten, nn.Dropout, nn.Dropout2d)
-_SHAPE_FUNCTIONS = {"flatten", "view", "reshape", "contiguous", "clone", "dropout"}
-
-
-def _shape_only(node: Node, roles: dict) -> bool:
-    """Whether ``node`` only reshapes its input (every value passes unchanged)."""
-    operation = (isinstance(node.module, _SHAPE_MODULES) if node.kind == "module"
-                 else node.kind == "function" and node.target in _SHAPE_FUNCTIONS)
-    return operation and roles[node.index] is Role.PASS
-
-
-def _integer_valued(graph: Graph, roles: dict, node: Node | None, spiking_maxpool: bool) -> bool:
-    """Whether ``node``'s output holds only spikes (integers) in every run."""
-    while node is not None:
-        role = roles[node.index]
-        if role is Role.NEURON:
-            return True
-        if role is Role.CONCAT:
-            return bool(node.inputs) and all(
-                _integer_valued(graph, roles, graph.producer(node, k), spiking_maxpool) for k in range(len(node.inputs)))
-        if not _shape_only(node, roles) and not (role is Role.MAXPOOL and spiking_maxpool):
-            return False
-        node = graph.producer(node) if node.inputs else None
-    return False
+def _integer_valued(graph: Graph, rules: dict[int, Rule], node: Node | None, config) -> bool:
+    """Whether ``node``'s output holds only spikes (integers) in every run: a neuron, reached through
+    shape-only operations, spiking max-pools and concatenations of such tensors."""
+    if node is None:
+        return False
+    rule = rules[node.index]
+    if rule.keeps_spikes(node, [], config):  # a source of spikes (a neuron): spikes whatever comes in
+        return True
+    inputs = [_integer_valued(graph, rules, graph.producer(node, k), config) for k in range(len(node.inputs))]
+    return rule.keeps_spikes(node, inputs, config)
 
 
-def spike_fed(graph: Graph, roles: dict, *, spiking_maxpool: bool = True) -> set[str]:
+def spike_fed(graph: Graph, rules: dict[int, Rule], config) -> set[str]:
     """Module paths of the weight layers whose input is integer spikes (module docstring)."""
-    fed = set()
+    return {node.target for node in graph.nodes
+            if node.kind == "module" and isinstance(rules[node.index], WeightRule) and node.inputs
+            and _integer_valued(graph, rules, graph.producer(node), config)}
+
+
+def quantize_weights_(net: nn.Module, graph: Graph, scaler: Scaler, bits: int, *, report: list[NodeReport]) -> None:
+    """Put every weight layer's weight on its ``bits``-bit grid, in place; spike-fed Conv2d and Linear layers
+    become :class:`~spikeconv.layers.IntegerConv2d` / :class:`~spikeconv.layers.IntegerLinear` when their
+    spikes fit the kernel's 8-bit input (``S^max <= 64``)."""
+    config = scaler.config
+    fed = spike_fed(graph, scaler.rules, config)
+    fits = config.max_strength <= INT8_MAX_STRENGTH
     for node in graph.nodes:
-        if (node.kind == "module" and roles[node.index] is Role.WEIGHT and node.inputs
-                and _integer_valued(graph, roles, graph.producer(node), spiking_maxpool)):
-            fed.add(node.target)
-    return fed
-
-
-def quantize_weights_(net: nn.Module, graph: Graph, roles: dict, bits: int, *, signed: bool, max_strength: int,
-                      spiking_maxpool: bool, skip_silent: bool, report: list[NodeReport]) -> None:
-    """Put every Conv1d/Conv2d/Linear weight of ``net`` on its ``bits``-bit grid, in place; spike-fed Conv2d
-    and Linear layers become :class:`~spikeconv.layers.IntegerConv2d` / :class:`~spikeconv.layers.IntegerLinear`
-    when their spikes fit the kernel's 8-bit input (``S^max <= 64``)."""
-    fed = spike_fed(graph, roles, spiking_maxpool=spiking_maxpool)
-    fits = max_strength <= INT8_MAX_STRENGTH
-    for node in graph.nodes:
-        layer = node.module
-        if node.kind != "module" or roles[node.index] is not Role.WEIGHT:
+        rule = scaler.rules[node.index]
+        if node.kind != "module" or not isinstance(rule, WeightRule):
             continue
-        if not isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-            continue
-        kind = {nn.Conv2d: IntegerConv2d, nn.Linear: IntegerLinear}.get(type(layer))
-        if fits and node.target in fed and kind is not None and kind.accepts(layer):
-            new = kind.from_layer(layer, bits, input_signed=signed, skip_silent=skip_silent, spike_bound=max_strength)
-            parent, _, attr = node.target.rpartition(".")
-            setattr(net.get_submodule(parent) if parent else net, attr, new)
-            report.append(NodeReport(node.name, type(layer).__name__, "quantized",
-                                     f"{bits}-bit weights, integer arithmetic on spikes"))
-        else:
-            layer.weight.data = quantize_weight(layer.weight.data, bits)[0]
-            report.append(NodeReport(node.name, type(layer).__name__, "quantized",
-                                     f"{bits}-bit weights, float arithmetic (input is not spikes)"))
+        layer = net.get_submodule(node.target)
+        new, detail = rule.hardware_(layer, bits, spike_fed=fits and node.target in fed, signed=config.signed,
+                                     max_strength=config.max_strength, skip_silent=config.skip_silent)
+        if new is not None:
+            set_submodule(net, node.target, new)
+        if detail:
+            report.append(NodeReport(node.name, type(layer).__name__, "quantized", detail))
 
 
-def _takes_int8(net: nn.Module, graph: Graph, roles: dict, node: Node) -> bool:
+def _takes_int8(net: nn.Module, graph: Graph, rules: dict[int, Rule], node: Node) -> bool:
     """Whether every use of ``node``'s output, through shape-only operations, is an integer layer or a
     weighted add (which promotes int8 to float exactly) and none is an output of the model."""
     if node.index in graph.outputs or not node.users:
@@ -92,22 +71,22 @@ def _takes_int8(net: nn.Module, graph: Graph, roles: dict, node: Node) -> bool:
     for user in (graph.nodes[index] for index in node.users):
         reads_int8 = user.kind == "module" and isinstance(net.get_submodule(user.target),
                                                           (IntegerConv2d, IntegerLinear, WAdd))
-        if not reads_int8 and not (_shape_only(user, roles) and _takes_int8(net, graph, roles, user)):
+        if not reads_int8 and not (rules[user.index].shape_only(user) and _takes_int8(net, graph, rules, user)):
             return False
     return True
 
 
-def int8_spikes_(net: nn.Module, graph: Graph, roles: dict) -> list[str]:
+def int8_spikes_(net: nn.Module, graph: Graph, rules: dict[int, Rule]) -> list[str]:
     """Let every IF neuron of ``net`` whose spikes go only to integer layers and weighted adds emit them as
     int8 (``IFNeuron.spike_dtype``): a quarter of the memory traffic, no conversion in the integer layers,
     the same values. Returns the module paths of those neurons."""
     changed = []
     for node in graph.nodes:
-        if roles[node.index] is not Role.NEURON or node.kind != "module":
+        if rules[node.index].role is not Role.NEURON or node.kind != "module":
             continue
         neuron = net.get_submodule(node.target)
         if (isinstance(neuron, IFNeuron) and neuron.config.max_strength <= INT8_MAX_STRENGTH
-                and _takes_int8(net, graph, roles, node)):
+                and _takes_int8(net, graph, rules, node)):
             neuron.spike_dtype = torch.int8
             changed.append(node.target)
     return changed

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import copy
 import operator
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
 from ..layers import WAdd
-from .rules import Role, module_role
+from .registry import REGISTRY, Role
 
 _RELU_FUNCTIONS = {F.relu, torch.relu, torch.relu_, getattr(F, "relu_", F.relu)}
 _ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add}
@@ -76,17 +78,17 @@ def _is_tensor_add(node: fx.Node) -> bool:
 class _Tracer(fx.Tracer):
     """Keeps every module without children, and every module with a conversion rule, as one call."""
 
-    def __init__(self, rules: dict[type, Role] | None) -> None:
+    def __init__(self, rules: Mapping[type, Any] | None) -> None:
         super().__init__()
         self.rules = rules
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if not list(m.children()) or module_role(m, self.rules) is not Role.UNSUPPORTED:
+        if not list(m.children()) or REGISTRY.lookup(m, self.rules).role is not Role.UNSUPPORTED:
             return not isinstance(m, nn.Sequential)
         return super().is_leaf_module(m, module_qualified_name)
 
 
-def rewrite_functional(model: nn.Module, rules: dict[type, Role] | None = None) -> tuple[nn.Module, list[str]]:
+def rewrite_functional(model: nn.Module, rules: Mapping[type, Any] | None = None) -> tuple[nn.Module, list[str]]:
     """Return ``(model or a rewritten fx.GraphModule copy, notes)``; ``model`` itself is not modified.
 
     The result shares submodules with ``model``; :func:`~spikeconv.convert.convert` calls it on its own copy.
@@ -125,7 +127,7 @@ def rewrite_functional(model: nn.Module, rules: dict[type, Role] | None = None) 
             replacement = nn.MaxPool2d(_arg(node, 1, "kernel_size"), _arg(node, 2, "stride"), _arg(node, 3, "padding", 0),
                                        _arg(node, 4, "dilation", 1), ceil_mode=bool(_arg(node, 5, "ceil_mode", False)))
             inputs = (node.args[0],)
-        elif node.op == "call_module" and module_role(gm.get_submodule(node.target), rules) is Role.ADD:
+        elif node.op == "call_module" and REGISTRY.lookup(gm.get_submodule(node.target), rules).role is Role.ADD:
             replacement, inputs = WAdd(), tuple(node.args[:2])
         elif node.op == "call_module":
             module = gm.get_submodule(node.target)

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..native import frame_span
+from .replace import set_submodule
 
 
 MIN_SKIPPED = 16  # skip only when at least 1/16 of the frames (or one frame of fewer than 16) are silent
@@ -182,8 +183,7 @@ def skip_silent_frames_(model: nn.Module) -> nn.Module:
             continue
         new = _skipping_copy(module)
         if new is not None and name:
-            parent_name, _, attr = name.rpartition(".")
-            setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
+            set_submodule(model, name, new)
     return model
 
 

@@ -1,7 +1,8 @@
 """Registered model builders with an injected activation factory (models import only torch)."""
 
-from . import classification  # noqa: F401  (registers the builders)
+from . import classification, fast  # noqa: F401  (registers the builders)
 from .classification import VGG, BasicBlock, ResNet, xavier_init_
+from .fast import FastNet, whitening_init_
 from .registry import build_model, list_models, register_model
 
-__all__ = ["VGG", "BasicBlock", "ResNet", "build_model", "list_models", "register_model", "xavier_init_"]
+__all__ = ["VGG", "BasicBlock", "FastNet", "ResNet", "build_model", "list_models", "register_model", "whitening_init_", "xavier_init_"]

@@ -15,9 +15,11 @@ from .functional import (
     if_step,
     true_divide,
 )
+from .analog import AnalogNeuron
 from .modules import IFNeuron, NeuronRun, SpikingMaxPool2d, SpikingModule, SpikingSoftmax
 
 __all__ = [
+    "AnalogNeuron",
     "IFNeuron",
     "IFState",
     "NeuronConfig",

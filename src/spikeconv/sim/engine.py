@@ -1,11 +1,10 @@
 r"""The simulation engine: run a converted network for T timesteps and read it out after every step.
 
-Two exact execution orders give bit-identical spikes (a test proves it on a residual network):
-
-* ``ExecutionOrder.LAYER``: time folded into the batch, ``[T*B, ...]``; every stateless layer (conv,
-  linear, pooling, add, concat) runs once over all timesteps and only the neurons loop over T.
-  Optionally in chunks of ``chunk`` steps; neuron state is carried from chunk to chunk.
-* ``ExecutionOrder.STEP``: one timestep at a time (chunks of 1): streaming, least memory.
+Time is folded into the batch in chunks of ``chunk`` steps, ``[chunk*B, ...]``: every stateless layer (conv,
+linear, pooling, add, concat) runs once per chunk and only the neurons loop over its steps, carrying their
+state from chunk to chunk. ``chunk=1`` is step by step (streaming, least memory); all of T at once fills an
+accelerator. Every chunking gives the same spikes (exactly, where the arithmetic is exact; with float
+weights up to the summation order a backend picks for a batch size; docs/simulation.md).
 
 With an analog (constant) input the layers before the first neuron run once on ``[B, ...]`` and the first
 neuron integrates that current at every step.
@@ -18,9 +17,8 @@ gives the readout for every ``t <= T`` (the whole accuracy-vs-T curve).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
 
 import torch
 from torch import Tensor, nn
@@ -28,45 +26,34 @@ from torch import Tensor, nn
 from ..neuron import NeuronRun, SpikingModule, compiled_scan_kernel, true_divide
 from ..neuron.functional import ScanKernel
 from ..neuron.fused import fused_scan_kernel, native_available, native_scan_kernel, triton_available
-
-
-class ExecutionOrder(str, Enum):
-    """How the engine orders the work of a run (all give identical spikes)."""
-
-    AUTO = "auto"
-    LAYER = "layer"
-    STEP = "step"
+from .config import ALL_STEPS, Kernel, SimulationConfig
 
 
 CPU_FOLDED_BATCH = 64  # on CPU, fold at most this many samples x steps into one batch
-CPU_AUTO_BUDGET = 16 << 20  # on CPU, "auto" folds only while a chunk's largest activation (in + out) fits
+CPU_AUTO_BUDGET = 16 << 20  # on CPU, an automatic chunk folds only while its largest activation (in + out) fits
 
 
-def choose_order(device: torch.device, order: ExecutionOrder | str, batch: int = 1,
-                 chunk: int | None = None) -> tuple[ExecutionOrder, int | None]:
-    """Resolve ``"auto"`` into an order and a chunk length (steps folded into the batch at once).
+def choose_chunk(device: torch.device, batch: int, config: SimulationConfig) -> tuple[int, int | None]:
+    """``(steps folded into the batch at once, memory budget in bytes or None)`` for a run of ``config``.
 
-    On accelerators: time folded into the batch over all T (fills the device). On CPU: chunks of
-    ``max(1, 64 // batch)`` steps, so that about 64 samples x steps go through each layer at once:
-    measured on a 2-core CPU (docs/performance.md), small folded batches make the convolutions efficient,
-    while large ones (above ~32 MiB per activation) pay for fresh memory at every layer; batches of 64
-    or more therefore run step by step. :func:`simulate` further caps the CPU chunk with a memory budget
-    of ``CPU_AUTO_BUDGET`` (16 MiB for a chunk's largest input + output), which costs little time and
-    keeps the peak below the peers' (docs/performance.md).
+    An explicit ``config.chunk`` is kept. Otherwise, on accelerators all of T (it fills the device); on the CPU
+    ``max(1, 64 // batch)`` steps, so that about 64 samples x steps go through each layer at once (small
+    folded batches make the convolutions efficient, while activations above ~32 MiB pay for fresh memory at
+    every layer), capped by ``CPU_AUTO_BUDGET``: 16 MiB for a chunk's largest input + output, which keeps the
+    peak memory below the peers' at little cost in time (docs/performance.md).
 
     Example:
-        >>> choose_order(torch.device("cpu"), "auto", batch=8)
-        (<ExecutionOrder.LAYER: 'layer'>, 8)
-        >>> choose_order(torch.device("cpu"), "auto", batch=128)[0].value
-        'step'
+        >>> choose_chunk(torch.device("cpu"), 8, SimulationConfig())
+        (8, 16777216)
+        >>> choose_chunk(torch.device("cpu"), 128, SimulationConfig())
+        (1, 16777216)
     """
-    order = ExecutionOrder(order)
-    if order is not ExecutionOrder.AUTO:
-        return order, chunk
-    if device.type != "cpu":
-        return ExecutionOrder.LAYER, chunk
-    steps = chunk or max(1, CPU_FOLDED_BATCH // max(batch, 1))
-    return (ExecutionOrder.STEP, None) if steps == 1 else (ExecutionOrder.LAYER, steps)
+    if config.chunk is not None:
+        return config.chunk, config.memory_budget
+    if torch.device(device).type != "cpu":
+        return ALL_STEPS, config.memory_budget
+    budget = config.memory_budget if config.memory_budget is not None else CPU_AUTO_BUDGET
+    return max(1, CPU_FOLDED_BATCH // max(batch, 1)), budget
 
 
 def chunk_for_budget(step_bytes: int, budget: int, timesteps: int) -> int:
@@ -148,109 +135,90 @@ def neuron_runs(model: nn.Module, batch: int, kernel: ScanKernel | None = None,
             neuron._run = None
 
 
-def _check_inputs(x: Tensor, timesteps: int, chunk: int | None, memory_budget: int | None = None) -> None:
-    if memory_budget is not None and memory_budget <= 0:
-        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget}")
+def _check_inputs(x: Tensor, timesteps: int) -> None:
     if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
         raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
-    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
-        raise ValueError(f"chunk must be a positive integer or None, got {chunk!r}")
     if not isinstance(x, Tensor):
         raise TypeError(f"inputs must be a torch.Tensor, got {type(x).__name__}")
     if x.is_floating_point() and not bool(torch.isfinite(x).all()):
         raise ValueError("inputs contain NaN or infinite values; clean or normalise the data before simulating")
 
 
-def scan_kernel_for(device: torch.device, fused: bool | None = None) -> ScanKernel | None:
-    """The neuron scan :func:`simulate` uses on ``device`` without ``compile``; None is the eager scan.
+def scan_kernel_for(device: torch.device, kernel: Kernel | str = Kernel.AUTO) -> ScanKernel | None:
+    """The neuron scan of ``kernel`` on ``device``; ``None`` is the eager scan.
 
-    On the CPU the C scan (:func:`spikeconv.native.if_scan_`) unless ``fused`` is False or it cannot be built
-    here; on CUDA the Triton scan only when ``fused`` is True and Triton is installed (not yet timed on a GPU).
+    ``AUTO``: the C scan on the CPU when it can be built here (:func:`spikeconv.native.if_scan_`), else eager;
+    ``NATIVE``: the C scan (eager where it cannot be built); ``TRITON``: the Triton scan (CUDA only);
+    ``COMPILED``: :func:`spikeconv.neuron.compiled_scan_kernel`.
 
     Example:
-        >>> scan_kernel_for(torch.device("cpu"), fused=False) is None
+        >>> scan_kernel_for(torch.device("cpu"), "eager") is None
         True
     """
-    kind = torch.device(device).type
-    if kind == "cpu" and fused is not False and native_available():
+    kind, kernel = torch.device(device).type, Kernel(kernel)
+    if kernel is Kernel.COMPILED:
+        return compiled_scan_kernel()
+    if kernel is Kernel.TRITON:
+        if kind != "cuda":
+            raise ValueError(f"the Triton scan runs on CUDA, not on {kind}; use kernel='native' or 'auto' there")
+        return fused_scan_kernel if triton_available() else None
+    if kernel in (Kernel.AUTO, Kernel.NATIVE) and kind == "cpu" and native_available():
         return native_scan_kernel
-    if kind == "cuda" and fused and triton_available():
-        return fused_scan_kernel
     return None
 
 
 @torch.no_grad()
-def simulate(
-    model: nn.Module,
-    inputs: Tensor,
-    timesteps: int,
-    *,
-    order: ExecutionOrder | str = ExecutionOrder.AUTO,
-    chunk: int | None = None,
-    encoder: Callable[[Tensor, int, int], Tensor] | None = None,
-    sequence: bool = False,
-    compile: bool = False,
-    fused: bool | None = None,
-    memory_budget: int | None = None,
-    reuse_outputs: bool = False,
-) -> Tensor:
+def simulate(model: nn.Module, inputs: Tensor, timesteps: int, config: SimulationConfig | None = None,
+             **options) -> Tensor:
     r"""Simulate ``model`` for ``timesteps`` steps and return the readout after every step, ``[T, B, ...]``.
 
     Args:
         model: a converted network (see :func:`spikeconv.convert.convert`) or any module with neurons.
-        inputs: ``[B, ...]`` analog input (the same current at every step) unless ``sequence`` or
-            ``encoder`` is given.
+        inputs: ``[B, ...]`` analog input (the same current at every step) unless the config has an
+            ``encoder`` or ``sequence=True`` (then ``[T', B, ...]`` frames with ``T' >= T``).
         timesteps: T >= 1.
-        order: ``"layer"`` (time folded into the batch), ``"step"`` (one step at a time) or ``"auto"``
-            (:func:`choose_order`: chunks of about 64 samples x steps on CPU within a memory budget of
-            ``CPU_AUTO_BUDGET`` unless ``memory_budget`` is given, all of T elsewhere).
-        chunk: with ``order="layer"``, run at most this many steps at once (memory bound); state carries.
-        encoder: ``encoder(inputs, start, steps) -> [steps, B, ...]`` spike frames for steps
-            ``start .. start+steps-1`` (e.g. Poisson). Seed it for reproducibility.
-        sequence: ``inputs`` is already a time series ``[T, B, ...]``.
-        compile: fuse each neuron layer's scan of a chunk through ``torch.compile``
-            (:func:`compiled_scan_kernel`; a C++ compiler on CPU, Triton on CUDA; the first call compiles for
-            seconds). Same spikes as the eager scan.
-        fused: run each IF layer's chunk as one fused kernel (:mod:`spikeconv.neuron.fused`; threshold-1
-            neurons, the others take the eager scan). None (default): the C scan on the CPU when a C compiler
-            is there to build it (:mod:`spikeconv.native`), the eager scan on CUDA. True: also the
-            Triton scan on CUDA (opt-in: verified through Triton's interpreter and compiled for sm_90 ahead of
-            time, not yet timed on a GPU; docs/performance.md). False: the eager scan. Same spikes either way.
-        memory_budget: bytes allowed for the largest activation of a chunk. The first step runs alone
-            while the largest layer output is measured; the remaining steps are then folded in chunks of
-            :func:`chunk_for_budget` steps (never more than ``order``/``chunk`` would fold). Same spikes.
-        reuse_outputs: neurons overwrite their previous output tensor (below). Same spikes.
+        config: :class:`SimulationConfig` (chunking, memory budget, neuron kernel, encoder). Every config
+            gives the same spikes.
+        **options: shorthand for the config (:meth:`SimulationConfig.from_options`): ``order`` (``"auto"``,
+            ``"layer"``, ``"step"``), ``chunk``, ``memory_budget``, ``compile``, ``fused``, ``encoder``,
+            ``sequence``, ``reuse_outputs``.
 
     Returns:
         ``readout[t-1] = (1/t) * sum_{t'<=t} model_output(t')`` for ``t = 1..T``.
-
-    With ``reuse_outputs=True`` and no forward hook registered on the model (or globally), IF neurons
-    write each chunk's spikes into the tensor they returned for the previous chunk: no fresh memory per
-    step, 3-5% faster on a trained CIFAR ResNet-18, but every neuron's output stays allocated for the whole
-    run (peak 152 instead of 108 MiB there; docs/performance.md). A custom module that keeps a neuron's
-    output across chunks must then copy it.
 
     Example:
         >>> from spikeconv.neuron import IFNeuron, NeuronConfig
         >>> net = nn.Sequential(IFNeuron(NeuronConfig()))
         >>> simulate(net, torch.tensor([[0.75]]), timesteps=4)[-1].item()  # floor(4*0.75)/4
         0.75
+        >>> simulate(net, torch.tensor([[0.75]]), 4, SimulationConfig(chunk=1, kernel="eager"))[-1].item()
+        0.75
     """
-    _check_inputs(inputs, timesteps, chunk, memory_budget)
-    kernel = compiled_scan_kernel() if compile else scan_kernel_for(inputs.device, fused)
+    if options:
+        if config is not None:
+            raise TypeError("give either a SimulationConfig or its shorthand keywords, not both")
+        config = SimulationConfig.from_options(inputs.device.type if isinstance(inputs, Tensor) else "cpu", **options)
+    config = config if config is not None else SimulationConfig()
+    if not isinstance(config, SimulationConfig):
+        raise TypeError(f"config must be a spikeconv.sim.SimulationConfig, got {type(config).__name__}")
+    return _run(model, inputs, timesteps, config)
+
+
+def _run(model: nn.Module, inputs: Tensor, timesteps: int, config: SimulationConfig) -> Tensor:
+    _check_inputs(inputs, timesteps)
+    kernel = scan_kernel_for(inputs.device, config.kernel)
+    encoder, sequence = config.encoder, config.sequence
     if sequence and inputs.shape[0] < timesteps:
         raise ValueError(f"the input sequence has {inputs.shape[0]} steps, fewer than timesteps={timesteps}")
     batch = inputs.shape[1] if sequence else inputs.shape[0]
     # int8 -V^b (NeuronRun.compact_state) saves memory traffic on the CPU and inside the fused scan; the eager
     # scan on a GPU is launch-bound and its int8 casts cost launches: float32 buffer 16% less time there (H200)
     compact = inputs.device.type == "cpu" or kernel is fused_scan_kernel
-    if memory_budget is None and ExecutionOrder(order) is ExecutionOrder.AUTO and inputs.device.type == "cpu":
-        memory_budget = CPU_AUTO_BUDGET
-    order, chunk = choose_order(inputs.device, order, batch, chunk)
-    step_chunk = 1 if order is ExecutionOrder.STEP else (chunk or timesteps)
+    step_chunk, memory_budget = choose_chunk(inputs.device, batch, config)
+    step_chunk = min(step_chunk, timesteps)
     readout: Tensor | None = None
     running: Tensor | None = None
-    with neuron_runs(model, batch, kernel, reuse_output=reuse_outputs and not observed(model),
+    with neuron_runs(model, batch, kernel, reuse_output=config.reuse_outputs and not observed(model),
                      compact_state=compact) as runs:
         start = 0
         while start < timesteps:

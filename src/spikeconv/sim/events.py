@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from .. import native
 from ..layers import IntegerConv2d, IntegerLinear
+from ..layers.replace import set_submodule
 from .engine import simulate
 
 #: the density below which the PyTorch scatter version (no C kernels, or another device) beats the dense
@@ -300,10 +301,8 @@ def event_driven(model: nn.Module, max_density: float | None = None, *, inputs: 
     wrappers = []
     for name, module in list(clone.named_modules()):
         if _event_capable(module):
-            parent_name, _, attr = name.rpartition(".")
-            parent = clone.get_submodule(parent_name) if parent_name else clone
             wrapper = EventDriven(module, max_density)
-            setattr(parent, attr, wrapper)
+            set_submodule(clone, name, wrapper)
             wrappers.append(wrapper)
     if inputs is None:
         return clone

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..analysis import calibrate_offsets
 from ..atomic import atomic_write
 from ..convert import ConversionConfig, convert
+from ..layers.replace import set_submodule
 from ..quant import QReLU, calibrate_bounds_, param_groups
 from ..sim import event_driven, simulate
 from .distributed import all_sum, barrier, is_main, rank_and_size
@@ -237,9 +238,7 @@ def dequantized(model: nn.Module) -> nn.Module:
     clone = copy.deepcopy(model)
     for name, module in list(clone.named_modules()):
         if isinstance(module, QReLU):
-            parent_name, _, attr = name.rpartition(".")
-            parent = clone.get_submodule(parent_name) if parent_name else clone
-            setattr(parent, attr, nn.Hardtanh(0.0, module.bound.clamp(min=QReLU.min_bound).item()))
+            set_submodule(clone, name, nn.Hardtanh(0.0, module.bound.clamp(min=QReLU.min_bound).item()))
     return clone
 
 

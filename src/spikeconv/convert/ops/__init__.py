@@ -1,0 +1,24 @@
+"""The library's conversion rules, one file per family of operations; importing this package registers them.
+
+| file | operations |
+|---|---|
+| ``weights.py`` | Conv1d, Conv2d, Linear, ChannelAffine |
+| ``neurons.py`` | QReLU, ReLU, clipped ReLU (Hardtanh(0, m), ReLU6) -> IF neuron |
+| ``passing.py`` | identity, flatten, view, dropout, average pooling, max-pooling -> spiking max-pool |
+| ``merges.py`` | WAdd, concatenation, plain add |
+| ``normalization.py`` | BatchNorm (folded), softmax (ANN head or spiking) |
+"""
+
+from ..registry import ROLE_RULES, UNSUPPORTED, Role
+from .merges import ADD, CONCAT, WADD, AddRule, ConcatRule, WAddRule
+from .neurons import NEURON, NeuronRule
+from .normalization import BATCHNORM, SOFTMAX, BatchNormRule, SoftmaxRule
+from .passing import MAXPOOL, PASS, MaxPoolRule, PassRule, reshape_scale
+from .weights import AFFINE, CONV, LINEAR, ChannelAffineRule, ConvRule, LinearRule, WeightRule, channel_vector
+
+ROLE_RULES.update({Role.PASS: PASS, Role.NEURON: NEURON, Role.WADD: WADD, Role.CONCAT: CONCAT,
+                   Role.ADD: ADD, Role.BATCHNORM: BATCHNORM, Role.MAXPOOL: MAXPOOL, Role.SOFTMAX: SOFTMAX,
+                   Role.UNSUPPORTED: UNSUPPORTED})
+
+__all__ = ["AddRule", "BatchNormRule", "ChannelAffineRule", "ConcatRule", "ConvRule", "LinearRule", "MaxPoolRule",
+           "NeuronRule", "PassRule", "SoftmaxRule", "WAddRule", "WeightRule", "channel_vector", "reshape_scale"]

@@ -1,0 +1,231 @@
+"""The fast CIFAR-10 recipe: a whole training run on uint8 tensors in memory, augmented in batches.
+
+What it takes from the fast-training literature (written here from the published descriptions): a frozen
+patch-whitening stem (:func:`spikeconv.models.whitening_init_`) whose BatchNorm bias trains for the first
+epochs only; BatchNorm without a learned scale; identity-initialised convolutions; summed label-smoothed loss on
+logits scaled by ``logit_scale``; Nesterov SGD whose learning rate rises linearly for the first
+``warmup`` of the steps and falls linearly to ``final_lr`` of its peak; BN biases at ``bias_scale`` times the
+learning rate; random 2-pixel translations (reflect padding) and horizontal flips drawn per batch on the
+uint8 tensors; an exponential moving average of the weights (``ema``) for the final model. On a CPU the
+forward and backward passes run in bfloat16 autocast with ``channels_last`` tensors (2.4x the float32
+throughput on this 2-core AVX-512 machine). QReLU bounds start at the ``calibration_percentile`` of their
+inputs and are learned at ``bound_lr``.
+
+The learning rate follows the "per 1024 samples" convention: with batch ``B`` and momentum ``m`` the SGD
+step is ``lr / (1024 (1 + 1 / (1 - m)))`` on the summed loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..atomic import atomic_write
+from ..models import whitening_init_
+from ..quant import QReLU, calibrate_bounds_
+
+Progress = Callable[..., Iterable]
+
+
+@dataclass(frozen=True)
+class FastTrainConfig:
+    """Options of :func:`train_fast` (defaults: the shipped ``configs/cifar10_fast.toml``)."""
+
+    epochs: int = 16
+    batch_size: int = 1024
+    lr: float = 11.5
+    momentum: float = 0.85
+    weight_decay: float = 0.0153
+    bias_scale: float = 64.0
+    bound_lr: float = 0.5
+    label_smoothing: float = 0.2
+    logit_scale: float = 1 / 9
+    warmup: float = 0.23
+    final_lr: float = 0.07
+    whiten_bias_epochs: int = 3
+    translate: int = 2
+    ema: float = 0.99
+    ema_every: int = 5
+    calibration_percentile: float = 99.9
+    bf16: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "ema_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
+        if not 0 < self.warmup < 1 or not 0 <= self.final_lr <= 1:
+            raise ValueError("train.warmup must lie in (0, 1) and train.final_lr in [0, 1]")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"train.ema must lie in [0, 1), got {self.ema}")
+
+
+def lr_factor(step: int, total: int, config: FastTrainConfig) -> float:
+    """Triangular schedule: ``0.2 -> 1`` over the first ``warmup * total`` steps, then ``1 -> final_lr``."""
+    peak = max(int(config.warmup * total), 1)
+    if step < peak:
+        return 0.2 + 0.8 * step / peak
+    return 1.0 + (config.final_lr - 1.0) * (step - peak) / max(total - peak, 1)
+
+
+def augment(images: Tensor, translate: int, generator: torch.Generator) -> Tensor:
+    """Random horizontal flip and a random shift of up to ``translate`` pixels (reflect padding), uint8 in/out.
+
+    ``images`` is ``[B, C, H, W]``; one shift is drawn per image, applied by one gather.
+    """
+    b, _, h, w = images.shape
+    flip = torch.rand(b, generator=generator) < 0.5
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    if translate <= 0:
+        return images
+    padded = nn.functional.pad(images.float(), (translate,) * 4, mode="reflect").to(images.dtype)
+    dy = torch.randint(0, 2 * translate + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * translate + 1, (b,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None].expand(b, images.shape[1], h, w + 2 * translate)
+    out = padded.gather(2, rows)
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :].expand(b, images.shape[1], h, w)
+    return out.gather(3, cols)
+
+
+def _param_groups(model: nn.Module, config: FastTrainConfig) -> list[dict[str, Any]]:
+    scale = 1024 * (1 + 1 / (1 - config.momentum))
+    lr = config.lr / scale
+    wd = config.weight_decay * config.batch_size / scale
+    bounds = {id(m.bound) for m in model.modules() if isinstance(m, QReLU)}
+    biases = {id(m.bias) for m in model.modules() if isinstance(m, (nn.BatchNorm2d, nn.Conv2d)) and m.bias is not None}
+    groups: dict[str, list[nn.Parameter]] = {"weights": [], "biases": [], "bounds": []}
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        key = "bounds" if id(p) in bounds else "biases" if id(p) in biases else "weights"
+        groups[key].append(p)
+    return [{"params": groups["weights"], "lr": lr, "weight_decay": wd, "base": lr},
+            {"params": groups["biases"], "lr": lr * config.bias_scale, "weight_decay": wd / config.bias_scale,
+             "base": lr * config.bias_scale},
+            {"params": groups["bounds"], "lr": lr * config.bound_lr, "weight_decay": 0.0,
+             "base": lr * config.bound_lr}]
+
+
+def train_fast(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    normalize: Callable[[Tensor], Tensor],
+    config: FastTrainConfig,
+    *,
+    state_path: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> list[dict[str, float]]:
+    """Train ``model`` (a :class:`~spikeconv.models.FastNet`) on uint8 ``images [N, C, H, W]`` and ``labels``.
+
+    ``normalize`` maps a uint8 batch to the model's float input. With ``state_path`` the training state is
+    saved after every epoch and an interrupted run resumes from it (epoch ``e`` draws its batches and
+    augmentation from seed ``seed + e``, so a resumed run ends with the same weights). The model ends in
+    eval mode holding the EMA weights. Returns the per-epoch history.
+    """
+    torch.manual_seed(config.seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.requires_grad_(False)
+            m.momentum = 0.4
+    model.whiten.weight.requires_grad_(False)
+    state_file = Path(state_path) if state_path else None
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    resume = state_file is not None and state_file.exists()
+    if not resume:
+        with torch.no_grad():
+            whitening_init_(model.whiten, normalize(images[:5000]))
+            gen = torch.Generator().manual_seed(config.seed)
+            first = normalize(images[torch.randperm(len(images), generator=gen)[:config.batch_size]])
+            _batchnorm_statistics_(model, first)
+            calibrate_bounds_(model, [first], p=config.calibration_percentile)
+    model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(_param_groups(model, config), momentum=config.momentum, nesterov=True)
+    ema = copy.deepcopy(model)
+    if resume:
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, history = int(state["epoch"]), list(state["history"])
+    steps_per_epoch = len(images) // config.batch_size
+    total = steps_per_epoch * config.epochs
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction="sum")
+    for epoch in range(start_epoch, config.epochs):
+        model.whiten_bn.bias.requires_grad_(epoch < config.whiten_bias_epochs)
+        gen = torch.Generator().manual_seed(config.seed + 1 + epoch)
+        order = torch.randperm(len(images), generator=gen)
+        model.train()
+        started, seen, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
+        batches = range(steps_per_epoch)
+        if progress is not None:
+            batches = progress(batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
+        for k in batches:
+            step = epoch * steps_per_epoch + k
+            for group in optimizer.param_groups:
+                group["lr"] = group["base"] * lr_factor(step, total, config)
+            index = order[k * config.batch_size:(k + 1) * config.batch_size]
+            x = normalize(augment(images[index], config.translate, gen)).contiguous(memory_format=torch.channels_last)
+            y = labels[index]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                logits = model(x)
+            loss = loss_fn(logits.float() * config.logit_scale, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower train.lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if step % config.ema_every == 0:
+                _ema_update_(ema, model, config.ema ** config.ema_every)
+            seen += len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += loss.item()
+        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": 100.0 * correct / seen,
+                  "seconds": time.perf_counter() - started}
+        history.append(record)
+        if state_file is not None:
+            state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+                     "epoch": epoch + 1, "history": history}
+            atomic_write(state_file, lambda tmp: torch.save(state, tmp))
+        if on_epoch is not None:
+            on_epoch(epoch + 1, record)
+    model.load_state_dict(ema.state_dict())
+    model.to(memory_format=torch.contiguous_format)
+    return history
+
+
+@torch.no_grad()
+def _batchnorm_statistics_(model: nn.Module, x: Tensor) -> None:
+    """Set every BatchNorm's running statistics from ``x`` (train-mode passes), so that the bounds
+    calibrated in eval mode see the activations training will see."""
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the passes below
+    model.train()
+    for part in x.split(256):
+        model(part)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+
+
+@torch.no_grad()
+def _ema_update_(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """``ema = decay * ema + (1 - decay) * model`` for parameters; buffers (BN statistics) copied."""
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
