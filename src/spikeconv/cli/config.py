@@ -9,7 +9,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..layers.integer import MAX_BITS, check_weight_bits
-from ..tasks.classification import SNNVariant, TrainConfig
+from ..tasks.classification import SNNVariant
+from ..tasks.recipes import recipe
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class RunConfig:
     model: str
     activation: dict[str, Any]
     model_kwargs: dict[str, Any]
-    train: TrainConfig
+    train: Any  # the recipe's options: TrainConfig or FastTrainConfig
     output: Path
     state: Path
     timesteps: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -31,6 +32,7 @@ class RunConfig:
     train_limit: int | None = None
     data_root: str | None = None
     erasing: bool = True
+    recipe: str = "standard"
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -56,13 +58,18 @@ def load_run_config(path: str | Path) -> RunConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     data, model, train, evaluate = (_table(raw, k) for k in ("data", "model", "train", "evaluate"))
-    known = {f.name for f in fields(TrainConfig)}
-    train_options = {k: v for k, v in train.items() if k in known}
-    unknown = set(train) - known - {"output", "state", "erasing"}
-    if unknown:
-        raise ConfigError(f"unknown [train] option(s) {sorted(unknown)} in {path}; known: {sorted(known)}")
     try:
-        train_config = TrainConfig(**train_options)
+        chosen = recipe(str(train.get("recipe", "standard")))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: train.{exc}") from exc
+    known = {f.name for f in fields(chosen.config_type)}
+    train_options = {k: v for k, v in train.items() if k in known}
+    unknown = set(train) - known - {"output", "state", "erasing", "recipe"}
+    if unknown:
+        raise ConfigError(f"unknown [train] option(s) {sorted(unknown)} in {path} for the {chosen.name!r} recipe; "
+                          f"known: {sorted(known | {'output', 'state', 'erasing', 'recipe'})}")
+    try:
+        train_config = chosen.config_type(**train_options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     if "dataset" not in data or "name" not in model:
@@ -90,7 +97,7 @@ def load_run_config(path: str | Path) -> RunConfig:
         state=Path(train.get("state", f"runs/{output.stem}/state.pt")), timesteps=timesteps,
         variants=variants, eval_batch_size=int(evaluate.get("batch_size", 500)),
         test_limit=evaluate.get("test_limit") or None, calibrate_for=_calibrate_for(path, evaluate), train_limit=data.get("train_limit") or None, data_root=data.get("root") or None,
-        erasing=bool(train.get("erasing", True)),
+        erasing=bool(train.get("erasing", True)), recipe=chosen.name,
     )
 
 

@@ -101,6 +101,9 @@ def _load_config(args: argparse.Namespace):
 
     config = load_run_config(args.config)
     overrides = {k: getattr(args, k) for k in ("epochs", "stages") if getattr(args, k, None) is not None}
+    unknown = [k for k in overrides if not hasattr(config.train, k)]
+    if unknown:
+        raise SpikeconvError(f"--{unknown[0]} does not apply to the {config.recipe!r} training recipe of {args.config}")
     if overrides:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, **overrides))
     return config
@@ -109,8 +112,8 @@ def _load_config(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from ..data import make_dataset
     from ..tasks.checkpoint import build_from_spec, load_model, save_checkpoint
-    from ..tasks.classification import train_classifier
     from ..tasks.distributed import barrier, is_main
+    from ..tasks.recipes import recipe
 
     config = _load_config(args)
     root = args.data_root or config.data_root
@@ -118,10 +121,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         model, payload = load_model(config.output)
         _say(f"loaded trained model {config.output} (use --retrain to train again)")
     else:
-        train_set = make_dataset(config.dataset, "train", root=root, augment=True, erasing=config.erasing,
-                                 limit=config.train_limit)
+        chosen = recipe(config.recipe)
+        train_set = make_dataset(config.dataset, "train", root=root, augment=chosen.loader_augments,
+                                 erasing=config.erasing, limit=config.train_limit)
         model = build_from_spec(config.spec)
-        history = train_classifier(model, train_set, config.train, state_path=config.state, progress=_progress(),
+        history = chosen.train(model, train_set, config.train, state_path=config.state, progress=_progress(),
                                    on_epoch=lambda e, r: _say(f"epoch {e}: loss {r['loss']:.4f} "
                                                               f"train acc {r['train_accuracy']:.2f}%"))
         if is_main():
@@ -167,20 +171,22 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
 def cmd_stability(args: argparse.Namespace) -> int:
     from ..data import make_dataset
     from ..tasks.checkpoint import build_from_spec
+    from ..tasks.recipes import recipe
     from ..tasks.stability import stability_study
 
     config = _load_config(args)
     root = args.data_root or config.data_root
-    train_set = make_dataset(config.dataset, "train", root=root, augment=True, erasing=config.erasing,
-                             limit=config.train_limit)
+    chosen = recipe(config.recipe)
+    train_set = make_dataset(config.dataset, "train", root=root, augment=chosen.loader_augments,
+                             erasing=config.erasing, limit=config.train_limit)
     test, loader, example = _test_data(config.dataset, root, args.limit or config.test_limit, config.eval_batch_size)
     result = stability_study(lambda: build_from_spec(config.spec), train_set, loader, example, config.train,
-                             runs=args.runs, timesteps=args.timesteps, state_dir=config.state.parent / "stability",
+                             runs=args.runs, timesteps=args.timesteps, train_fn=chosen.train, state_dir=config.state.parent / "stability",
                              progress=_progress(),
                              on_run=lambda r: _say(f"seed {r['seed']}: ANN {r['ann_accuracy']:.2f}%  "
                                                    f"SNN(T={args.timesteps}) {r['snn_accuracy']:.2f}%"))
     result.update(dataset=config.dataset, model=config.model, test_samples=len(test),
-                  epochs=config.train.epochs * config.train.stages)
+                  epochs=config.train.epochs * getattr(config.train, "stages", 1))
     lines = [f"{config.model} on {config.dataset} ({len(test)} test samples), {args.runs} runs, "
              f"{result['epochs']} epochs each, buffered SNN at T={args.timesteps}: mean (std)"]
     for key, label in (("ann_accuracy", "ANN"), ("snn_accuracy", "SNN"), ("difference", "SNN - ANN")):

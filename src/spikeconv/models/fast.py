@@ -77,8 +77,7 @@ def whitening_init_(conv: nn.Conv2d, images: Tensor, eps: float = 5e-4) -> None:
     eigenvalues, eigenvectors = torch.linalg.eigh(cov)
     order = eigenvalues.flip(0)[:half], eigenvectors.T.flip(0)[:half]
     filters = order[1] / torch.sqrt(order[0] + eps)[:, None]
-    # patches were flattened as (kw, kh, c) by the transpose; back to the conv's (c, kh, kw)
-    filters = filters.reshape(half, kw, kh, c).permute(0, 3, 2, 1)
+    filters = filters.reshape(half, c, kh, kw)  # patches are flattened in the conv weight's (c, kh, kw) order
     conv.weight.copy_(torch.cat([filters, -filters]).to(conv.weight.dtype))
     if conv.bias is not None:
         conv.bias.zero_()

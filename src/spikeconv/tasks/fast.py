@@ -202,6 +202,7 @@ def train_fast(
             on_epoch(epoch + 1, record)
     model.load_state_dict(ema.state_dict())
     model.to(memory_format=torch.contiguous_format)
+    model.eval()
     return history
 
 
@@ -229,3 +230,23 @@ def _ema_update_(ema: nn.Module, model: nn.Module, decay: float) -> None:
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
 
+
+
+def train_fast_dataset(
+    model: nn.Module,
+    train_set,
+    config: FastTrainConfig,
+    *,
+    state_path: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> list[dict[str, float]]:
+    """:func:`train_fast` on an in-memory data set (:class:`~spikeconv.data.ArrayDataset` without augmentation:
+    its ``images`` are the uint8 tensors, its ``transform`` the normalisation, applied per batch)."""
+    images, labels = getattr(train_set, "images", None), getattr(train_set, "labels", None)
+    if not isinstance(images, Tensor) or images.dtype != torch.uint8 or not isinstance(labels, Tensor):
+        raise ValueError("the fast recipe trains on an in-memory uint8 data set (MNIST, CIFAR-10), not on "
+                         f"{type(train_set).__name__}; use the standard recipe for streamed data")
+    normalize = train_set.transform if train_set.transform is not None else (lambda u: u.float() / 255)
+    return train_fast(model, images, labels, normalize, config, state_path=state_path, progress=progress,
+                      on_epoch=on_epoch)

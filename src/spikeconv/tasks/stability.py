@@ -39,6 +39,7 @@ def stability_study(
     train: TrainConfig,
     *,
     runs: int,
+    train_fn: Callable[..., Any] = train_classifier,
     timesteps: int = 8,
     conversion: ConversionConfig | None = None,
     state_dir: str | Path | None = None,
@@ -46,6 +47,8 @@ def stability_study(
     on_run: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``runs`` models from seeds ``train.seed, train.seed + 1, ...`` and summarise them (Table 2).
+
+    ``train_fn`` is the recipe's training function (:mod:`spikeconv.tasks.recipes`) and ``train`` its options.
 
     ``state_dir`` keeps each run's training state (``seed<s>.pt``) so an interrupted study resumes.
     Returns ``{"runs": [{seed, ann_accuracy, snn_accuracy, difference}, ...], "ann_accuracy": {mean,
@@ -59,8 +62,7 @@ def stability_study(
         seed = train.seed + index
         model = build()
         state = Path(state_dir) / f"seed{seed}.pt" if state_dir is not None else None
-        train_classifier(model, train_set, dataclasses.replace(train, seed=seed), state_path=state,
-                         progress=progress)
+        train_fn(model, train_set, dataclasses.replace(train, seed=seed), state_path=state, progress=progress)
         ann = evaluate_ann(model, test_loader, progress=progress)
         snn = evaluate_snn(convert(model, example, conversion), test_loader, [timesteps], progress=progress)[timesteps]
         row = {"seed": seed, "ann_accuracy": ann, "snn_accuracy": snn, "difference": snn - ann}

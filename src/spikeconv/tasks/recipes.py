@@ -1,0 +1,45 @@
+"""Training recipes by name: what a run config's ``[train] recipe = "..."`` selects.
+
+* ``standard``: :func:`~spikeconv.tasks.classification.train_classifier` (SGD, cosine, per-sample
+  augmentation in the loader, stages, DDP-aware) with :class:`~spikeconv.tasks.classification.TrainConfig`;
+* ``fast``: :func:`~spikeconv.tasks.fast.train_fast_dataset` (uint8 tensors in memory, batch augmentation,
+  bfloat16 on the CPU) with :class:`~spikeconv.tasks.fast.FastTrainConfig`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .classification import TrainConfig, train_classifier
+from .fast import FastTrainConfig, train_fast_dataset
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training recipe: its options type, its training function
+    ``train(model, train_set, config, *, state_path, progress, on_epoch) -> history``, and whether its data
+    set is augmented per sample by the loader (``False``: the recipe augments whole batches itself)."""
+
+    name: str
+    config_type: type
+    train: Callable[..., list[dict[str, float]]]
+    loader_augments: bool
+
+
+RECIPES = {
+    "standard": Recipe("standard", TrainConfig, train_classifier, loader_augments=True),
+    "fast": Recipe("fast", FastTrainConfig, train_fast_dataset, loader_augments=False),
+}
+
+
+def recipe(name: str) -> Recipe:
+    """The recipe called ``name``.
+
+    Example:
+        >>> recipe("fast").config_type.__name__
+        'FastTrainConfig'
+    """
+    if name not in RECIPES:
+        raise ValueError(f"unknown training recipe {name!r}; choose one of {sorted(RECIPES)}")
+    return RECIPES[name]

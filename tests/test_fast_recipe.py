@@ -1,0 +1,96 @@
+"""The fast CIFAR-10 recipe: batch augmentation, schedule, whitening stem, exact resume, config wiring."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from spikeconv.cli.config import load_run_config
+from spikeconv.errors import ConfigError
+from spikeconv.models import build_model, whitening_init_
+from spikeconv.quant import QReLU
+from spikeconv.tasks.fast import FastTrainConfig, augment, lr_factor, train_fast
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_augment_is_a_flip_and_a_reflected_shift_of_each_image():
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8, generator=gen)
+    out = augment(images, 2, torch.Generator().manual_seed(1))
+    assert out.dtype == torch.uint8 and out.shape == images.shape
+    seen = set()
+    for image, result in zip(images, out):
+        matches = [(flip, dy, dx) for flip in (False, True) for dy in range(5) for dx in range(5)
+                   if torch.equal(nn.functional.pad((image.flip(-1) if flip else image).float()[None], (2,) * 4,
+                                                    mode="reflect")[0, :, dy:dy + 8, dx:dx + 8].byte(), result)]
+        assert matches, "every output is one flip/shift of its input"
+        seen.add(matches[0])
+    assert len(seen) > 8  # drawn per image, not once per batch
+    assert torch.equal(augment(images, 2, torch.Generator().manual_seed(1)), out)  # seeded
+
+
+def test_triangular_schedule():
+    config = FastTrainConfig(warmup=0.25, final_lr=0.1)
+    assert lr_factor(0, 100, config) == pytest.approx(0.2)
+    assert lr_factor(25, 100, config) == pytest.approx(1.0)
+    assert lr_factor(100, 100, config) == pytest.approx(0.1)
+    assert lr_factor(62, 100, config) == pytest.approx(1.0 + (0.1 - 1.0) * 37 / 75)
+
+
+def test_whitening_stem_decorrelates_patches():
+    torch.manual_seed(0)
+    mix = torch.randn(12, 12)
+    patches = torch.randn(4000, 12) @ mix  # correlated patches: images of 3 x 2 x 2 pixels, one position each
+    images = patches.view(4000, 3, 2, 2)
+    net = build_model("fastnet_cifar")
+    whitening_init_(net.whiten, images, eps=1e-6)
+    with torch.no_grad():
+        out = net.whiten(images).flatten(1)[:, :12]  # one position per image; the first half of the filters
+    cov = torch.cov(out.T)
+    assert torch.allclose(cov, torch.eye(12), atol=0.05)
+    assert torch.equal(net.whiten.weight[12:], -net.whiten.weight[:12])
+
+
+def _tiny(seed=0):
+    torch.manual_seed(seed)
+    return build_model("fastnet_cifar", activation=lambda: QReLU(levels=4, phi=0.5), widths=(8, 16, 16))
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (128, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, 10, (128,), generator=gen)
+    normalize = lambda u: u.float() / 255 - 0.5  # noqa: E731
+    config = FastTrainConfig(epochs=2, batch_size=32, bf16=False)
+    straight = _tiny()
+    history = train_fast(straight, images, labels, normalize, config, state_path=tmp_path / "a.pt")
+    assert [h["epoch"] for h in history] == [1, 2]
+
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, record):
+        raise Stop
+
+    resumed = _tiny()
+    with pytest.raises(Stop):
+        train_fast(resumed, images, labels, normalize, config, state_path=tmp_path / "b.pt", on_epoch=stop)
+    resumed = _tiny(seed=1)  # a fresh process: other initial weights, all restored from the state
+    train_fast(resumed, images, labels, normalize, config, state_path=tmp_path / "b.pt")
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not straight.training
+
+
+def test_fast_config_selects_the_recipe_and_rejects_foreign_options(tmp_path):
+    config = load_run_config(ROOT / "configs" / "cifar10_fast.toml")
+    assert config.recipe == "fast" and isinstance(config.train, FastTrainConfig)
+    bad = tmp_path / "bad.toml"
+    bad.write_text((ROOT / "configs" / "cifar10_fast.toml").read_text().replace("epochs = 16", "stages = 2"))
+    with pytest.raises(ConfigError, match="stages.*'fast' recipe"):
+        load_run_config(bad)
+    bad.write_text((ROOT / "configs" / "cifar10_fast.toml").read_text().replace('recipe = "fast"', 'recipe = "fats"'))
+    with pytest.raises(ConfigError, match="unknown training recipe 'fats'"):
+        load_run_config(bad)
