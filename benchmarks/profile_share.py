@@ -5,8 +5,8 @@ forward passes, and prints the self time of the operators, grouped: weight kerne
 linear, the oneDNN int8 kernels, the C event-driven convolution), the C neuron scan (the CPU default,
 ``spikeconv.native``; with ``--eager`` the PyTorch scan, whose passes count as "other"), the C helpers of the
 integer layers (negative-spike check, shift, epilogue) and the silent-frame check, the rest of the SNN (eager
-neuron passes, weighted adds, conversions, checks). The C calls appear under ``spikeconv::native_<kernel>``
-(before stop 17 only the scan did: the helpers' time was missing from the profile). The ratio "SNN weight
+neuron passes, weighted adds, conversions, checks). The C calls appear under ``spikeconv::native_<kernel>``.
+The ratio "SNN weight
 kernels / T ANN passes" is the floor for that arithmetic: the time the simulation would take with a free
 neuron. Profiler times carry its overhead; read the shares, not seconds.
 

@@ -1,4 +1,4 @@
-"""How spikeconv's simulation cost grows with T, batch, depth and firing rate (issue 5's scaling table).
+"""How spikeconv's simulation cost grows with T, batch, depth and firing rate.
 
 Every row is a median of interleaved runs, as a ratio to the ANN forward passes it replaces
 (T x ANN for the same batch), measured in this one run:

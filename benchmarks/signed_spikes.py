@@ -15,7 +15,7 @@ receives: each net converted twice (plain IF and buffered S^max=2, 8-bit weights
 (T = 8, ``--batch`` images) records every call's input, then each layer's calls of one run are timed
 together: the IF layer on the IF net's spikes (the unsigned reference), and the buffered layer with each
 signed path forced (calls without a negative spike included, as they come). Random spikes rank the paths
-closer than real ones do (docs/performance.md, stop 17).
+closer than real ones do (docs/simulation.md).
 
     python benchmarks/signed_spikes.py [--repeats 9] [--batch 32] [--json docs/results/signed_spikes_cpu.json]
     python benchmarks/signed_spikes.py --models checkpoints/cifar10_vgg_qrelu.pt runs/cifar10_resnet18_short.pt

@@ -1,5 +1,5 @@
 """Convert torchvision models with random weights and calibrated BN statistics; report the SNN-vs-ANN
-output correlation at T (issue 3). Usage: python benchmarks/torchvision_coverage.py [--timesteps 256]"""
+output correlation at T. Usage: python benchmarks/torchvision_coverage.py [--timesteps 256]"""
 
 import argparse
 import time

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 5's GPU checks in one prepared run for a lent GPU machine (the `device` tool; see
-# docs/performance.md "On a GPU"): the CUDA tests (tests/test_cuda.py), then benchmarks/peers.py on CUDA for the two
+# docs/simulation.md): the CUDA tests (tests/test_cuda.py), then benchmarks/peers.py on CUDA for the two
 # random-weight CIFAR nets at batch 32 and 256, T = 8; logs and JSON under $OUT.
 #
 # Here, once:   bash scripts/fetch_peer_wheels.sh           (the peers as wheels, into .whl/)

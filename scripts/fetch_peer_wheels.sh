@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Download the benchmark peers (and the modules they import that the GPU machine's image lacks) as wheels
 # into .whl/ (git-ignored), for scripts/device_check.sh on a lent GPU machine, which cannot fetch anything.
-# Versions: the ones benchmarks/peers.py was measured with on the CPU (docs/performance.md).
+# Versions: the ones benchmarks/peers.py was measured with on the CPU (docs/simulation.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .whl

@@ -1,4 +1,4 @@
-"""The same engine on CUDA (issue 5): run only where a CUDA device exists, compared with the CPU run.
+"""The same engine on CUDA: run only where a CUDA device exists, compared with the CPU run.
 
 Weights and inputs are multiples of 1/8 with small numerators, so every product and partial sum is exact
 in float32 (and in TF32) and any convolution algorithm on either device gives the same currents: the

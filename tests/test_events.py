@@ -1,4 +1,4 @@
-"""Event-driven accumulation (issue 5): the same sums as the dense layers, bit for bit on integer weights."""
+"""Event-driven accumulation: the same sums as the dense layers, bit for bit on integer weights."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Integer weight layers (issue 5, below the dense limit): exact int32 sums on spikes, conversion with
+"""Integer weight layers: exact int32 sums on spikes, conversion with
 hardware weights, accuracy on real data."""
 
 import copy

@@ -1,4 +1,4 @@
-"""Silent-frame skipping (issue 5): exact (bit for bit) and the work really skipped."""
+"""Silent-frame skipping: exact (bit for bit) and the work really skipped."""
 
 import pytest
 import torch
@@ -47,7 +47,7 @@ def _integer_weights_(layer):
 
 def test_float_weights_on_a_realistic_channels_last_conv_are_bit_identical():
     """oneDNN computes each frame of a 64-channel channels-last convolution the same way whatever the
-    batch size (on small layers PyTorch's fallback may differ in the last bit: docs/performance.md)."""
+    batch size (on small layers PyTorch's fallback may differ in the last bit: docs/simulation.md)."""
     torch.manual_seed(0)
     dense = nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
     skipping = skip_silent_frames(nn.Sequential(dense))[0]

@@ -76,15 +76,15 @@ class ConversionConfig:
             ``"spiking"`` (the SNN Toolbox gate of paper 004) or ``"average"`` (opt-in approximation).
         softmax: :class:`SoftmaxMode`.
         channels_last: store 4-D weights channels-last (NHWC); the convolutions, neuron states and
-            spikes then stay channels-last. Measured about 25% faster on CPU (docs/performance.md).
+            spikes then stay channels-last. Measured about 25% faster on CPU (docs/simulation.md).
         skip_silent: plain ``Conv2d`` and ``Linear`` layers become :class:`~spikeconv.layers.SkipSilentConv2d`
             / :class:`~spikeconv.layers.SkipSilentLinear`: frames (sample x step) without any spike are not
             computed, their output is the bias (exact; pays where layers are silent for whole steps, e.g.
-            during the voltage clamp or before deep layers start firing; docs/performance.md).
+            during the voltage clamp or before deep layers start firing; docs/simulation.md).
         weight_bits: ``None`` keeps the float weights; ``b`` (2..8) puts every Conv/Linear weight on a ``b``-bit
             grid with one scale per output channel (hardware weights), and layers whose input is spikes
             compute in exact integer arithmetic (:class:`~spikeconv.layers.IntegerConv2d`; 2-3x faster
-            convolutions on x86 CPUs, docs/performance.md). Changes accuracy slightly: measure it. Neurons
+            convolutions on x86 CPUs, docs/simulation.md). Changes accuracy slightly: measure it. Neurons
             whose spikes go only to integer layers and weighted adds then emit int8 spikes
             (``IFNeuron.spike_dtype``; same values, a quarter of the memory).
     """

@@ -17,7 +17,7 @@ by 128 when they can be negative and the kernel removes the shift exactly, or, o
 spike bound ``c``, shifted by ``c`` and the shift removed from the exact sum; a call whose spikes hold no
 negative value, e.g. the first step of a buffered neuron, runs the unsigned kernel): the sum is exact, then
 rounded once to float32 and scaled, ``fl(fl(fl(Q * S) * s_o) + b_o)``. On this CPU that is 2-3x
-faster than the float32 convolution (docs/performance.md). Where the kernels do not exist (CUDA, a
+faster than the float32 convolution (docs/simulation.md). Where the kernels do not exist (CUDA, a
 build without oneDNN) or autograd is recording, the layers run the float layer on ``W'``, which equals
 the integer result up to float summation order (bit for bit when every partial sum is exact, e.g. for
 power-of-two scales).
@@ -45,7 +45,7 @@ MAX_BITS = 8
 #: signed convolutions with a known spike bound take the shifted path (IntegerConv2d._path) on output maps
 #: of at most this many positions (16x16): on the trained VGG's and ResNet-18's real spikes it took 0.93-1.04x
 #: the IF layer's time there against the zero point's 0.94-1.54x, and 1.04-1.08x against 0.99-1.01x on 32x32
-#: maps (benchmarks/signed_spikes.py --models; docs/performance.md, stop 17)
+#: maps (benchmarks/signed_spikes.py --models; docs/simulation.md)
 SHIFTED_MAX_POSITIONS = 256
 #: the same for convolutions without padding (1x1 shortcuts), where the zero point costs less: 8x8
 SHIFTED_MAX_POSITIONS_UNPADDED = 64
@@ -282,7 +282,7 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         return new._adopt(layer, bits, input_signed, skip_silent, spike_bound)
 
     def _path(self, x: Tensor, negative: bool | None = None) -> str:
-        """How this call runs the kernel (all exact, docs/performance.md); ``negative``: whether ``x`` holds a
+        """How this call runs the kernel (all exact, docs/simulation.md); ``negative``: whether ``x`` holds a
         negative spike of a signed layer (:meth:`_negative`; found out when None):
 
         * ``"kernel"``: no negative spike (the unsigned kernel), else oneDNN with the zero point of signed
@@ -353,7 +353,7 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         with unit scales and no zero point, so its float32 output is the exact integer ``Q * (S + c)``
         (below 2^24); the subtraction is exact too, then ``y = fl(fl(sum * s) + b)`` as on the other paths.
         Chosen by :meth:`_path` on output maps of up to 16x16 (8x8 without padding), where it measured
-        fastest (docs/performance.md).
+        fastest (docs/simulation.md).
         """
         bound = self.spike_bound
         shifted = offset_bytes(spikes, bound)  # C, one pass

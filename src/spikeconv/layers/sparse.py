@@ -3,7 +3,7 @@ r"""Weight layers that skip silent frames: exact work skipping where whole input
 The engine folds time into the batch, so a weight layer of a converted network sees ``[steps * B, ...]``:
 one *frame* (row of the leading axis) per sample and step. In a converted SNN the deep layers stay silent
 for the first steps of a run, until their membranes reach threshold (the propagation latency of rate
-coding; docs/performance.md measures it layer by layer), and a silent frame needs no arithmetic: for a
+coding; docs/simulation.md measures it layer by layer), and a silent frame needs no arithmetic: for a
 weight layer ``y = W * S + b`` (convolution with zero padding, or linear),
 
     S[n] = 0   =>   y[n] = b        (exactly: every product is 0)
@@ -83,7 +83,7 @@ def computed_span(x: Tensor) -> tuple[int, int]:
     The active span (:func:`active_span`), unless it would skip fewer than ``N / MIN_SKIPPED`` frames
     (then the copy into the output would cost more than the skipped work saves). Off the CPU every frame is
     computed: finding the span reads values back to the host, a synchronisation that cost more than the
-    skipped work saved on an H200 (docs/performance.md, "On a GPU").
+    skipped work saved on an H200 (docs/simulation.md).
 
     Example:
         >>> x = torch.zeros(64, 4); x[8:] = 1.0

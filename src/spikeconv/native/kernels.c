@@ -10,14 +10,14 @@
        V = V' - S (reset by subtraction)  or  V = (S != 0 ? 0 : V') (reset to zero)
    Tiles of neurons (2048 for chunks of 1-2 steps, 16384 for longer ones) run step after step, so the tile's
    membrane and -V^b stay in L1/L2 across the steps while each step reads its currents and writes its spikes
-   as one long stream; each current is read and each spike written once. (Blocks of 256 neurons with all
-   steps inside, the first version, were 15-20% slower overall: many short streams; measured with
-   benchmarks/neuron_scan.py and a throwaway sweep of tile sizes.) Only V + x[t] rounds (one IEEE single
+   as one long stream; each current is read and each spike written once (blocks of 256 neurons with all
+   steps inside measured 15-20% slower overall: many short streams; benchmarks/neuron_scan.py and a sweep
+   of tile sizes). Only V + x[t] rounds (one IEEE single
    addition, as in PyTorch's eager step); the rest acts on small integers (signed and multi-bit neurons: as
    int32, -V^b read and written as such), so the result is bit-identical to the eager scan (a membrane of
    -0.0 may come out as +0.0: equal values). Each step writes its spikes, float32 or int8, in the same pass
-   (a first version stored int8 spikes through a float block of 256: the plain IF scan took ~1.4x as long
-   at chunks of 1-2 steps, benchmarks/neuron_scan.py). Build flags: no contraction into multiply-adds
+   (storing int8 spikes through a float block of 256 made the plain IF scan take ~1.4x as long at chunks of
+   1-2 steps, benchmarks/neuron_scan.py). Build flags: no contraction into multiply-adds
    (-ffp-contract=off), IEEE semantics otherwise (-fno-trapping-math only lets float-to-int8 conversions
    vectorize: results do not change).
 

@@ -382,7 +382,7 @@ def compiled_scan_kernel() -> ScanKernel:
     """The in-place scan of one chunk (all its steps) passed through ``torch.compile``: one compiled call per
     neuron layer and chunk instead of one eager call per operation and step (dynamic shapes, so every layer
     of a configuration reuses it; one compilation per chunk length). Within 5% of the eager scan end to end on
-    the 2-core CPU (docs/performance.md, stop 14); the fused Triton scan (:mod:`spikeconv.neuron.fused`) is
+    the 2-core CPU (docs/simulation.md); the fused Triton scan (:mod:`spikeconv.neuron.fused`) is
     the hand-written alternative on CUDA.
 
     Compiled once per process and neuron configuration on first use (seconds; cached on disk by PyTorch

@@ -13,7 +13,7 @@ Every operation but ``V + x[t]`` acts on small integers (exact in any dtype), an
 rounding here as in the eager step, so both kernels are bit-identical to the eager scan. The Triton kernel
 (this module; tests/test_fused.py runs it through Triton's interpreter on the CPU and compiles it for sm_90
 to check that its PTX keeps denormals and fuses no multiply-add; tests/test_cuda.py runs it on a GPU) is
-opt-in, ``simulate(fused=True)``: not yet run or timed on a GPU (docs/performance.md). The C kernel
+opt-in, ``simulate(fused=True)``: not yet run or timed on a GPU (docs/simulation.md). The C kernel
 (:func:`spikeconv.native.if_scan_`, tests/test_native.py) is the CPU default. Anything else (another threshold,
 a float16 membrane, unequal memory layouts) is not :func:`fused_supported` and takes the eager scan.
 """

@@ -40,7 +40,7 @@ def choose_chunk(device: torch.device, batch: int, config: SimulationConfig) -> 
     ``max(1, 64 // batch)`` steps, so that about 64 samples x steps go through each layer at once (small
     folded batches make the convolutions efficient, while activations above ~32 MiB pay for fresh memory at
     every layer), capped by ``CPU_AUTO_BUDGET``: 16 MiB for a chunk's largest input + output, which keeps the
-    peak memory below the peers' at little cost in time (docs/performance.md).
+    peak memory below the peers' at little cost in time (docs/simulation.md).
 
     Example:
         >>> choose_chunk(torch.device("cpu"), 8, SimulationConfig())

@@ -12,7 +12,7 @@ convolution's with ``N * C * H * W * k^2 * C_out``, at a higher arithmetic speed
 :func:`spikeconv.native.event_conv2d` gathers the events per output position (the same sums, pulled
 instead of pushed) and wins up to firing rates of 0.3-0.5 on 3x3 layers; the PyTorch scatter version here
 (:func:`event_conv2d`, :func:`event_linear`: other devices, or no C compiler) only below about 0.2%
-(``benchmarks/event_driven.py``; docs/performance.md). :class:`EventDriven` wraps a layer and picks the
+(``benchmarks/event_driven.py``; docs/simulation.md). :class:`EventDriven` wraps a layer and picks the
 path per call from the measured fraction of nonzero inputs, or keeps a path fixed by
 :func:`event_driven` from a measured run.
 
@@ -34,7 +34,7 @@ from ..layers.replace import set_submodule
 from .engine import simulate
 
 #: the density below which the PyTorch scatter version (no C kernels, or another device) beats the dense
-#: layer (docs/performance.md, "Below the dense limit")
+#: layer (docs/simulation.md)
 SCATTER_MAX_DENSITY = 0.002
 
 
@@ -45,7 +45,7 @@ def default_max_density(layer: nn.Module) -> float:
     per input value, ``w = C_out k_h k_w / (s_h s_w)`` (``C_out`` for a Linear); the dense layer costs
     ``k_h k_w C_in`` multiply-adds per output value, each cheaper than a gathered addition. The gathered rows
     of one kernel tap (``C_in`` rows of 64 output channels) stay in L1/L2 for small ``C_in``. Measured
-    (``benchmarks/event_driven.py --batch 256``, 2-core AVX-512 CPU: docs/performance.md), the crossovers
+    (``benchmarks/event_driven.py --batch 256``, 2-core AVX-512 CPU: docs/simulation.md), the crossovers
     of 3x3 layers were 0.35-0.5+ for 32-128 input channels (0/1 spikes above 0.5, -1/0/1 spikes lower), 0.3-0.5
     for the strided ones, 0.4-0.45 for 256 input channels, 0.35-0.4 for 512, and never (above 0.01) for the 1x1
     strided shortcut or a 10-way classifier. So: 0 (always dense) for ``w < 128``; else 0.4 for
