@@ -10,7 +10,7 @@ import torch
 
 from spikeconv.neuron import NeuronConfig, if_init
 from spikeconv.neuron.functional import _scan_steps_
-from spikeconv.neuron.fused import fused_scan_, fused_supported
+from spikeconv.neuron.fused import fused_supported, native_scan_, triton_scan_
 
 
 def currents(shape, steps, seed):
@@ -52,7 +52,7 @@ def main(device: str = "cpu", backend: str = "triton") -> int:
                     print("not supported:", config, spike_dtype, buffer_dtype, constant, channels_last)
                     bad += 1
                     break
-                fused_scan_(*args, signed, constant, backend=backend)
+                {"triton": triton_scan_, "native": native_scan_}[backend](*args, signed, constant)
             results.append((spikes, state.v, state.buffer))
         if len(results) == 2:
             (s0, v0, b0), (s1, v1, b1) = results

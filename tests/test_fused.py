@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from spikeconv.neuron import NeuronConfig, if_init
-from spikeconv.neuron.fused import fused_scan_, fused_scan_kernel, fused_supported
+from spikeconv.neuron.fused import fused_scan_kernel, fused_supported, native_scan_, triton_scan_
 from spikeconv.sim.engine import scan_kernel_for
 
 
@@ -49,8 +49,9 @@ def test_fused_needs_equal_layouts_and_float32():
     channels_last = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(x.shape)
     assert not fused_supported(channels_last, v, buffer, spikes, config, False, False)  # v is contiguous
     assert not fused_supported(x[:3], v, buffer, spikes, config, False, False)  # fewer currents than steps
-    with pytest.raises(ValueError, match="eager scan"):
-        fused_scan_(x, v, buffer, spikes, NeuronConfig(threshold=0.5), False, False)
+    for scan in (triton_scan_, native_scan_):
+        with pytest.raises(ValueError, match="eager scan"):
+            scan(x, v, buffer, spikes, NeuronConfig(threshold=0.5), False, False)
 
 
 def test_the_engine_runs_triton_only_on_cuda_and_when_asked():

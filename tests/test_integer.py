@@ -84,7 +84,7 @@ def test_integer_conv_is_the_exact_integer_sum(seed, stride, padding, dilation, 
                                      input_signed=signed, spike_bound=strength if bound else None)
     x = _spikes((5, 4, 6, 6), signed, strength, seed)
     # every output map here is 8x8 or smaller; without a negative spike the unsigned kernel runs
-    assert layer._shifts(x) == (signed and bound and bool((x < 0).any()))
+    assert (layer._path(x) == "shifted") == (signed and bound and bool((x < 0).any()))
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     spikes = x.to(torch.int8)  # what a neuron with spike_dtype=int8 emits: read as it is, never written
@@ -207,8 +207,8 @@ def test_convert_with_weight_bits_installs_integer_layers_where_spikes_flow():
             assert module.input_signed and module.skip_silent and module.spike_bound == 1
     quantized = [r for r in snn.report if r.status == "quantized"]
     assert len(quantized) == len(layers) and sum("integer arithmetic" in r.detail for r in quantized) == len(layers) - 2
-    snn.set_neuron_config_(signed=False)
-    assert not any(m.input_signed for m in snn.modules() if isinstance(m, (IntegerConv2d, IntegerLinear)))
+    unsigned = convert(model, x, ConversionConfig(weight_bits=8, signed=False))
+    assert not any(m.input_signed for m in unsigned.modules() if isinstance(m, (IntegerConv2d, IntegerLinear)))
 
 
 @kernels
@@ -405,9 +405,9 @@ def test_shifted_path_is_chosen_by_map_size_and_exactness_bound():
     wide = IntegerConv2d.from_layer(nn.Conv2d(4096, 2, 3, padding=1), 8, input_signed=True, spike_bound=8)
     negative = torch.zeros(1, 4096, 4, 4)
     negative[0, 7, 2, 1] = -1
-    assert not wide._shifts(negative)  # 36864 x 127 x 16 > 2^24: not exact in float32
+    assert wide._path(negative) != "shifted"  # 36864 x 127 x 16 > 2^24: not exact in float32
     assert IntegerConv2d.from_layer(nn.Conv2d(4096, 2, 3, padding=1), 8, input_signed=True,
-                                    spike_bound=1)._shifts(negative)
+                                    spike_bound=1)._path(negative) == "shifted"
     with torch.no_grad():
         for layer, x in ((small, x_small), (small, x_large), (strided, x_large), (unpadded, x_tiny),
                          (unknown, x_tiny)):

@@ -18,7 +18,7 @@ from spikeconv import native
 from spikeconv.layers import sparse
 from spikeconv.native import build as native_build_module
 from spikeconv.neuron.functional import _scan_steps_
-from spikeconv.neuron.fused import fused_scan_, native_scan_kernel
+from spikeconv.neuron.fused import native_scan_, native_scan_kernel
 from spikeconv.sim.engine import scan_kernel_for
 
 needs_native = pytest.mark.skipif(native.compiler() is None, reason="no C compiler on this machine")
@@ -67,7 +67,7 @@ def test_c_scan_equals_eager_scan_on_threaded_sizes(signed, smax, subtract, int8
         if run == "eager":
             _scan_steps_(x, state.v, state.buffer, spikes, config, None, signed, False)
         else:
-            fused_scan_(x, state.v, state.buffer, spikes, config, signed, False, backend="native")
+            native_scan_(x, state.v, state.buffer, spikes, config, signed, False)
         results.append((spikes, state.v, state.buffer))
     (s0, v0, b0), (s1, v1, b1) = results
     assert torch.equal(s0, s1) and torch.equal(v0, v1)

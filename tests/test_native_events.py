@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from spikeconv import native
 from spikeconv.layers import IntegerConv2d
-from spikeconv.sim import EventDriven, default_max_density, event_driven
+from spikeconv.sim import EventDriven, default_max_density, event_driven, watch_paths
 
 needs_native = pytest.mark.skipif(native.compiler() is None, reason="no C compiler on this machine")
 
@@ -137,28 +137,29 @@ def test_event_driven_layers_take_the_c_kernel_and_fall_back(monkeypatch):
     conv, fc = nn.Conv2d(16, 64, 3, padding=1), nn.Linear(256, 600)
     wrapped_conv, wrapped_fc = EventDriven(conv), EventDriven(fc)
     sparse_map, sparse_vec = _spikes((4, 16, 8, 8), 0.2, 0), _spikes((5, 256), 0.2, 1)
-    with torch.no_grad():
+    with torch.no_grad(), watch_paths(wrapped_conv) as conv_paths, watch_paths(wrapped_fc) as fc_paths:
         torch.testing.assert_close(wrapped_conv(sparse_map), conv(sparse_map), rtol=0, atol=1e-5)
         torch.testing.assert_close(wrapped_fc(sparse_vec), fc(sparse_vec), rtol=0, atol=1e-5)
         wrapped_conv(torch.ones(4, 16, 8, 8))  # dense input: the dense layer
-    assert wrapped_conv.calls == {"events": 1, "dense": 1} and wrapped_fc.calls == {"events": 1, "dense": 0}
+    assert conv_paths[""] == {"events": 1, "dense": 1} and fc_paths[""] == {"events": 1, "dense": 0}
     # the weight changes: the rows are made again
     with torch.no_grad():
         conv.weight.mul_(2.0)
         torch.testing.assert_close(wrapped_conv(sparse_map), conv(sparse_map), rtol=0, atol=2e-5)
     # autograd recording: never the C kernel (the PyTorch scatter version or the dense layer, by density)
     grads = EventDriven(conv)
-    y = grads(sparse_map.requires_grad_())
-    assert y.requires_grad and grads.calls == {"events": 0, "dense": 1}
+    with watch_paths(grads) as paths:
+        y = grads(sparse_map.requires_grad_())
+    assert y.requires_grad and paths[""] == {"events": 0, "dense": 1}
     # without the C kernels: the scatter version below its own, much lower default density
     monkeypatch.setattr(native, "event_supported", lambda *args: False)
     fallback = EventDriven(conv)
-    with torch.no_grad():
+    with torch.no_grad(), watch_paths(fallback) as paths:
         fallback(sparse_map.detach())
         very_sparse = torch.zeros(4, 16, 8, 8)
         very_sparse[0, 0, 0, 0] = 1.0
         torch.testing.assert_close(fallback(very_sparse), conv(very_sparse), rtol=0, atol=1e-6)
-    assert fallback.calls == {"events": 1, "dense": 1}
+    assert paths[""] == {"events": 1, "dense": 1}
 
 
 def test_weights_stored_as_rows_give_the_same_layers():
@@ -219,7 +220,7 @@ def test_fixed_paths_from_a_measured_run_give_every_order_the_same_bits(data_ava
     wrappers = [m for m in fixed.modules() if isinstance(m, EventDriven)]
     assert [w.mode for w in wrappers] == ["events" if w.density <= 0.35 else "dense" for w in wrappers]
     assert {"events", "dense"} <= {w.mode for w in wrappers}  # the image (density ~0.19 > 0) and the spikes
-    assert all(w.calls == {"events": 0, "dense": 0} for w in wrappers)  # the measuring run is not counted
+    assert all(w._observer is None for w in wrappers)  # nothing records outside watch_paths
     for w in wrappers:  # each weight held once: the events layers' rows are their weight, stored in row order
         assert w._rows_cache is None
         if w.mode == "events":

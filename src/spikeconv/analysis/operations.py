@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from torch import Tensor, nn
 
 from ..convert import REGISTRY
+from ..neuron import is_constant
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def count_operations(model: nn.Module) -> Iterator[OperationCounter]:
             simulate(snn, x, timesteps=8)
         ops["body.0"].sop_adds  # accumulates per step, summed over the batch
     """
-    from ..neuron import SpikingModule
+    from ..neuron import SpikingModule  # noqa: F811
 
     counter = OperationCounter()
     handles = []
@@ -94,7 +95,7 @@ def count_operations(model: nn.Module) -> Iterator[OperationCounter]:
             if not x.is_floating_point():  # int8 spikes (IFNeuron.spike_dtype): count them as floats
                 x = x.to(output.dtype)
             ops = counter.setdefault(name, LayerOps(name))
-            constant = x.shape[0] == batch and steps > 1
+            constant = is_constant(x, steps, batch)
             if not ops.macs_per_sample:
                 ops.macs_per_sample = ann_macs(layer, tuple(x.shape[1:]), tuple(output.shape[1:]))
                 ops.samples = batch
@@ -131,7 +132,7 @@ def count_operations(model: nn.Module) -> Iterator[OperationCounter]:
 
 
 def _run_of(model: nn.Module):
-    from ..neuron import SpikingModule
+    from ..neuron import SpikingModule  # noqa: F811
 
     for module in model.modules():
         if isinstance(module, SpikingModule) and module._run is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..neuron import IFNeuron, SpikingModule
+from ..neuron import IFNeuron, SpikingModule, is_constant
 
 
 @dataclass
@@ -67,7 +67,7 @@ def record(model: nn.Module, *, spikes: bool = True) -> Iterator[Recording]:
             rec = recording.setdefault(name, LayerRecord(name, mod))
             steps, batch = run.steps, run.batch
             x = inputs[0].detach()
-            current = x * steps if x.shape[0] == batch and steps > 1 else x.view(steps, batch, *x.shape[1:]).sum(0)
+            current = x * steps if is_constant(x, steps, batch) else x.view(steps, batch, *x.shape[1:]).sum(0)
             rec.current_sum = current if rec.current_sum is None else rec.current_sum + current
             rec.steps += steps
             if spikes:  # as floats also when the neuron emits int8 spikes (spike_dtype): rates are fractions

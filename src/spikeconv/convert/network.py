@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..layers.integer import IntegerConv2d, IntegerLinear
 from ..neuron import IFNeuron
 
 
@@ -53,22 +52,3 @@ class SpikingNetwork(nn.Module):
     def neurons(self) -> list[tuple[str, IFNeuron]]:
         """``(path, neuron)`` for every spiking neuron, in order."""
         return [(name, m) for name, m in self.named_modules() if isinstance(m, IFNeuron)]
-
-    @torch.no_grad()
-    def set_neuron_config_(self, **changes) -> "SpikingNetwork":
-        """Change neuron options (e.g. ``signed=False``, ``max_strength=2``) on every neuron, in place.
-
-        Only options that do not change scales may be changed here; ``max_strength`` changes the meaning
-        of the weights (lambda = lambda^b / S^max), so convert again for another S^max.
-        """
-        from dataclasses import replace
-
-        if "max_strength" in changes or "threshold" in changes:
-            raise ValueError("max_strength and threshold are baked into the weights; call convert() again")
-        for _, neuron in self.neurons():
-            neuron.config = replace(neuron.config, **changes)
-        if "signed" in changes:  # integer layers encode negative spikes differently (zero point 128)
-            for module in self.modules():
-                if isinstance(module, (IntegerConv2d, IntegerLinear)):
-                    module.input_signed = bool(changes["signed"])
-        return self

@@ -310,10 +310,6 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
             return "self-padded"
         return "kernel"
 
-    def _shifts(self, x: Tensor) -> bool:
-        """Whether this call takes :meth:`_shifted_forward` (see :meth:`_path`)."""
-        return self._path(x) == "shifted"
-
     def _pack(self, codes: Tensor, padding: list[int] | None = None, zero_point: int | None = None) -> Tensor:
         """oneDNN's packed weight for this geometry; by default the layer's padding and input zero point."""
         return torch.ops.onednn.qconv_prepack(

@@ -16,7 +16,7 @@ from .functional import (
     true_divide,
 )
 from .analog import AnalogNeuron
-from .modules import IFNeuron, NeuronRun, SpikingMaxPool2d, SpikingModule, SpikingSoftmax
+from .modules import IFNeuron, is_constant, NeuronRun, SpikingMaxPool2d, SpikingModule, SpikingSoftmax
 
 __all__ = [
     "AnalogNeuron",
@@ -37,5 +37,6 @@ __all__ = [
     "if_scan",
     "if_scan_constant",
     "if_step",
+    "is_constant",
     "true_divide",
 ]

@@ -49,7 +49,7 @@ def _laid_out_like(t: Tensor, v: Tensor) -> bool:
 
 def fused_supported(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
                     negated: bool, constant: bool) -> bool:
-    """Whether :func:`fused_scan_` runs this scan: threshold 1, a float32 membrane stored densely (contiguous
+    """Whether :func:`triton_scan_` runs this scan: threshold 1, a float32 membrane stored densely (contiguous
     or channels-last), the current, every spike frame and the buffer (``-V^b``, int8 or float32) laid out
     like it, int8 or float32 spikes.
 
@@ -127,42 +127,51 @@ def _kernel():
     return triton, if_scan_kernel
 
 
-def fused_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
-                negated: bool, constant: bool, *, backend: str | None = None) -> None:
-    """Run every step of one chunk in one fused kernel (module docstring), in place: ``spikes[t]`` from
-    ``x[t]`` (``x`` at every step when ``constant``), advancing ``v`` and ``buffer`` (``-V^b``).
+def _check_fused(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
+                 negated: bool, constant: bool) -> None:
+    if not fused_supported(x, v, buffer, spikes, config, negated, constant):
+        raise ValueError("the fused scans run threshold-1 neurons with a dense float32 membrane and equally laid "
+                         "out current, spikes and buffer; use the eager scan (if_scan_) for this one")
 
-    ``backend``: ``"triton"`` or ``"native"`` (the C scan); None: Triton on CUDA, C on the CPU.
+
+def triton_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
+                 negated: bool, constant: bool) -> None:
+    """Every step of one neuron layer's chunk in one Triton kernel (module docstring), in place: ``spikes[t]``
+    from ``x[t]`` (``x`` at every step when ``constant``), advancing ``v`` and ``buffer`` (``-V^b``). CUDA
+    tensors, or CPU tensors under Triton's interpreter (``TRITON_INTERPRET=1``).
 
     Raises:
-        ValueError: the scan is not :func:`fused_supported` (use the eager scan), or ``backend`` is unknown.
-        RuntimeError: the C scan is asked for and cannot be built here (:func:`native_build` says why).
+        ValueError: the scan is not :func:`fused_supported` (use the eager scan).
     """
-    if not fused_supported(x, v, buffer, spikes, config, negated, constant):
-        raise ValueError("fused_scan_ runs threshold-1 neurons with a dense float32 membrane and equally laid "
-                         "out current, spikes and buffer; use the eager scan (if_scan_) for this one")
-    backend = backend or ("triton" if v.device.type == "cuda" else "native")
-    if backend == "triton":
-        _launch(x, v, buffer, spikes, config, constant)
-    elif backend == "native":
-        build = native.native_build()
-        if v.device.type != "cpu" or not build.available:
-            raise RuntimeError(f"the C scan runs CPU tensors only, when built: {build.reason or v.device}")
-        native_launch(x, v, buffer, spikes, config, constant)
-    else:
-        raise ValueError(f"backend must be 'triton', 'native' or None, got {backend!r}")
+    _check_fused(x, v, buffer, spikes, config, negated, constant)
+    _launch(x, v, buffer, spikes, config, constant)
+
+
+def native_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
+                 negated: bool, constant: bool) -> None:
+    """The same scan as :func:`triton_scan_` in C, on CPU tensors (:mod:`spikeconv.native`).
+
+    Raises:
+        ValueError: the scan is not :func:`fused_supported` (use the eager scan).
+        RuntimeError: the C scan cannot be built here (:func:`spikeconv.native.native_build` says why).
+    """
+    _check_fused(x, v, buffer, spikes, config, negated, constant)
+    build = native.native_build()
+    if v.device.type != "cpu" or not build.available:
+        raise RuntimeError(f"the C scan runs CPU tensors only, when built: {build.reason or v.device}")
+    native_launch(x, v, buffer, spikes, config, constant)
 
 
 def native_launch(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
                   constant: bool) -> None:
-    """The C scan of :func:`fused_scan_`, for a scan already found :func:`fused_supported` on the CPU."""
+    """The C scan of :func:`triton_scan_`, for a scan already found :func:`fused_supported` on the CPU."""
     native.if_scan_(x, v, buffer, spikes, max_strength=config.max_strength, signed=config.signed,
                     subtract=config.reset is Reset.SUBTRACT, constant=constant)
 
 
 def _launch(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
             constant: bool) -> None:
-    """The kernel launch of :func:`fused_scan_`, for a scan already found :func:`fused_supported`."""
+    """The kernel launch of :func:`triton_scan_`, for a scan already found :func:`fused_supported`."""
     steps, n = spikes.shape[0], v.numel()
     if steps == 0:
         return

@@ -40,6 +40,18 @@ class NeuronRun:
     # keep -V^b in int8 while it fits (spikeconv.neuron.compact_buffer_fits) and widen it before it could not
 
 
+def is_constant(x: Tensor, steps: int, batch: int) -> bool:
+    """Whether ``x`` holds one current for every step of a chunk of ``steps``: ``[batch, ...]`` instead of
+    ``[steps * batch, ...]``. With an analog input the layers before the first neuron run once per chunk, and
+    every consumer (neurons, recordings, operation counts, the readout) reads that shape through this test.
+
+    Example:
+        >>> is_constant(torch.zeros(4, 3), steps=2, batch=4), is_constant(torch.zeros(8, 3), steps=2, batch=4)
+        (True, False)
+    """
+    return x.shape[0] == batch and steps > 1
+
+
 class SpikingModule(nn.Module):
     """Base of every module that carries state over time (the engine finds them by this type)."""
 
@@ -58,7 +70,7 @@ class SpikingModule(nn.Module):
 
     def _as_sequence(self, x: Tensor, run: NeuronRun) -> tuple[Tensor, bool]:
         """``(current, constant)``: ``[steps, batch, ...]``, or ``[batch, ...]`` if the same at every step."""
-        if x.shape[0] == run.batch and run.steps > 1:
+        if is_constant(x, run.steps, run.batch):
             return x, True
         if x.shape[0] == run.steps * run.batch:
             return x.view(run.steps, run.batch, *x.shape[1:]), False

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from ..neuron import NeuronRun, SpikingModule, compiled_scan_kernel, true_divide
+from ..neuron import NeuronRun, SpikingModule, compiled_scan_kernel, is_constant, true_divide
 from ..neuron.functional import ScanKernel
 from ..neuron.fused import fused_scan_kernel, native_available, native_scan_kernel, triton_available
 from .config import ALL_STEPS, Kernel, SimulationConfig
@@ -239,7 +239,7 @@ def _run(model: nn.Module, inputs: Tensor, timesteps: int, config: SimulationCon
                 step_chunk = min(step_chunk, chunk_for_budget(largest[0], memory_budget, timesteps))
             else:
                 out = model(current)
-            if out.shape[0] == batch and steps > 1:
+            if is_constant(out, steps, batch):
                 out = out.unsqueeze(0).expand(steps, *out.shape)
             else:
                 out = out.view(steps, batch, *out.shape[1:])

@@ -23,6 +23,8 @@ integers (weights quantized for hardware, their scale in the threshold), where e
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -142,13 +144,14 @@ class EventDriven(nn.Module):
     :data:`SCATTER_MAX_DENSITY` for the PyTorch version. ``mode="events"`` / ``"dense"`` fixes the path
     instead (:func:`event_driven` with ``inputs`` sets it from a measured run): then every call sums each
     output in the same order, so every execution order and chunking of a run gives the same bits. The weights
-    are the wrapped layer's (shared, not copied). ``calls`` counts how often each path ran (diagnostics).
+    are the wrapped layer's (shared, not copied). :func:`watch_paths` counts which path each call took.
 
     Example:
         >>> layer = EventDriven(nn.Linear(3, 2), max_density=0.5)
-        >>> y = layer(torch.tensor([[0., 1., 0.]]))  # one input of three is nonzero: events
-        >>> layer.calls
-        {'events': 1, 'dense': 0}
+        >>> with watch_paths(layer) as paths:
+        ...     y = layer(torch.tensor([[0., 1., 0.]]))  # one input of three is nonzero: events
+        >>> paths
+        {'': {'events': 1, 'dense': 0}}
     """
 
     MODES = ("auto", "events", "dense")
@@ -167,7 +170,7 @@ class EventDriven(nn.Module):
         self.max_density = None if max_density is None else float(max_density)
         self.mode = mode
         self.density: float | None = None  # the input density measured by event_driven(..., inputs=...)
-        self.calls = {"events": 0, "dense": 0}
+        self._observer: Callable[[str], None] | None = None  # set only inside watch_paths
         self._rows_cache: Tensor | None = None
         self._rows_key: tuple | None = None
 
@@ -225,24 +228,29 @@ class EventDriven(nn.Module):
             return None
         return arguments if native.event_supported(*arguments) else None
 
+    def _took(self, path: str) -> None:
+        if self._observer is not None:
+            self._observer(path)
+
+    def _dense(self, x: Tensor) -> Tensor:
+        self._took("dense")
+        return self.layer(x)
+
     def forward(self, x: Tensor) -> Tensor:
         """The layer on ``x``: events if ``x`` is no denser than ``max_density``, else the dense layer."""
         if self.mode == "dense":
-            self.calls["dense"] += 1
-            return self.layer(x)
+            return self._dense(x)
         arguments = self._native_arguments(x)
         if arguments is not None:  # the C kernel: its count pass measures the density (no extra reduction)
             out = native.event_conv2d(*arguments, max_density=1.0 if self.mode == "events" else self._limit(True))
             if out is None:
-                self.calls["dense"] += 1
-                return self.layer(x)
-            self.calls["events"] += 1
+                return self._dense(x)
+            self._took("events")
             return out.view(*x.shape[:-1], -1) if isinstance(self.layer, nn.Linear) else out
         density = torch.count_nonzero(x).item() / max(x.numel(), 1)
         if self.mode == "auto" and density > self._limit(False):
-            self.calls["dense"] += 1
-            return self.layer(x)
-        self.calls["events"] += 1
+            return self._dense(x)
+        self._took("events")
         layer = self.layer
         if isinstance(layer, nn.Linear):
             return event_linear(x.reshape(-1, x.shape[-1]), layer.weight, layer.bias).view(*x.shape[:-1], -1)
@@ -332,11 +340,29 @@ def event_driven(model: nn.Module, max_density: float | None = None, *, inputs: 
         wrapper.density = entry.nonzero / entry.total if entry.total else None
         events = entry.total and wrapper.density <= wrapper._limit(entry.native_kernel)
         wrapper.mode = "events" if events else "dense"
-        wrapper.calls = {"events": 0, "dense": 0}
         if wrapper.mode == "events" and entry.native_kernel:
             wrapper.store_as_rows()  # one copy of the weight, in the kernel's order
     return clone
 
 
+@contextmanager
+def watch_paths(model: nn.Module) -> Iterator[dict[str, dict[str, int]]]:
+    """Count, while the context is open, how often each :class:`EventDriven` layer of ``model`` took its event
+    path and its dense path: ``{module path: {"events": n, "dense": n}}``. Nothing is recorded outside it.
+
+    Example: ``with watch_paths(snn) as paths: simulate(snn, x, 8)``.
+    """
+    counts: dict[str, dict[str, int]] = {}
+    wrappers = [(name, m) for name, m in model.named_modules() if isinstance(m, EventDriven)]
+    try:
+        for name, wrapper in wrappers:
+            entry = counts.setdefault(name, {"events": 0, "dense": 0})
+            wrapper._observer = lambda path, entry=entry: entry.__setitem__(path, entry[path] + 1)
+        yield counts
+    finally:
+        for _, wrapper in wrappers:
+            wrapper._observer = None
+
+
 __all__ = ["EventDriven", "SCATTER_MAX_DENSITY", "default_max_density", "event_conv2d", "event_driven",
-           "event_linear"]
+           "event_linear", "watch_paths"]
