@@ -227,7 +227,7 @@ def test_int8_buffer_equals_the_float_buffer(seed, smax, reset, phi, int8_out, s
     """A buffered neuron keeping -V^b in int8 (engines do when the run fits) sends the same spikes and ends
     with the same membrane and the same -V^b as with a float buffer, over the longest run that fits."""
     from spikeconv.neuron import compact_buffer_fits, if_scan_
-    from spikeconv.neuron.functional import INT8_BUFFER_LIMIT
+    from spikeconv.neuron.config import INT8_BUFFER_LIMIT
 
     cfg = NeuronConfig(threshold=1.0, max_strength=smax, signed=True, reset=reset, phi=phi)
     steps = INT8_BUFFER_LIMIT // smax

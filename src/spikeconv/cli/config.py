@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..layers.integer import MAX_BITS, check_weight_bits
+from ..layers.grid import MAX_BITS, check_weight_bits
 from ..tasks.classification import SNNVariant
 from ..tasks.recipes import recipe
 

@@ -7,46 +7,16 @@ Every expected failure (bad path, corrupt checkpoint, bad option, unsupported la
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write
 from ..errors import SpikeconvError
+from .report import _progress, _report, _say, format_table, format_tradeoff
 
 log = logging.getLogger("spikeconv")
-
-
-def _progress():
-    from tqdm.auto import tqdm
-
-    def wrap(iterable, **kwargs):
-        return tqdm(iterable, dynamic_ncols=True, **kwargs)
-
-    return wrap
-
-
-def write_json_atomic(path: str | Path, payload: Any) -> None:
-    """Write ``payload`` as indented JSON through a temporary file and a rename."""
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2)))
-
-
-def format_table(result: dict[str, Any]) -> str:
-    """The accuracy-vs-T table of :func:`spikeconv.tasks.classification.accuracy_table` as text."""
-    variants = result["snn_accuracy"]
-    steps = sorted({int(t) for accs in variants.values() for t in accs})
-    width = max([18, *(len(k) + 1 for k in variants)])
-    lines = [f"{result.get('dataset', '')} test samples: {result.get('test_samples', '?')}",
-             f"ANN (clip, no quantization): {result['ann_accuracy']:.2f}%   "
-             f"quantized ANN (QReLU): {result['qann_accuracy']:.2f}%",
-             f"{'SNN':<{width}}" + "".join(f"{'T=' + str(t):>9}" for t in steps)]
-    for key, accs in variants.items():
-        accs = {int(k): v for k, v in accs.items()}
-        lines.append(f"{key:<{width}}" + "".join(f"{accs[t]:>9.2f}" for t in steps))
-    return "\n".join(lines)
 
 
 def _test_data(dataset: str, root: str | None, limit: int | None, batch_size: int):
@@ -74,23 +44,6 @@ def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_s
     result = {"dataset": spec["dataset"], "test_samples": len(test), "model": spec["model"], **result}
     result["snn_accuracy"] = {k: {str(t): a for t, a in v.items()} for k, v in result["snn_accuracy"].items()}
     return result
-
-
-def _say(message: str) -> None:
-    """A progress line on stderr, from the main process only (torchrun runs many)."""
-    from ..tasks.distributed import is_main
-
-    if is_main():
-        print(message, file=sys.stderr)
-
-
-def _report(result: dict[str, Any], text: str, json_path: str | None) -> None:
-    from ..tasks.distributed import is_main
-
-    if is_main():
-        print(text)
-        if json_path:
-            write_json_atomic(json_path, result)
 
 
 def _load_config(args: argparse.Namespace):
@@ -140,19 +93,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_tradeoff(result: dict[str, Any]) -> str:
-    """Table 1 layout: one row per S^max, one column per T, plus the spike budget T x S^max of each cell."""
-    variants = result["snn_accuracy"]
-    steps = sorted({int(t) for accs in variants.values() for t in accs})
-    lines = [f"quantized ANN: {result['qann_accuracy']:.2f}%  (buffered neuron; equal T x S^max = equal "
-             "representation power)", "S^max " + "".join(f"{'T=' + str(t):>9}" for t in steps)]
-    for key, accs in variants.items():
-        smax = int(key.rsplit("smax", 1)[1])
-        lines.append(f"{smax:<6}" + "".join(f"{accs[str(t)]:>9.2f}" for t in steps))
-        lines.append(f"{'':<6}" + "".join(f"{'(' + str(t * smax) + ')':>9}" for t in steps))
-    return "\n".join(lines)
-
-
 def cmd_tradeoff(args: argparse.Namespace) -> int:
     from ..neuron import check_max_strength
     from ..tasks.checkpoint import load_model
@@ -196,7 +136,7 @@ def cmd_stability(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..layers.integer import MAX_BITS, check_weight_bits
+    from ..layers.grid import MAX_BITS, check_weight_bits
     from ..tasks.checkpoint import load_model
     from ..tasks.classification import SNNVariant
 

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConversionError, UnsupportedLayerError
-from ..layers.integer import check_weight_bits
+from ..layers.grid import check_weight_bits
 from ..layers.sparse import skip_silent_frames_
 from ..neuron import NeuronConfig, Reset, check_max_strength
 from .graph import Graph, Node, trace

@@ -16,7 +16,7 @@ from torch import nn
 from ..layers import WAdd
 from ..layers.integer import IntegerConv2d, IntegerLinear
 from ..neuron import IFNeuron
-from ..neuron.functional import INT8_MAX_STRENGTH
+from ..neuron.config import INT8_MAX_STRENGTH
 from .graph import Graph, Node
 from .network import NodeReport
 from .ops import WeightRule

@@ -1,7 +1,8 @@
 """Small layers shared by the model builders and the converter (torch only)."""
 
 from .basic import ChannelAffine, Concat, WAdd
-from .integer import IntegerConv2d, IntegerLinear, integer_kernels_available, quantize_weight, weight_grid
+from .grid import quantize_weight, weight_grid
+from .integer import IntegerConv2d, IntegerLinear, integer_kernels_available
 from .sparse import SkipSilentConv2d, SkipSilentLinear, active_span, computed_span, skip_silent_frames
 
 __all__ = ["ChannelAffine", "Concat", "IntegerConv2d", "IntegerLinear", "SkipSilentConv2d", "SkipSilentLinear", "WAdd",

@@ -39,9 +39,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..native import has_negative, offset_bytes, rescale_
+from .grid import _per_channel, check_weight_bits, quantize_weight, weight_grid
 from .sparse import _skip_silent
 
-MAX_BITS = 8
 #: signed convolutions with a known spike bound take the shifted path (IntegerConv2d._path) on output maps
 #: of at most this many positions (16x16): on the trained VGG's and ResNet-18's real spikes it took 0.93-1.04x
 #: the IF layer's time there against the zero point's 0.94-1.54x, and 1.04-1.08x against 0.99-1.01x on 32x32
@@ -52,61 +52,6 @@ SHIFTED_MAX_POSITIONS_UNPADDED = 64
 #: signed convolutions with padding and an unknown spike bound pad the shifted spikes themselves
 #: (self-padded path) on output maps of at most this many positions (8x8); elsewhere oneDNN's zero point
 SMALL_MAP_POSITIONS = 64
-
-
-def check_weight_bits(bits: int) -> int:
-    """Return ``bits`` if it is an integer from 2 to 8 (weight bits the int8 kernels hold), else raise ValueError.
-
-    Example:
-        >>> check_weight_bits(8)
-        8
-    """
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= MAX_BITS:
-        raise ValueError(f"weight bits must be an integer from 2 to {MAX_BITS}, got {bits!r}")
-    return bits
-
-
-def _per_channel(scale: Tensor, like: Tensor) -> Tensor:
-    return scale.view(-1, *([1] * (like.dim() - 1)))
-
-
-def weight_grid(weight: Tensor, bits: int = 8) -> tuple[Tensor, Tensor]:
-    """``(Q, s)``: integer codes (float tensor, same shape) and per-output-channel scales of ``weight``.
-
-    ``s_o = max|W_o| / (2^(bits-1) - 1)`` and ``Q_o = round(W_o / s_o)``; an all-zero channel gets
-    ``s_o = 1`` and ``Q_o = 0``.
-
-    Example:
-        >>> codes, scale = weight_grid(torch.tensor([[0.5, -1.0, 0.26], [0.0, 0.0, 0.0]]), bits=3)
-        >>> codes.tolist(), scale.tolist()
-        ([[2.0, -3.0, 1.0], [0.0, 0.0, 0.0]], [0.3333333432674408, 1.0])
-    """
-    check_weight_bits(bits)
-    if not weight.is_floating_point() or weight.dim() < 2:
-        raise ValueError(f"weight_grid needs a floating weight of at least 2 dimensions, got {tuple(weight.shape)} "
-                         f"{weight.dtype}")
-    if not bool(torch.isfinite(weight).all()):
-        raise ValueError("the weight contains NaN or infinite values; it cannot be put on an integer grid")
-    levels = 2 ** (bits - 1) - 1
-    peak = weight.detach().flatten(1).abs().amax(1).float()
-    scale = torch.where(peak > 0, peak / levels, torch.ones_like(peak))
-    codes = torch.round(weight.detach().float() / _per_channel(scale, weight)).clamp_(-levels, levels)
-    return codes, scale
-
-
-def quantize_weight(weight: Tensor, bits: int = 8) -> tuple[Tensor, Tensor]:
-    """``(W', s)``: the weight on its ``bits``-bit per-channel grid, ``W'_o = s_o Q_o`` (:func:`weight_grid`),
-    in ``weight``'s dtype and memory format, and the scales ``s``.
-
-    Example:
-        >>> quantize_weight(torch.tensor([[0.5, -1.0, 0.26]]), bits=3)[0]
-        tensor([[ 0.6667, -1.0000,  0.3333]])
-    """
-    codes, scale = weight_grid(weight, bits)
-    grid = (codes * _per_channel(scale, codes)).to(weight.dtype)
-    if weight.dim() == 4 and not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last):
-        grid = grid.contiguous(memory_format=torch.channels_last)
-    return grid, scale
 
 
 def integer_kernels_available() -> bool:

@@ -26,7 +26,8 @@ import importlib.util
 import torch
 from torch import Tensor
 
-from .functional import NeuronConfig, Reset, Scratch, _scan_steps_
+from .config import NeuronConfig, Reset
+from .functional import Scratch, _scan_steps_
 from .. import native
 
 BLOCK = 1024  # neurons per program

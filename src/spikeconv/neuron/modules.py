@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .functional import NeuronConfig, ScanKernel, check_spike_dtype, compact_buffer_fits, if_init, if_scan_
+from .config import NeuronConfig, check_spike_dtype, compact_buffer_fits, if_init
+from .functional import ScanKernel, if_scan_
 
 
 @dataclass

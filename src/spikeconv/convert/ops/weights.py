@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...layers import ChannelAffine
-from ...layers.integer import IntegerConv2d, IntegerLinear, quantize_weight
+from ...layers.grid import quantize_weight
+from ...layers.integer import IntegerConv2d, IntegerLinear
 from ..registry import REGISTRY, Role, Rule
 
 
