@@ -20,5 +20,6 @@ ROLE_RULES.update({Role.PASS: PASS, Role.NEURON: NEURON, Role.WADD: WADD, Role.C
                    Role.ADD: ADD, Role.BATCHNORM: BATCHNORM, Role.MAXPOOL: MAXPOOL, Role.SOFTMAX: SOFTMAX,
                    Role.UNSUPPORTED: UNSUPPORTED})
 
-__all__ = ["AddRule", "BatchNormRule", "ChannelAffineRule", "ConcatRule", "ConvRule", "LinearRule", "MaxPoolRule",
+__all__ = ["ADD", "AFFINE", "BATCHNORM", "CONCAT", "CONV", "LINEAR", "MAXPOOL", "NEURON", "PASS", "SOFTMAX", "WADD",
+           "AddRule", "BatchNormRule", "ChannelAffineRule", "ConcatRule", "ConvRule", "LinearRule", "MaxPoolRule",
            "NeuronRule", "PassRule", "SoftmaxRule", "WAddRule", "WeightRule", "channel_vector", "reshape_scale"]

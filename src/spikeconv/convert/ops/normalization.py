@@ -1,8 +1,11 @@
 """BatchNorm (folded before the scales are set) and the softmax of the ANN head.
 
 BatchNorm ``y = a x + c`` per channel is folded into the Conv/Linear before it when that layer feeds only
-it (``W <- a W``, ``b <- a b + c``), else forward into the Linear or padding-free Conv after it
-(``b <- b + W c``, ``W[:, i] <- a_i W[:, i]``), else it becomes a per-channel affine weight layer.
+it (``W <- a W``, ``b <- a b + c``); a BatchNorm between an activation and a max-pool (the Keras order
+``Conv -> ReLU -> BN -> MaxPool``) moves behind the pool, exactly, since ``max_i(a x_i + c) = a max_i(x_i) + c``
+for ``a >= 0`` (a negative ``a`` would turn the max into a min, which spikes cannot compute: refused); else
+it folds forward into the Linear or padding-free Conv after it (``b <- b + W c``, ``W[:, i] <- a_i W[:, i]``),
+else it becomes a per-channel affine weight layer.
 
 A final softmax is applied to the readout (``softmax="head"``, the hybrid ANN head) or becomes paper 004's
 spiking softmax (``softmax="spiking"``).
@@ -17,7 +20,8 @@ from ...errors import ConversionError
 from ...neuron import SpikingSoftmax
 from ..fold import batchnorm_affine, batchnorm_as_affine, fold_batchnorm_
 from ..registry import REGISTRY, Role, Rule
-from .passing import PASS
+from ...layers import ChannelAffine
+from .passing import MAXPOOL, PASS
 from .weights import AFFINE, WeightRule
 
 
@@ -54,6 +58,9 @@ class BatchNormRule(Rule):
                 and isinstance(producer.module, (nn.Conv1d, nn.Conv2d, nn.Linear))):
             fold_batchnorm_(producer.module, node.module)
             detail = f"into {producer.name}"
+        elif (consumer is not None and consumer.kind == "module" and consumer.inputs == [node.index]
+              and scaler.rules[consumer.index].role is Role.MAXPOOL):
+            return self._behind_pool_(scaler, node, consumer)
         elif (consumer is not None and consumer.kind == "module" and isinstance(scaler.rules[consumer.index], WeightRule)
               and _fold_forward_(node.module, consumer.module)):
             detail = f"forward into {consumer.name}"
@@ -64,6 +71,26 @@ class BatchNormRule(Rule):
         scaler.set_module(node, nn.Identity())
         scaler.note(node, "folded", detail, operation="BatchNorm")
         return PASS
+
+    @staticmethod
+    def _behind_pool_(scaler, node, pool) -> Rule:
+        """Swap ``node`` (a BatchNorm) and the max-pool ``pool`` it feeds: the pool takes the BatchNorm's place
+        (on the activation's spikes) and a per-channel affine map takes the pool's. Returns the node's rule."""
+        a, c = batchnorm_affine(node.module)
+        negative = torch.nonzero(a < 0).flatten().tolist()
+        if negative:
+            raise ConversionError(
+                f"BatchNorm '{node.name}' sits between an activation and max-pool '{pool.name}' with a negative "
+                f"scale in channel(s) {negative[:8]}: the max of a*x + c with a < 0 is a*min(x) + c, a min-pool "
+                "that spikes cannot compute; move the BatchNorm before the activation or after the pool")
+        pool_module = pool.module
+        scaler.set_module(pool, ChannelAffine(a, c))
+        scaler.set_module(node, pool_module)
+        node.shape = pool.shape
+        scaler.rules[pool.index] = AFFINE
+        scaler.note(node, "moved", f"behind max-pool '{pool.name}' (a*x + c with a >= 0 commutes with the max)",
+                    operation="BatchNorm")
+        return MAXPOOL
 
 
 class SoftmaxRule(Rule):
