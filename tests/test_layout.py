@@ -20,7 +20,7 @@ ALLOWED = {
     "data": {"errors", "atomic", "cache"},
     "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers", "atomic", "cache",
               "native"},
-    "export": {"neuron", "convert", "errors", "layers"},
+    "export": {"neuron", "convert", "errors", "layers", "sim"},
 }
 
 

@@ -13,13 +13,13 @@ from ..registry import ROLE_RULES, UNSUPPORTED, Role
 from .merges import ADD, CONCAT, WADD, AddRule, ConcatRule, WAddRule
 from .neurons import NEURON, NeuronRule
 from .normalization import BATCHNORM, SOFTMAX, BatchNormRule, SoftmaxRule
-from .passing import MAXPOOL, PASS, MaxPoolRule, PassRule, reshape_scale
+from .passing import AVERAGE_POOL, MAXPOOL, PASS, MaxPoolRule, PassRule, reshape_scale
 from .weights import AFFINE, CONV, LINEAR, ChannelAffineRule, ConvRule, LinearRule, WeightRule, channel_vector
 
 ROLE_RULES.update({Role.PASS: PASS, Role.NEURON: NEURON, Role.WADD: WADD, Role.CONCAT: CONCAT,
                    Role.ADD: ADD, Role.BATCHNORM: BATCHNORM, Role.MAXPOOL: MAXPOOL, Role.SOFTMAX: SOFTMAX,
                    Role.UNSUPPORTED: UNSUPPORTED})
 
-__all__ = ["ADD", "AFFINE", "BATCHNORM", "CONCAT", "CONV", "LINEAR", "MAXPOOL", "NEURON", "PASS", "SOFTMAX", "WADD",
+__all__ = ["ADD", "AFFINE", "AVERAGE_POOL", "BATCHNORM", "CONCAT", "CONV", "LINEAR", "MAXPOOL", "NEURON", "PASS", "SOFTMAX", "WADD",
            "AddRule", "BatchNormRule", "ChannelAffineRule", "ConcatRule", "ConvRule", "LinearRule", "MaxPoolRule",
            "NeuronRule", "PassRule", "SoftmaxRule", "WAddRule", "WeightRule", "channel_vector", "reshape_scale"]

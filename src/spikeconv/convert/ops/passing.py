@@ -94,14 +94,14 @@ class MaxPoolRule(PassRule):
                             ceil_mode=module.ceil_mode)
 
 
-PASS, AVERAGE, MAXPOOL = PassRule(), PassRule(shape_only=False), MaxPoolRule()
+PASS, AVERAGE_POOL, MAXPOOL = PassRule(), PassRule(shape_only=False), MaxPoolRule()
 for _kind in (nn.Flatten, nn.Dropout, nn.Dropout2d, nn.Identity):
     REGISTRY.add(_kind, PASS)
 for _kind in (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d):
-    REGISTRY.add(_kind, AVERAGE)
+    REGISTRY.add(_kind, AVERAGE_POOL)
 REGISTRY.add(nn.MaxPool2d, MAXPOOL)
 for _name in ("flatten", "view", "reshape", "contiguous", "clone", "dropout"):
     REGISTRY.add(_name, PASS)
 for _name in ("avg_pool2d", "adaptive_avg_pool2d"):
-    REGISTRY.add(_name, AVERAGE)
+    REGISTRY.add(_name, AVERAGE_POOL)
 REGISTRY.add("max_pool2d", MAXPOOL)
