@@ -79,3 +79,22 @@ def test_refusals_name_the_cause(tmp_path):
                          edges=[("input", "lif"), ("lif", "output")])
     with pytest.raises(SpikeconvError, match="NIR node 'lif' is a LIF, which spikeconv cannot run"):
         from_nir(graph)
+
+
+def test_cli_export_writes_a_graph_that_loads_and_refuses_to_overwrite_its_input(tmp_path, capsys, data_available):
+    from spikeconv.cli.main import main
+
+    out = tmp_path / "lenet.nir"
+    assert main(["export", str(CHECKPOINTS / "mnist_lenet_qrelu.pt"), "--out", str(out), "--neuron", "if",
+                 "--reset", "zero", "--phi", "0"]) == 0
+    line = capsys.readouterr().out
+    assert f"wrote {out}" in line and "need spikeconv's semantics" in line
+    graph = nir.read(out)
+    neuron = next(n for n in graph.nodes.values() if isinstance(n, nir.IF))
+    assert neuron.metadata["spikeconv"]["reset"] == "zero"
+    assert set(nir_report(graph).values()) == {"any"}  # reset to zero, binary spikes, phi 0: plain NIR
+    before = (CHECKPOINTS / "mnist_lenet_qrelu.pt").read_bytes()
+    assert main(["export", str(CHECKPOINTS / "mnist_lenet_qrelu.pt"), "--out",
+                 str(CHECKPOINTS / "mnist_lenet_qrelu.pt")]) == 2
+    assert "is the checkpoint itself" in capsys.readouterr().err
+    assert (CHECKPOINTS / "mnist_lenet_qrelu.pt").read_bytes() == before

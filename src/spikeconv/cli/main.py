@@ -229,6 +229,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..convert import ConversionConfig
+    from ..tasks.exporting import export_checkpoint
+
+    config = ConversionConfig(signed=args.neuron == "buffered", max_strength=args.max_strength, reset=args.reset,
+                              phi=args.phi)
+    result = export_checkpoint(args.checkpoint, args.out, config, fmt=args.format, root=args.data_root)
+    targets = result["targets"]
+    _report(result, f"wrote {result['out']}: {result['nodes']} NIR nodes; {targets.get('any', 0)} run as plain NIR, "
+                    f"{targets.get('spikeconv', 0)} need spikeconv's semantics (docs/export.md)", None)
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from ..tasks.environment import environment_report
 
@@ -314,6 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--ac-pj", type=float, default=0.9, help="energy per accumulate in pJ (default 45 nm)")
     an.add_argument("--data-root")
     an.set_defaults(func=cmd_analyze)
+
+    ex = sub.add_parser("export", help="convert a checkpoint and write it as a NIR graph (docs/export.md)")
+    ex.add_argument("checkpoint")
+    ex.add_argument("--out", required=True, help="the file to write (.nir)")
+    ex.add_argument("--format", default="nir", choices=["nir"], help="export format (default: nir)")
+    ex.add_argument("--neuron", default="buffered", choices=["if", "buffered"], help="neuron kind (default: buffered)")
+    ex.add_argument("--max-strength", type=int, default=1, help="S^max, the largest spike strength (default: 1)")
+    ex.add_argument("--reset", default="subtract", choices=["subtract", "zero"], help="reset rule (default: subtract)")
+    ex.add_argument("--phi", type=float, default=None,
+                    help="initial membrane as a fraction of the threshold (default: each QReLU's phi; 0 for ReLU)")
+    ex.add_argument("--data-root")
+    ex.set_defaults(func=cmd_export)
 
     doc = sub.add_parser("doctor", help="what this machine offers: C kernels, int8 kernels, CUDA, Triton, data")
     doc.add_argument("--data-root")
