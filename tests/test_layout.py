@@ -19,7 +19,7 @@ ALLOWED = {
     "models": {"layers", "errors"},
     "data": {"errors", "atomic", "cache"},
     "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers", "atomic", "cache",
-              "native"},
+              "native", "export"},
     "export": {"neuron", "convert", "errors", "layers", "sim"},
 }
 
