@@ -17,7 +17,7 @@ ALLOWED = {
     "sim": {"neuron", "errors", "native", "layers"},
     "analysis": {"sim", "neuron", "errors", "layers", "convert"},
     "models": {"layers", "errors"},
-    "data": {"errors", "atomic", "cache"},
+    "data": {"errors", "atomic", "cache", "neuron"},
     "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers", "atomic", "cache",
               "native", "export"},
     "export": {"neuron", "convert", "errors", "layers", "sim"},

@@ -80,3 +80,26 @@ def test_bad_files_are_named_with_the_expected_and_found_sizes(tmp_path):
     Path(tmp_path / "text.npz").write_text("not a zip")
     with pytest.raises(DataError, match="not a readable .npz"):
         load_spike_npz(tmp_path / "text.npz")
+
+
+def test_camera_simulator_is_the_if_neuron_and_reproduces_the_reds_streams(spikecam):
+    from torchvision.io import ImageReadMode, decode_image
+
+    from spikeconv.data.camera import simulate_camera
+
+    # exact: constant light I over T steps fires floor(I T / theta + V(0) / theta) times, V(0) in [0, theta)
+    counts = simulate_camera(torch.full((64, 64), 0.33), steps=20, threshold=1.0).sum(0)  # 6.6 + V(0)
+    assert set(counts.unique().tolist()) == {6, 7} and 6.5 < counts.float().mean() < 6.7
+    again = simulate_camera(torch.rand(8, 8, generator=torch.Generator().manual_seed(1)), 30, noise=0.1, seed=5)
+    assert torch.equal(again, simulate_camera(torch.rand(8, 8, generator=torch.Generator().manual_seed(1)), 30,
+                                              noise=0.1, seed=5))
+    dark = simulate_camera(torch.zeros(16, 16), 40, threshold=1.0, dark_current=0.1).float().mean()
+    assert 0.09 < dark < 0.11
+    for path in sorted((spikecam / "reds" / "spike").glob("*.dat")):
+        real = read_dat(path, 250, 400)[130:171].mean(0)
+        gt_path = spikecam / "reds" / "gt" / (path.stem + ".png")
+        gt = decode_image(torch.from_numpy(np.fromfile(gt_path, dtype=np.uint8)), mode=ImageReadMode.GRAY)[0] / 255
+        theta = float(gt.mean()) / float(real.mean())  # the threshold that matches the stream's mean rate
+        assert 1.6 < theta < 1.75  # measured 1.67 on all five streams
+        simulated = simulate_camera(gt, steps=41, threshold=1.67).float().mean(0).numpy()
+        assert np.corrcoef(simulated.ravel(), real.ravel())[0, 1] > 0.9  # measured 0.93-0.98

@@ -1,6 +1,7 @@
 """Data: readers for the shared real data sets, cached decoding, transforms and loaders."""
 
 from .encoders import PoissonEncoder
+from .camera import simulate_camera
 from .datasets import CIFAR10_CLASSES, load_cifar10, load_mnist, read_idx
 from .loaders import DATASETS, ArrayDataset, DatasetInfo, dataset_info, make_dataset, make_loader
 from .paths import cache_dir, data_root
@@ -23,5 +24,6 @@ __all__ = [
     "make_loader",
     "read_dat",
     "read_idx",
+    "simulate_camera",
     "write_dat",
 ]
