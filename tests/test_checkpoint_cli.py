@@ -115,3 +115,29 @@ def test_cli_doctor_reports_the_fast_paths(capsys, tmp_path):
     assert "not found" in out and "missing" in out  # the data root given does not exist: said so, no crash
     if compiler() is not None:
         assert "built: " in out and ".so" in out
+
+
+def test_outputs_never_overwrite_inputs_and_are_checked_before_any_work(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    checkpoint = tmp_path / "ck.pt"
+    shutil.copy(CHECKPOINTS / "mnist_lenet_qrelu.pt", checkpoint)
+    config = tmp_path / "run.toml"
+    config.write_text((Path(__file__).resolve().parents[1] / "configs" / "mnist.toml").read_text())
+    before = checkpoint.read_bytes(), config.read_text()
+    cases = [(["evaluate", str(checkpoint), "--json", str(checkpoint)], "is the checkpoint this command reads"),
+             (["run", str(config), "--json", str(config)], "is the config this command reads"),
+             (["evaluate", str(checkpoint), "--json", str(tmp_path)], "is a directory; name a file")]
+    for argv, message in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert (checkpoint.read_bytes(), config.read_text()) == before
+
+
+def test_version():
+    from spikeconv import __version__
+
+    result = subprocess.run([sys.executable, "-m", "spikeconv", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"spikeconv {__version__}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpikeconvError
-from .report import _progress, _report, _say, format_table, format_tradeoff
+from .report import _progress, _report, _say, check_outputs, format_table, format_tradeoff
 
 log = logging.getLogger("spikeconv")
 
@@ -254,6 +254,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spikeconv", description="Convert ANNs to low-latency spiking networks.")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"spikeconv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train (or load) the QReLU ANN, convert, simulate, print accuracy vs T")
@@ -354,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..tasks.distributed import barrier, init_from_env, shutdown
 
     try:
+        check_outputs(args)
         init_from_env()
         status = args.func(args)
         barrier()  # under torchrun: no process tears the group down while another still talks to it

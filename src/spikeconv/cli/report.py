@@ -70,3 +70,23 @@ def format_tradeoff(result: dict[str, Any]) -> str:
         lines.append(f"{smax:<6}" + "".join(f"{accs[str(t)]:>9.2f}" for t in steps))
         lines.append(f"{'':<6}" + "".join(f"{'(' + str(t * smax) + ')':>9}" for t in steps))
     return "\n".join(lines)
+
+
+#: arguments that name files a command reads, and files or folders it writes
+INPUT_ARGS = ("config", "checkpoint", "source", "model", "weights")
+OUTPUT_FILE_ARGS = ("json",)
+
+
+def check_outputs(args) -> None:
+    """Refuse, before any work, an output that would overwrite an input of the same command or that names a
+    directory where a file is written (the results of a long run are then never lost at the end)."""
+    from ..errors import SpikeconvError
+
+    inputs = {Path(v).resolve(): name for name in INPUT_ARGS if isinstance(v := getattr(args, name, None), str)}
+    writes = [(name, getattr(args, name)) for name in (*OUTPUT_FILE_ARGS, "out") if getattr(args, name, None)]
+    for name, value in writes:
+        path = Path(value).resolve()
+        if path in inputs:
+            raise SpikeconvError(f"--{name} {value} is the {inputs[path]} this command reads; name another file")
+        if name in OUTPUT_FILE_ARGS and path.is_dir():
+            raise SpikeconvError(f"--{name} {value} is a directory; name a file, e.g. {Path(value) / 'results.json'}")
