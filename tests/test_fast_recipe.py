@@ -94,3 +94,17 @@ def test_fast_config_selects_the_recipe_and_rejects_foreign_options(tmp_path):
     bad.write_text((ROOT / "configs" / "cifar10_fast.toml").read_text().replace('recipe = "fast"', 'recipe = "fats"'))
     with pytest.raises(ConfigError, match="unknown training recipe 'fats'"):
         load_run_config(bad)
+
+
+@pytest.mark.parametrize("table,line,expected", [
+    ("[model]", "levles = 4", "unknown key 'levles' in \\[model\\]; did you mean 'levels'"),
+    ("[evaluate]", "timestep = [8]", "unknown key 'timestep' in \\[evaluate\\]; did you mean 'timesteps'"),
+    ("[data]", "rot = '/x'", "unknown key 'rot' in \\[data\\]; did you mean 'root'"),
+    ("[train]", "epoch = 3", "unknown key 'epoch' in \\[train\\]; did you mean 'epochs'"),
+])
+def test_typos_in_any_table_are_refused_with_the_closest_key(tmp_path, table, line, expected):
+    text = (ROOT / "configs" / "mnist.toml").read_text().replace(table, f"{table}\n{line}", 1)
+    path = tmp_path / "typo.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=expected):
+        load_run_config(path)

@@ -48,6 +48,24 @@ def _table(raw: dict, name: str) -> dict:
     return value
 
 
+#: the keys each table of a run config may hold ([train] also takes its recipe's options)
+TABLE_KEYS = {
+    "data": {"dataset", "root", "train_limit"},
+    "model": {"name", "activation", "levels", "phi", "kwargs"},
+    "evaluate": {"timesteps", "neurons", "max_strengths", "batch_size", "weight_bits", "calibrate_for", "test_limit"},
+}
+
+
+def _check_keys(path: Path, table: str, given: dict, known: set[str]) -> None:
+    """Refuse unknown keys, naming the closest known one (a typo must not be ignored silently)."""
+    import difflib
+
+    for key in sorted(set(given) - known):
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known: {sorted(known)}"
+        raise ConfigError(f"{path}: unknown key {key!r} in [{table}]{hint}")
+
+
 def load_run_config(path: str | Path) -> RunConfig:
     """Parse a TOML run config; relative output paths are taken relative to the current directory."""
     path = Path(path)
@@ -57,17 +75,23 @@ def load_run_config(path: str | Path) -> RunConfig:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    unknown_tables = set(raw) - {"data", "model", "train", "evaluate"}
+    if unknown_tables:
+        raise ConfigError(f"{path}: unknown table(s) {sorted(unknown_tables)}; a run config has [data], [model], "
+                          "[train] and [evaluate]")
     data, model, train, evaluate = (_table(raw, k) for k in ("data", "model", "train", "evaluate"))
+    for table, given in (("data", data), ("model", model), ("evaluate", evaluate)):
+        _check_keys(path, table, given, TABLE_KEYS[table])
     try:
         chosen = recipe(str(train.get("recipe", "standard")))
     except ValueError as exc:
         raise ConfigError(f"{path}: train.{exc}") from exc
     known = {f.name for f in fields(chosen.config_type)}
     train_options = {k: v for k, v in train.items() if k in known}
-    unknown = set(train) - known - {"output", "state", "erasing", "recipe"}
-    if unknown:
-        raise ConfigError(f"unknown [train] option(s) {sorted(unknown)} in {path} for the {chosen.name!r} recipe; "
-                          f"known: {sorted(known | {'output', 'state', 'erasing', 'recipe'})}")
+    try:
+        _check_keys(path, "train", train, known | {"output", "state", "erasing", "recipe"})
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (options of the {chosen.name!r} recipe)") from None
     try:
         train_config = chosen.config_type(**train_options)
     except (TypeError, ValueError) as exc:
