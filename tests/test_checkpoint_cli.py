@@ -141,3 +141,18 @@ def test_version():
 
     result = subprocess.run([sys.executable, "-m", "spikeconv", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == f"spikeconv {__version__}"
+
+
+def test_non_finite_weights_are_refused_when_loaded_and_when_converted(tmp_path):
+    from spikeconv import convert
+    from spikeconv.errors import ConversionError
+
+    model, payload = load_model(CHECKPOINTS / "mnist_lenet_qrelu.pt")
+    with torch.no_grad():
+        model[0].weight[0, 0, 0, 0] = float("nan")
+    spec = {k: payload[k] for k in ("model", "model_kwargs", "activation", "dataset")}
+    save_checkpoint(tmp_path / "nan.pt", model, spec)
+    with pytest.raises(CheckpointError, match=r"nan.pt holds NaN or infinite values in 0.weight"):
+        load_model(tmp_path / "nan.pt")
+    with pytest.raises(ConversionError, match="NaN or infinite values in 0.weight"):
+        convert(model, torch.zeros(1, 1, 28, 28))

@@ -159,6 +159,11 @@ def _prepare(model: nn.Module, example: Tensor, rules: Mapping[type, Any] | None
         raise TypeError("example must be an input tensor with a batch dimension, e.g. one batch of data")
     if example.is_floating_point() and not bool(torch.isfinite(example).all()):
         raise ValueError("the example input contains NaN or infinite values")
+    bad = [name for name, t in [*model.named_parameters(), *model.named_buffers()]
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ConversionError(f"the model holds NaN or infinite values in {', '.join(bad[:4])}"
+                              f"{f' and {len(bad) - 4} more' if len(bad) > 4 else ''}; fix the weights before converting")
     net, notes = rewrite_functional(copy.deepcopy(model), rules)
     report = [NodeReport("-", "torch.fx", "note" if "could not trace" in note else "rewritten", note)
               for note in notes]

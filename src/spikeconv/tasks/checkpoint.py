@@ -73,4 +73,8 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         model.load_state_dict(payload["state_dict"])
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(f"the weights in {path} do not fit model {payload.get('model')!r}: {exc}") from exc
+    bad = [name for name, t in payload["state_dict"].items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"{path} holds NaN or infinite values in {', '.join(bad[:4])}"
+                              f"{f' and {len(bad) - 4} more' if len(bad) > 4 else ''}; the training diverged or the file is damaged")
     return model.eval(), payload
