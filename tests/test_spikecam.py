@@ -103,3 +103,21 @@ def test_camera_simulator_is_the_if_neuron_and_reproduces_the_reds_streams(spike
         assert 1.6 < theta < 1.75  # measured 1.67 on all five streams
         simulated = simulate_camera(gt, steps=41, threshold=1.67).float().mean(0).numpy()
         assert np.corrcoef(simulated.ravel(), real.ravel())[0, 1] > 0.9  # measured 0.93-0.98
+
+
+def test_tfp_and_tfi_reconstruct_the_reds_key_frames(spikecam):
+    from torchvision.io import ImageReadMode, decode_image
+
+    from spikeconv.data.reconstruct import quality, tfi, tfp
+
+    scores = []
+    for path in sorted((spikecam / "reds" / "spike").glob("*.dat")):
+        spikes = torch.from_numpy(read_dat(path, 250, 400))
+        gt_path = spikecam / "reds" / "gt" / (path.stem + ".png")
+        gt = decode_image(torch.from_numpy(np.fromfile(gt_path, dtype=np.uint8)), mode=ImageReadMode.GRAY)[0] / 255
+        scores.append((quality(1.67 * tfp(spikes, 150), gt), quality(1.67 * tfi(spikes, 150), gt)))
+        noise = quality(torch.rand(250, 400, generator=torch.Generator().manual_seed(0)), gt)
+        assert scores[-1][0]["psnr"] > noise["psnr"] + 10
+    # measured (benchmarks/reconstruction.py): TFP 23.50-31.59 dB, SSIM 0.63-0.78; TFI 20.20-26.27 dB, 0.39-0.85
+    assert all(t["psnr"] > 23 and t["ssim"] > 0.6 and i["psnr"] > 20 and i["ssim"] > 0.35 for t, i in scores)
+    assert abs(np.mean([t["psnr"] for t, _ in scores]) - 26.25) < 0.05
