@@ -121,3 +121,18 @@ def test_tfp_and_tfi_reconstruct_the_reds_key_frames(spikecam):
     # measured (benchmarks/reconstruction.py): TFP 23.50-31.59 dB, SSIM 0.63-0.78; TFI 20.20-26.27 dB, 0.39-0.85
     assert all(t["psnr"] > 23 and t["ssim"] > 0.6 and i["psnr"] > 20 and i["ssim"] > 0.35 for t, i in scores)
     assert abs(np.mean([t["psnr"] for t, _ in scores]) - 26.25) < 0.05
+
+
+def test_camera_encoder_is_chunk_independent_and_its_mean_approaches_the_image():
+    from spikeconv.data.camera import CameraEncoder
+
+    x = torch.rand(2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+    encoder = CameraEncoder(threshold=1.0)
+    assert torch.equal(encoder(x, 0, 6), torch.cat([encoder(x, 0, 2), encoder(x, 2, 4)]))
+    assert float((encoder(x, 0, 200).mean(0) - x).abs().max()) <= 1 / 200 + 1e-6  # one spike of charge at most
+    binary = CameraEncoder(threshold=1.0, window=4)(x, 0, 50)  # up to 4 spikes a window, kept as one
+    counts = CameraEncoder(threshold=1.0, window=4, mode="count")(x, 0, 50)  # the count, times theta / window
+    assert set(binary.unique().tolist()) <= {0.0, 0.25} and float(counts.max()) <= 1.0 + 1e-6
+    assert float((counts.mean(0) - x).abs().max()) < 0.02 and bool((binary.mean(0) <= counts.mean(0) + 1e-6).all())
+    with pytest.raises(DataError, match=r"values in \[0, 1\]"):
+        encoder(x * 3, 0, 1)

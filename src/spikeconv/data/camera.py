@@ -50,3 +50,39 @@ def simulate_camera(intensity: Tensor, steps: int | None = None, *, threshold: f
     state.v.copy_(torch.rand(current.shape[1:], generator=generator) * threshold)
     spikes, _ = if_scan(current.contiguous(), state, config)
     return spikes.to(torch.uint8)
+
+
+class CameraEncoder:
+    r"""Spike-camera input for :func:`spikeconv.sim.simulate` (``SimulationConfig(encoder=CameraEncoder(...))``):
+    the images ``[B, C, H, W]`` (values in ``[0, 1]``) are seen by a spike camera (:func:`simulate_camera`,
+    every channel a pixel) and the network gets, at step ``t``, ``normalize(theta * S(t))``: the camera's spikes
+    in intensity units, so that their mean over ``T`` steps approaches the image the network was trained on.
+
+    ``window > 1`` groups ``window`` camera frames into one SNN step, either as a binary frame (``mode="binary"``:
+    did the pixel fire in the window; paper 000 section B) or as a count (``mode="count"``); the step then
+    carries ``theta / window`` times it. A camera pixel sends at most one spike a frame: light above ``theta`` per
+    frame saturates it (rate 1), so ``theta >= 1`` keeps images in ``[0, 1]`` linear. The camera's random phase is seeded per image batch, and step ``t``'s
+    frame does not depend on how the engine chunks time (the camera is re-run from its start).
+    """
+
+    MODES = ("binary", "count")
+
+    def __init__(self, threshold: float = 1.0, *, window: int = 1, mode: str = "binary", normalize=None,
+                 seed: int = 0) -> None:
+        if mode not in self.MODES:
+            raise DataError(f"mode must be one of {self.MODES}, got {mode!r}")
+        if window < 1 or not threshold > 0:
+            raise DataError("window must be >= 1 and threshold > 0")
+        self.threshold, self.window, self.mode, self.normalize, self.seed = threshold, window, mode, normalize, seed
+
+    def __call__(self, inputs: Tensor, start: int, steps: int) -> Tensor:
+        if inputs.dim() != 4 or float(inputs.min()) < 0 or float(inputs.max()) > 1:
+            raise DataError("CameraEncoder sees images [B, C, H, W] with values in [0, 1] (un-normalised)")
+        b, c, h, w = inputs.shape
+        frames = (start + steps) * self.window
+        # pixels are independent: the batch as one [B*C*H, W] image
+        spikes = simulate_camera(inputs.reshape(b * c * h, w).cpu(), frames, threshold=self.threshold, seed=self.seed)
+        spikes = spikes.to(inputs.device, inputs.dtype).view(start + steps, self.window, b, c, h, w)[start:]
+        grouped = spikes.amax(1) if self.mode == "binary" else spikes.sum(1)
+        current = grouped * (self.threshold / self.window)  # [steps, B, C, H, W]
+        return self.normalize(current) if self.normalize is not None else current
