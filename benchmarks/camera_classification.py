@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--thresholds", type=float, nargs="+", default=[1.0, 0.5])
     parser.add_argument("--windows", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--mode", default="binary", choices=["binary", "count"], help="frames of a window >1")
     parser.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16, 32])
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -41,9 +42,9 @@ def main() -> None:
     rows = {"image (analog)": evaluate_snn(snn, make_loader(test, 250), args.timesteps)}
     for threshold in args.thresholds:
         for window in args.windows:
-            encoder = CameraEncoder(threshold, window=window, normalize=lambda f: normalize(f.flatten(0, 1)).view(f.shape))
+            encoder = CameraEncoder(threshold, window=window, mode=args.mode, normalize=lambda f: normalize(f.flatten(0, 1)).view(f.shape))
             loader = list(zip(raw, labels))
-            rows[f"camera theta={threshold} window={window}"] = evaluate_snn(
+            rows[f"camera theta={threshold} window={window}{' ' + args.mode if window > 1 else ''}"] = evaluate_snn(
                 snn, loader, args.timesteps, config=SimulationConfig(encoder=encoder))
     width = max(len(k) for k in rows)
     print(f"{'input':<{width}}" + "".join(f"{'T=' + str(t):>9}" for t in args.timesteps))

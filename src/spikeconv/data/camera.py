@@ -59,8 +59,8 @@ class CameraEncoder:
     in intensity units, so that their mean over ``T`` steps approaches the image the network was trained on.
 
     ``window > 1`` groups ``window`` camera frames into one SNN step, either as a binary frame (``mode="binary"``:
-    did the pixel fire in the window; paper 000 section B) or as a count (``mode="count"``); the step then
-    carries ``theta / window`` times it. A camera pixel sends at most one spike a frame: light above ``theta`` per
+    did the pixel fire in the window, a {0, 1} image as in paper 000 section B) or as a count (``mode="count"``:
+    the step carries the count times ``theta / window``, the mean charge per frame). A camera pixel sends at most one spike a frame: light above ``theta`` per
     frame saturates it (rate 1), so ``theta >= 1`` keeps images in ``[0, 1]`` linear. The camera's random phase is seeded per image batch, and step ``t``'s
     frame does not depend on how the engine chunks time (the camera is re-run from its start).
     """
@@ -83,6 +83,8 @@ class CameraEncoder:
         # pixels are independent: the batch as one [B*C*H, W] image
         spikes = simulate_camera(inputs.reshape(b * c * h, w).cpu(), frames, threshold=self.threshold, seed=self.seed)
         spikes = spikes.to(inputs.device, inputs.dtype).view(start + steps, self.window, b, c, h, w)[start:]
-        grouped = spikes.amax(1) if self.mode == "binary" else spikes.sum(1)
-        current = grouped * (self.threshold / self.window)  # [steps, B, C, H, W]
+        if self.mode == "binary" and self.window > 1:  # did the pixel fire in the window: a {0, 1} image
+            current = spikes.amax(1)
+        else:  # the charge the spikes carry, per camera frame
+            current = spikes.sum(1) * (self.threshold / self.window)  # [steps, B, C, H, W]
         return self.normalize(current) if self.normalize is not None else current
