@@ -96,5 +96,5 @@ def test_cli_export_writes_a_graph_that_loads_and_refuses_to_overwrite_its_input
     before = (CHECKPOINTS / "mnist_lenet_qrelu.pt").read_bytes()
     assert main(["export", str(CHECKPOINTS / "mnist_lenet_qrelu.pt"), "--out",
                  str(CHECKPOINTS / "mnist_lenet_qrelu.pt")]) == 2
-    assert "is the checkpoint itself" in capsys.readouterr().err
+    assert "is the checkpoint this command reads" in capsys.readouterr().err
     assert (CHECKPOINTS / "mnist_lenet_qrelu.pt").read_bytes() == before
