@@ -24,38 +24,19 @@ from .registry import Role, Rule
 from ..layers.replace import set_submodule
 from .scaling import Scaler
 
-def _integer_valued(graph: Graph, rules: dict[int, Rule], node: Node | None, config) -> bool:
-    """Whether ``node``'s output holds only spikes (integers) in every run: a neuron, reached through
-    shape-only operations, spiking max-pools and concatenations of such tensors."""
-    if node is None:
-        return False
-    rule = rules[node.index]
-    if rule.keeps_spikes(node, [], config):  # a source of spikes (a neuron): spikes whatever comes in
-        return True
-    inputs = [_integer_valued(graph, rules, graph.producer(node, k), config) for k in range(len(node.inputs))]
-    return rule.keeps_spikes(node, inputs, config)
-
-
-def spike_fed(graph: Graph, rules: dict[int, Rule], config) -> set[str]:
-    """Module paths of the weight layers whose input is integer spikes (module docstring)."""
-    return {node.target for node in graph.nodes
-            if node.kind == "module" and isinstance(rules[node.index], WeightRule) and node.inputs
-            and _integer_valued(graph, rules, graph.producer(node), config)}
-
-
 def quantize_weights_(net: nn.Module, graph: Graph, scaler: Scaler, bits: int, *, report: list[NodeReport]) -> None:
     """Put every weight layer's weight on its ``bits``-bit grid, in place; spike-fed Conv2d and Linear layers
     become :class:`~spikeconv.layers.IntegerConv2d` / :class:`~spikeconv.layers.IntegerLinear` when their
     spikes fit the kernel's 8-bit input (``S^max <= 64``)."""
     config = scaler.config
-    fed = spike_fed(graph, scaler.rules, config)
     fits = config.max_strength <= INT8_MAX_STRENGTH
     for node in graph.nodes:
         rule = scaler.rules[node.index]
         if node.kind != "module" or not isinstance(rule, WeightRule):
             continue
         layer = net.get_submodule(node.target)
-        new, detail = rule.hardware_(layer, bits, spike_fed=fits and node.target in fed, signed=config.signed,
+        spike_fed = bool(node.inputs) and scaler.spiking.get(node.inputs[0], False)  # set by the scaler's walk
+        new, detail = rule.hardware_(layer, bits, spike_fed=fits and spike_fed, signed=config.signed,
                                      max_strength=config.max_strength, skip_silent=config.skip_silent)
         if new is not None:
             set_submodule(net, node.target, new)

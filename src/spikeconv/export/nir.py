@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..convert import REGISTRY, SpikingNetwork
+from ..convert import REGISTRY, Role, SpikingNetwork
 from ..convert.graph import Node, trace
 from ..convert.ops import AFFINE, AVERAGE_POOL, CONV, LINEAR, MAXPOOL, NEURON, PASS, WADD
 from ..errors import SpikeconvError
@@ -55,6 +55,10 @@ def _nir():
 
 def _array(t: Tensor) -> np.ndarray:
     return t.detach().float().cpu().contiguous().numpy().copy()
+
+
+def _pair(value) -> np.ndarray:
+    return np.array(value if isinstance(value, (tuple, list)) else (value, value))
 
 
 def _conv(nir, node: Node, module: nn.Module):
@@ -83,8 +87,7 @@ def _neuron(nir, node: Node, module: nn.Module):
 def _maxpool(nir, node: Node, module: nn.Module):
     if module.padding != 0 and module.padding != (0, 0):
         raise ExportError(f"max-pool '{node.name}' pads its input; NIR's SumPool2d carries no padding value")
-    pair = (lambda v: np.array(v if isinstance(v, (tuple, list)) else (v, v)))
-    return nir.SumPool2d(kernel_size=pair(module.kernel_size), stride=pair(module.stride or module.kernel_size),
+    return nir.SumPool2d(kernel_size=_pair(module.kernel_size), stride=_pair(module.stride or module.kernel_size),
                          padding=np.array((0, 0)), metadata={KEY: {"op": "max_pool", "mode": module.mode}})
 
 
@@ -96,8 +99,7 @@ def _avgpool(nir, node: Node, module: nn.Module):
         kernel = stride = np.array((h // oh, w // ow))
         padding = np.array((0, 0))
     else:
-        pair = (lambda v: np.array(v if isinstance(v, (tuple, list)) else (v, v)))
-        kernel, stride, padding = pair(module.kernel_size), pair(module.stride or module.kernel_size), pair(module.padding)
+        kernel, stride, padding = _pair(module.kernel_size), _pair(module.stride or module.kernel_size), _pair(module.padding)
     return nir.AvgPool2d(kernel_size=kernel, stride=stride, padding=padding)
 
 
@@ -135,7 +137,7 @@ def _rule(node: Node):
     if node.kind == "function":
         return REGISTRY.function(node.target)
     rule = REGISTRY.lookup(node.module)
-    return rule if rule.role.value != "unsupported" else (REGISTRY.for_spiking(node.module) or rule)
+    return rule if rule.role is not Role.UNSUPPORTED else (REGISTRY.for_spiking(node.module) or rule)
 
 
 def to_nir(snn: SpikingNetwork, example: Tensor):
@@ -188,8 +190,9 @@ def to_nir(snn: SpikingNetwork, example: Tensor):
     edges += [(s, "output") for s in tail]
     channels_last = any(m.weight.dim() == 4 and m.weight.is_contiguous(memory_format=torch.channels_last)
                         and not m.weight.is_contiguous() for m in snn.modules() if isinstance(m, nn.Conv2d))
-    meta = {KEY: {"readout_softmax": -1000 if snn.readout_softmax is None else snn.readout_softmax,
-                  "channels_last": channels_last}}
+    meta = {KEY: {"channels_last": channels_last}}
+    if snn.readout_softmax is not None:  # NIR metadata holds no None: the key is left out instead
+        meta[KEY]["readout_softmax"] = snn.readout_softmax
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
@@ -220,13 +223,13 @@ def from_nir(graph) -> SpikingNetwork:
             raise ExportError(f"{graph} is not a readable NIR file ({type(exc).__name__}: {exc})") from exc
     net = NIRNetwork(graph, key=KEY)
     meta = (graph.metadata or {}).get(KEY, {})
-    softmax = int(meta.get("readout_softmax", -1000))
+    softmax = meta.get("readout_softmax")
     if bool(meta.get("channels_last", False)):
         net = net.to(memory_format=torch.channels_last)
     from ..layers.sparse import skip_silent_frames_
 
     skip_silent_frames_(net)
-    return SpikingNetwork(net, torch.ones(()), [], readout_softmax=None if softmax == -1000 else softmax)
+    return SpikingNetwork(net, torch.ones(()), [], readout_softmax=None if softmax is None else int(softmax))
 
 
 __all__ = ["ExportError", "from_nir", "nir_report", "to_nir"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,7 @@ from torch import Tensor, nn
 from ..atomic import atomic_write
 from ..models import whitening_init_
 from ..quant import QReLU, calibrate_bounds_
-
-Progress = Callable[..., Iterable]
+from .classification import Progress
 
 
 @dataclass(frozen=True)
