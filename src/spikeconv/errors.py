@@ -30,3 +30,7 @@ class DataError(SpikeconvError, FileNotFoundError):
 
 class ConfigError(SpikeconvError, ValueError):
     """A configuration file or option has a bad value."""
+
+
+class AnnotationError(SpikeconvError, ValueError):
+    """A box annotation is malformed; the message names the file and line (or object)."""

@@ -33,6 +33,7 @@ class RunConfig:
     data_root: str | None = None
     erasing: bool = True
     recipe: str = "standard"
+    splits: tuple[str, ...] = ()
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -52,7 +53,8 @@ def _table(raw: dict, name: str) -> dict:
 TABLE_KEYS = {
     "data": {"dataset", "root", "train_limit"},
     "model": {"name", "activation", "levels", "phi", "kwargs"},
-    "evaluate": {"timesteps", "neurons", "max_strengths", "batch_size", "weight_bits", "calibrate_for", "test_limit"},
+    "evaluate": {"timesteps", "neurons", "max_strengths", "batch_size", "weight_bits", "calibrate_for", "test_limit",
+                 "splits"},
 }
 
 
@@ -122,6 +124,7 @@ def load_run_config(path: str | Path) -> RunConfig:
         variants=variants, eval_batch_size=int(evaluate.get("batch_size", 500)),
         test_limit=evaluate.get("test_limit") or None, calibrate_for=_calibrate_for(path, evaluate), train_limit=data.get("train_limit") or None, data_root=data.get("root") or None,
         erasing=bool(train.get("erasing", True)), recipe=chosen.name,
+        splits=tuple(str(s) for s in evaluate.get("splits", [])),
     )
 
 

@@ -69,6 +69,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..tasks.recipes import recipe
 
     config = _load_config(args)
+    if recipe(config.recipe).task == "detection":
+        from .detection import run_detection
+
+        return run_detection(config, args)
     root = args.data_root or config.data_root
     if config.output.exists() and not args.retrain:
         model, payload = load_model(config.output)
@@ -146,6 +150,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if s < 1 or s & (s - 1):
             raise SpikeconvError(f"--max-strengths must be powers of two (1, 2, 4, ...), got {s}")
     model, payload = load_model(args.checkpoint)
+    from .detection import is_detection
+
+    if args.splits and not is_detection(payload):
+        raise SpikeconvError(f"--splits applies to detectors; {args.checkpoint} is a {payload.get('dataset')} classifier")
     for bits in args.weight_bits or []:
         try:
             check_weight_bits(bits)
@@ -157,6 +165,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         variants += [SNNVariant(n, s, None, events=True) for n in args.neurons for s in args.max_strengths]
     if args.calibrate_for is not None and args.calibrate_for < 1:
         raise SpikeconvError(f"--calibrate-for must be a positive T, got {args.calibrate_for}")
+    if is_detection(payload):
+        from .detection import evaluate_detection_checkpoint
+
+        return evaluate_detection_checkpoint(model, payload, args, variants)
     if args.calibration_samples < 1:
         raise SpikeconvError(f"--calibration-samples must be positive, got {args.calibration_samples}")
     result = _evaluate_model(model, payload, args.timesteps, variants, batch_size=args.batch_size,
@@ -305,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also evaluate every variant after offset calibration for this T")
     ev.add_argument("--calibration-samples", type=int, default=2000,
                     help="training images for data-based normalization and offset calibration (default 2000)")
+    ev.add_argument("--splits", nargs="+", metavar="SPLIT",
+                    help="detectors: the data splits to score (default: the validation split, e.g. val2017)")
     ev.add_argument("--data-root")
     ev.add_argument("--json", help="write the results to this JSON file")
     ev.set_defaults(func=cmd_evaluate)

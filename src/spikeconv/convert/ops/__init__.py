@@ -7,6 +7,7 @@
 | ``passing.py`` | identity, flatten, view, dropout, average pooling, max-pooling -> spiking max-pool |
 | ``merges.py`` | WAdd, concatenation, plain add |
 | ``normalization.py`` | BatchNorm (folded), softmax (ANN head or spiking) |
+| ``resampling.py`` | nearest / bilinear upsampling |
 """
 
 from ..registry import ROLE_RULES, UNSUPPORTED, Role
@@ -14,12 +15,13 @@ from .merges import ADD, CONCAT, WADD, AddRule, ConcatRule, WAddRule
 from .neurons import NEURON, NeuronRule
 from .normalization import BATCHNORM, SOFTMAX, BatchNormRule, SoftmaxRule
 from .passing import AVERAGE_POOL, MAXPOOL, PASS, MaxPoolRule, PassRule, reshape_scale
+from .resampling import UPSAMPLE, UpsampleRule
 from .weights import AFFINE, CONV, LINEAR, ChannelAffineRule, ConvRule, LinearRule, WeightRule, channel_vector
 
 ROLE_RULES.update({Role.PASS: PASS, Role.NEURON: NEURON, Role.WADD: WADD, Role.CONCAT: CONCAT,
                    Role.ADD: ADD, Role.BATCHNORM: BATCHNORM, Role.MAXPOOL: MAXPOOL, Role.SOFTMAX: SOFTMAX,
                    Role.UNSUPPORTED: UNSUPPORTED})
 
-__all__ = ["ADD", "AFFINE", "AVERAGE_POOL", "BATCHNORM", "CONCAT", "CONV", "LINEAR", "MAXPOOL", "NEURON", "PASS", "SOFTMAX", "WADD",
+__all__ = ["ADD", "AFFINE", "AVERAGE_POOL", "BATCHNORM", "CONCAT", "CONV", "LINEAR", "MAXPOOL", "NEURON", "PASS", "SOFTMAX", "UPSAMPLE", "WADD",
            "AddRule", "BatchNormRule", "ChannelAffineRule", "ConcatRule", "ConvRule", "LinearRule", "MaxPoolRule",
-           "NeuronRule", "PassRule", "SoftmaxRule", "WAddRule", "WeightRule", "channel_vector", "reshape_scale"]
+           "NeuronRule", "PassRule", "SoftmaxRule", "UpsampleRule", "WAddRule", "WeightRule", "channel_vector", "reshape_scale"]

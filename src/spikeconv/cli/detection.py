@@ -1,0 +1,116 @@
+"""The detection side of ``spikeconv run`` and ``spikeconv evaluate``: COCO128 data, training, mAP tables."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import SpikeconvError
+from .report import _progress, _report, _say
+
+#: detection data sets by name: their splits (the first is the training split)
+DETECTION_DATASETS = {"coco128": ("train2017", "val2017")}
+
+
+def is_detection(spec: dict[str, Any]) -> bool:
+    """Whether a checkpoint or config describes a detector (by its data set)."""
+    return spec.get("dataset") in DETECTION_DATASETS
+
+
+def _dataset(name: str, split: str, image_size: int, root: str | None, *, augment: bool = False,
+             limit: int | None = None):
+    from ..data.detection import coco128
+
+    if name not in DETECTION_DATASETS:
+        raise SpikeconvError(f"unknown detection data set {name!r}; known: {sorted(DETECTION_DATASETS)}")
+    if split not in DETECTION_DATASETS[name]:
+        raise SpikeconvError(f"{name} has splits {list(DETECTION_DATASETS[name])}, not {split!r}")
+    return coco128(split, image_size=image_size, augment=augment, root=root, limit=limit)
+
+
+def _image_size(spec: dict[str, Any]) -> int:
+    return int(spec.get("model_kwargs", {}).get("input_size", 416))
+
+
+def evaluate_detector(model, spec: dict[str, Any], *, timesteps, variants, splits, batch_size: int,
+                      limit: int | None, root: str | None) -> dict[str, Any]:
+    """The mAP table of every split; ``{"model", "dataset", "splits": {split: table}}``."""
+    from torch.utils.data import DataLoader
+
+    from ..data.detection import collate
+    from ..tasks.detection_eval import detection_table
+
+    size = _image_size(spec)
+    train_split = DETECTION_DATASETS[spec["dataset"]][0]
+    calibration = None
+    if any(type(m).__name__ == "ReLU" for m in model.modules()):
+        calib_set = _dataset(spec["dataset"], train_split, size, root, limit=64)
+        calibration = [x for x, _ in DataLoader(calib_set, batch_size=32, collate_fn=collate)]
+    result: dict[str, Any] = {"model": spec["model"], "dataset": spec["dataset"], "splits": {}}
+    for split in splits:
+        data = _dataset(spec["dataset"], split, size, root, limit=limit)
+        for line in data.report.lines():
+            _say(f"{spec['dataset']}/{split}: {line}")
+        loader = DataLoader(data, batch_size=batch_size, collate_fn=collate)
+        example = next(iter(loader))[0][:2]
+        table = detection_table(model, loader, example, timesteps, variants, calibration=calibration,
+                                progress=_progress())
+        table["dataset"] = f"{spec['dataset']}/{split}"
+        table["snn"] = {k: {str(t): v for t, v in rows.items()} for k, rows in table["snn"].items()}
+        result["splits"][split] = table
+    return result
+
+
+def report_detection(result: dict[str, Any], json_path: str | None) -> None:
+    from ..tasks.detection_eval import format_detection_table
+
+    text = "\n\n".join(format_detection_table(table) for table in result["splits"].values())
+    _report(result, text + "\n(absolute mAP on 128 images is low; the table measures the conversion)", json_path)
+
+
+def run_detection(config, args: argparse.Namespace) -> int:
+    """``spikeconv run`` for a detection config: train (or load the checkpoint), then the mAP tables."""
+    from ..tasks.checkpoint import build_from_spec, load_model, save_checkpoint
+    from ..tasks.detection import train_detector, with_fitted_anchors
+    from ..tasks.distributed import barrier, is_main
+
+    root = args.data_root or config.data_root
+    spec = config.spec
+    if config.output.exists() and not args.retrain:
+        model, spec = load_model(config.output)
+        _say(f"loaded trained detector {config.output} (use --retrain to train again)")
+    else:
+        train_split = DETECTION_DATASETS[config.dataset][0]
+        train_set = _dataset(config.dataset, train_split, _image_size(spec), root, augment=True,
+                             limit=config.train_limit)
+        for line in train_set.report.lines():
+            _say(f"{config.dataset}/{train_split}: {line}")
+        spec = with_fitted_anchors(spec, build_from_spec(spec), train_set)
+        model = build_from_spec(spec)
+        history = train_detector(model, train_set, config.train, state_path=config.state, progress=_progress(),
+                                 on_epoch=lambda e, r: _say(f"epoch {e}: loss {r['loss']:.4f} (GIoU {r['box']:.3f} "
+                                                            f"obj {r['obj']:.4f} cls {r['cls']:.4f}) lr {r['lr']:.2e}"))
+        if is_main():
+            save_checkpoint(config.output, model.cpu(), spec, history=history, command=f"spikeconv run {args.config}")
+        barrier()
+        _say(f"saved {config.output}")
+    splits = config.splits or DETECTION_DATASETS[config.dataset][1:]
+    result = evaluate_detector(model, spec, timesteps=config.timesteps, variants=config.variants, splits=splits,
+                               batch_size=config.eval_batch_size, limit=config.test_limit, root=root)
+    report_detection(result, args.json)
+    return 0
+
+
+def evaluate_detection_checkpoint(model, payload: dict[str, Any], args: argparse.Namespace, variants) -> int:
+    """``spikeconv evaluate DETECTOR.pt``: the mAP tables of the chosen splits (classification-only options
+    refused by name)."""
+    for option, default in (("event_driven", False), ("calibrate_for", None)):
+        if getattr(args, option, default) not in (default, []):
+            raise SpikeconvError(f"--{option.replace('_', '-')} is not available for detectors yet; "
+                                 "evaluate the float-weight SNN variants")
+    splits = args.splits or DETECTION_DATASETS[payload["dataset"]][1:]
+    batch = min(args.batch_size, 32)
+    result = evaluate_detector(model, payload, timesteps=args.timesteps, variants=variants, splits=splits,
+                               batch_size=batch, limit=args.limit, root=args.data_root)
+    report_detection(result, args.json)
+    return 0
