@@ -42,7 +42,7 @@ def test_a_bad_yolo_label_line_names_the_file_and_line(tmp_path, line, cause):
     images, labels = _one_image_set(tmp_path, f"1 0.5 0.5 0.1 0.1\n{line}\n")
     with pytest.raises(AnnotationError, match=cause) as info:
         read_yolo(images, labels, num_classes=80)
-    assert f"a.txt:2" in str(info.value)
+    assert "a.txt:2" in str(info.value)
 
 
 def test_coco128_quirks_are_counted_once_and_greyscale_images_become_rgb():

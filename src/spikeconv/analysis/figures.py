@@ -94,14 +94,15 @@ def decomposition_bars(layers: list[LayerErrors], path: Path, timesteps: int) ->
 
 
 def accuracy_vs_operations(cumulative_ops: list[float], accuracy: list[float], ann_macs: float,
-                           ann_accuracy: float, path: Path) -> Path:
-    """Paper 004's curve: accuracy at t against cumulative synaptic operations up to t; ANN MACs as a line."""
+                           ann_accuracy: float, path: Path, quantity: str = "accuracy") -> Path:
+    """Paper 004's curve: accuracy (or ``quantity``, e.g. mAP50, in percent) at t against cumulative synaptic
+    operations up to t; ANN MACs as a line."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.plot(cumulative_ops, accuracy, "o-", ms=3, label="SNN (accuracy at t vs operations up to t)")
+    ax.plot(cumulative_ops, accuracy, "o-", ms=3, label=f"SNN ({quantity} at t vs operations up to t)")
     ax.axvline(ann_macs, color="tab:red", ls="--", label=f"ANN MACs ({ann_macs:.3g})")
-    ax.axhline(ann_accuracy, color="tab:gray", ls=":", label=f"ANN accuracy ({ann_accuracy:.2f}%)")
+    ax.axhline(ann_accuracy, color="tab:gray", ls=":", label=f"ANN {quantity} ({ann_accuracy:.2f}%)")
     ax.set_xscale("log")
     ax.set_xlabel("operations per sample (SNN: synaptic adds + analog MACs)")
-    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylabel("top-1 accuracy (%)" if quantity == "accuracy" else f"{quantity} (%)")
     ax.legend(fontsize=7)
     return _save(fig, path)

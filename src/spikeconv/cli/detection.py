@@ -41,11 +41,7 @@ def evaluate_detector(model, spec: dict[str, Any], *, timesteps, variants, split
     from ..tasks.detection_eval import detection_table
 
     size = _image_size(spec)
-    train_split = DETECTION_DATASETS[spec["dataset"]][0]
-    calibration = None
-    if any(type(m).__name__ == "ReLU" for m in model.modules()):
-        calib_set = _dataset(spec["dataset"], train_split, size, root, limit=64)
-        calibration = [x for x, _ in DataLoader(calib_set, batch_size=32, collate_fn=collate)]
+    calibration = _calibration(model, spec, root)
     result: dict[str, Any] = {"model": spec["model"], "dataset": spec["dataset"], "splits": {}}
     for split in splits:
         data = _dataset(spec["dataset"], split, size, root, limit=limit)
@@ -113,4 +109,40 @@ def evaluate_detection_checkpoint(model, payload: dict[str, Any], args: argparse
     result = evaluate_detector(model, payload, timesteps=args.timesteps, variants=variants, splits=splits,
                                batch_size=batch, limit=args.limit, root=args.data_root)
     report_detection(result, args.json)
+    return 0
+
+
+def _calibration(model, spec: dict[str, Any], root: str | None, samples: int = 64):
+    """Training images for the bounds of plain ReLU activations (``None`` for a QReLU detector)."""
+    from torch.utils.data import DataLoader
+
+    from ..data.detection import collate
+
+    from torch import nn
+
+    if not any(isinstance(m, nn.ReLU) for m in model.modules()):
+        return None
+    data = _dataset(spec["dataset"], DETECTION_DATASETS[spec["dataset"]][0], _image_size(spec), root, limit=samples)
+    return [x for x, _ in DataLoader(data, batch_size=32, collate_fn=collate)]
+
+
+def analyze_detection(model, payload: dict[str, Any], args: argparse.Namespace, config) -> int:
+    """``spikeconv analyze DETECTOR.pt``: mAP per t and the per-layer report, on the validation split."""
+    from pathlib import Path
+
+    from torch.utils.data import DataLoader
+
+    from ..data.detection import collate
+    from ..tasks.analyze_detection import analyze_detector
+
+    split = DETECTION_DATASETS[payload["dataset"]][1]
+    data = _dataset(payload["dataset"], split, _image_size(payload), args.data_root, limit=args.limit)
+    loader = DataLoader(data, batch_size=min(args.batch_size, 32), collate_fn=collate)
+    result = analyze_detector(model, loader, config, args.out, progress=_progress(),
+                              calibration=_calibration(model, payload, args.data_root))
+    value = result["snn_map50_per_t"][str(args.timesteps)]
+    shown = "n/a" if value is None else f"{100 * value:.2f}"
+    _say(f"{payload['dataset']}/{split}: {result['samples']} images")
+    print(f"SNN mAP50 at T={args.timesteps}: {shown} (quantized ANN {100 * (result['qann_map50'] or 0):.2f}); "
+          f"report: {Path(args.out) / 'report.md'}")
     return 0

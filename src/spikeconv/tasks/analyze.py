@@ -58,30 +58,14 @@ def _active_rates(spikes: Tensor, clamp_steps: int) -> Tensor:
     return active.sum(0) / max(active.shape[0], 1)
 
 
-def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig, out_dir: str | Path, *,
-                       progress: Callable[..., Iterable] = lambda it, **_: it) -> dict[str, Any]:
-    """Measure everything of the report on ``loader`` (accuracy) and its first ``detail_samples``
-    (decomposition, correlations, heat maps, operations); write ``report.md``, ``report.json`` and PNGs."""
+def layer_diagnostics(model: nn.Module, snn: nn.Module, example: Tensor, xd: Tensor, config: AnalyzeConfig,
+                      out: Path, calibration: Iterable[Tensor] | None = None) -> tuple[dict[str, Any], dict[str, Path], list[float]]:
+    """The task-independent part of the report on the detail inputs ``xd``: error decomposition per layer,
+    ANN-SNN rate correlations with and without voltage clamp (paper 004 Fig. S1), operations and energy,
+    firing rates. Returns ``(result entries, figures, cumulative operations per sample after each t)``."""
     from ..analysis import figures
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    batches = list(loader)
-    if not batches:
-        raise ValueError("the evaluation data is empty")
-    example = batches[0][0][:2]
     T = config.timesteps
-    snn = convert(model, example, ConversionConfig(signed=config.signed, max_strength=config.max_strength))
-    readouts, labels = [], []
-    for x, y in progress(batches, desc=f"SNN T={T}"):
-        readouts.append(simulate(snn, x, T))
-        labels.append(y)
-    readout, label = torch.cat(readouts, 1), torch.cat(labels)
-    acc_t = accuracy_per_step(readout, label).tolist()
-    ann_acc = evaluate_ann(model, batches)
-    ann_clip_acc = evaluate_ann(dequantized(model), batches)
-
-    xd = torch.cat([b[0] for b in batches])[: config.detail_samples]
     currents, _ = twin_currents(analog_twin(snn), xd)
     with record(snn) as rec, count_operations(snn) as ops:
         simulate(snn, xd, T, order="layer")  # layer order: the analog first layer is computed (and counted) once
@@ -94,7 +78,7 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
     cumulative_ops = (per_step_ops.cumsum(0) / xd.shape[0]).tolist()
 
     clamped_snn = convert(model, example, ConversionConfig(signed=config.signed, max_strength=config.max_strength,
-                                                           voltage_clamp=config.clamp))
+                                                           voltage_clamp=config.clamp), calibration=calibration)
     depth_extra = max(n.clamp_steps for n in clamped_snn.modules() if isinstance(n, IFNeuron))
     with record(clamped_snn) as rec_clamp:
         simulate(clamped_snn, xd, T + depth_extra, order="layer")
@@ -121,14 +105,9 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
         clamped_curves, out / "correlation_vs_t_clamped.png",
         f"with voltage clamp ({config.clamp} steps per layer; t counted after each layer's clamp)")
     figs["decomposition"] = figures.decomposition_bars(layers, out / "decomposition.png", T)
-    figs["accuracy_vs_ops"] = figures.accuracy_vs_operations(cumulative_ops, acc_t, energy["ann_macs"], ann_acc,
-                                                             out / "accuracy_vs_operations.png")
     result = {
-        "timesteps": T, "samples": int(label.numel()), "detail_samples": int(xd.shape[0]),
+        "detail_samples": int(xd.shape[0]),
         "conversion": {"signed": config.signed, "max_strength": config.max_strength},
-        "ann_accuracy": ann_acc, "ann_clip_accuracy": ann_clip_acc,
-        "snn_accuracy_per_t": {str(t + 1): a for t, a in enumerate(acc_t)},
-        "early_exit": [early_exit(readout, label, m) for m in config.margins],
         "decomposition": {layer_err.name: layer_err.summary() for layer_err in layers},
         "correlation_vs_t": curves, "correlation_vs_t_clamped": clamped_curves,
         "fig_s1": {"layer": layer, "clamp_steps": clamp_steps, "r_no_clamp": corr(ann_rate, rates_free),
@@ -141,12 +120,55 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
                                      for name, o in ops.items()},
                        "energy_table": asdict(config.energy)},
         "firing_rates": {name: r.spikes.abs().mean().item() for name, r in rec.items()},
-        "figures": {k: v.name for k, v in figs.items()},
     }
+    return result, figs, cumulative_ops
+
+
+def write_report(result: dict[str, Any], out: Path) -> None:
+    """``report.json`` and ``report.md`` in ``out``, each written atomically."""
     import json
 
     atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(json.dumps(result, indent=2)))
     atomic_write(out / "report.md", lambda tmp: Path(tmp).write_text(render_markdown(result)))
+
+
+def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig, out_dir: str | Path, *,
+                       calibration: Iterable[Tensor] | None = None,
+                       progress: Callable[..., Iterable] = lambda it, **_: it) -> dict[str, Any]:
+    """Measure everything of the report on ``loader`` (accuracy) and its first ``detail_samples``
+    (decomposition, correlations, heat maps, operations); write ``report.md``, ``report.json`` and PNGs.
+    ``calibration`` batches set the bounds of plain ReLU activations (data-based normalization)."""
+    from ..analysis import figures
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    batches = list(loader)
+    if not batches:
+        raise ValueError("the evaluation data is empty")
+    example = batches[0][0][:2]
+    T = config.timesteps
+    snn = convert(model, example, ConversionConfig(signed=config.signed, max_strength=config.max_strength),
+                  calibration=calibration)
+    readouts, labels = [], []
+    for x, y in progress(batches, desc=f"SNN T={T}"):
+        readouts.append(simulate(snn, x, T))
+        labels.append(y)
+    readout, label = torch.cat(readouts, 1), torch.cat(labels)
+    acc_t = accuracy_per_step(readout, label).tolist()
+    ann_acc = evaluate_ann(model, batches)
+    ann_clip_acc = evaluate_ann(dequantized(model), batches)
+    xd = torch.cat([b[0] for b in batches])[: config.detail_samples]
+    layers, figs, cumulative_ops = layer_diagnostics(model, snn, example, xd, config, out, calibration)
+    figs["accuracy_vs_ops"] = figures.accuracy_vs_operations(cumulative_ops, acc_t, layers["operations"]["per_sample"]["ann_macs"],
+                                                             ann_acc, out / "accuracy_vs_operations.png")
+    result = {
+        "timesteps": T, "samples": int(label.numel()), "quality": "accuracy",
+        "ann_accuracy": ann_acc, "ann_clip_accuracy": ann_clip_acc,
+        "snn_accuracy_per_t": {str(t + 1): a for t, a in enumerate(acc_t)},
+        "early_exit": [early_exit(readout, label, m) for m in config.margins],
+        **layers, "figures": {k: v.name for k, v in figs.items()},
+    }
+    write_report(result, out)
     return result
 
 
@@ -156,14 +178,7 @@ def render_markdown(r: dict[str, Any]) -> str:
     lines = [f"# spikeconv analysis (T = {T})", "",
              f"Conversion: buffered neuron = {r['conversion']['signed']}, S^max = {r['conversion']['max_strength']}. "
              f"Accuracy on {r['samples']} test samples; layer details on the first {r['detail_samples']}.", "",
-             "## Accuracy after every t (anytime readout)", "",
-             f"ANN (as trained): {r['ann_accuracy']:.2f}%, ANN without quantization: {r['ann_clip_accuracy']:.2f}%", "",
-             "| t | " + " | ".join(r["snn_accuracy_per_t"]) + " |",
-             "|---|" + "---|" * len(r["snn_accuracy_per_t"]),
-             "| SNN % | " + " | ".join(f"{v:.2f}" for v in r["snn_accuracy_per_t"].values()) + " |", "",
-             "Early exit (stop a sample when softmax top-1 minus top-2 >= margin):", "",
-             "| margin | accuracy % | mean timesteps |", "|---|---|---|"]
-    lines += [f"| {e['margin']} | {e['accuracy']:.2f} | {e['mean_timesteps']:.2f} |" for e in r["early_exit"]]
+             *QUALITY_SECTIONS[r.get("quality", "accuracy")](r)]
     lines += ["", "## Where the gap comes from (rate units, mean over neurons; parts add up to the total)", "",
               "| layer | total | clipping | input | quantization | over-fire | residual charge | neg. spikes |",
               "|---|---|---|---|---|---|---|---|"]
@@ -189,7 +204,39 @@ def render_markdown(r: dict[str, Any]) -> str:
     for name, o in r["operations"]["per_layer"].items():
         lines.append(f"| {name} | {o['ann_macs']:.4g} | {o['sop_adds_per_sample']:.4g} | "
                      f"{o['analog_macs_per_sample']:.4g} |")
-    lines += ["", "![accuracy vs operations](accuracy_vs_operations.png)", "", "## Firing rates (mean |spike| per neuron per step)",
+    lines += ["", f"![quality vs operations]({_figure_file(r)})", "", "## Firing rates (mean |spike| per neuron per step)",
               "", "| layer | rate |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in r["firing_rates"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _figure_file(r: dict[str, Any]) -> str:
+    return r["figures"].get("accuracy_vs_ops", "accuracy_vs_operations.png")
+
+
+def _accuracy_section(r: dict[str, Any]) -> list[str]:
+    lines = ["## Accuracy after every t (anytime readout)", "",
+             f"ANN (as trained): {r['ann_accuracy']:.2f}%, ANN without quantization: {r['ann_clip_accuracy']:.2f}%", "",
+             "| t | " + " | ".join(r["snn_accuracy_per_t"]) + " |",
+             "|---|" + "---|" * len(r["snn_accuracy_per_t"]),
+             "| SNN % | " + " | ".join(f"{v:.2f}" for v in r["snn_accuracy_per_t"].values()) + " |", "",
+             "Early exit (stop a sample when softmax top-1 minus top-2 >= margin):", "",
+             "| margin | accuracy % | mean timesteps |", "|---|---|---|"]
+    return lines + [f"| {e['margin']} | {e['accuracy']:.2f} | {e['mean_timesteps']:.2f} |" for e in r["early_exit"]]
+
+
+def _map_section(r: dict[str, Any]) -> list[str]:
+    per_t = r["snn_map50_per_t"]
+    cells = ["n/a" if v is None else f"{100 * v:.2f}" for v in per_t.values()]
+    agree = ["n/a" if v is None else f"{100 * v:.2f}" for v in r["snn_agreement50_per_t"].values()]
+    return ["## mAP50 after every t (anytime readout, decoded and NMS-ed at each t)", "",
+            f"Quantized ANN: mAP50 {100 * (r['qann_map50'] or 0):.2f}; ANN without quantization: "
+            f"mAP50 {100 * (r['ann_map50'] or 0):.2f} (COCO protocol, {r['samples']} images).", "",
+            "| t | " + " | ".join(per_t) + " |", "|---|" + "---|" * len(per_t),
+            "| SNN mAP50 % | " + " | ".join(cells) + " |",
+            "| agreement mAP50 % | " + " | ".join(agree) + " |", "",
+            "Agreement: the SNN's boxes scored against its quantized ANN's boxes (score >= 0.25) as ground truth."]
+
+
+#: the first section of the report, by the task's quality measure
+QUALITY_SECTIONS = {"accuracy": _accuracy_section, "map": _map_section}

@@ -36,7 +36,7 @@ def mean_average_precision():
                           "pip install 'spikeconv[detection]'") from exc
     backend = "faster_coco_eval"
     try:
-        import faster_coco_eval  # noqa: F401
+        import faster_coco_eval  # noqa: F401  (the faster backend, when installed)
     except ImportError:
         backend = "pycocotools"
     return MeanAveragePrecision(iou_type="bbox", backend=backend)
@@ -74,6 +74,26 @@ def ann_detections(model: nn.Module, loader: Iterable, *, progress: Progress = _
     return predictions, truth
 
 
+@torch.no_grad()
+def snn_detection_scores(snn: nn.Module, batches: Sequence, steps: Sequence[int], lay: Layout, num_anchors: int,
+                         reference: list[dict[str, Tensor]], *, progress: Progress = _plain, desc: str = "SNN"
+                         ) -> dict[int, dict[str, float | None]]:
+    """``{t: {"map50", "map", "agreement50"}}`` of ``snn`` over ``batches`` of ``(images, targets)``, from one
+    simulation of ``max(steps)`` steps; ``reference`` holds the boxes the agreement is scored against."""
+    device = _model_device(snn)
+    metrics = {t: (mean_average_precision(), mean_average_precision()) for t in steps}
+    offset = 0
+    for x, targets in progress(batches, desc=desc, leave=False):
+        readout = simulate(snn, x.to(device), max(steps)).cpu()
+        truth = reference[offset:offset + x.shape[0]]
+        offset += x.shape[0]
+        for t in steps:
+            found = postprocess(readout[t - 1], lay, num_anchors, max_det=MAX_DETECTIONS, size=tuple(x.shape[-2:]))
+            metrics[t][0].update(found, targets)
+            metrics[t][1].update(found, truth)
+    return {t: {**_scores(m), "agreement50": _scores(agree)["map50"]} for t, (m, agree) in metrics.items()}
+
+
 def detection_table(model: nn.Module, loader: Iterable, example: Tensor, timesteps: Sequence[int],
                     variants: Sequence[SNNVariant], *, conversion: ConversionConfig | None = None,
                     calibration: Iterable[Tensor] | None = None, progress: Progress = _plain) -> dict[str, Any]:
@@ -104,20 +124,8 @@ def detection_table(model: nn.Module, loader: Iterable, example: Tensor, timeste
                                   "max_strength": variant.max_strength,
                                   "weight_bits": variant.weight_bits or base.weight_bits})
         snn = convert(model, example, cfg, calibration=calibration)
-        device = _model_device(snn)
-        metrics = {t: (mean_average_precision(), mean_average_precision()) for t in steps}
-        offset = 0
-        for x, targets in progress(batches, desc=f"SNN {variant.key}", leave=False):
-            readout = simulate(snn, x.to(device), steps[-1]).cpu()
-            reference = agreement_truth[offset:offset + x.shape[0]]
-            offset += x.shape[0]
-            for t in steps:
-                found = postprocess(readout[t - 1], lay, model.num_anchors, max_det=MAX_DETECTIONS,
-                                    size=tuple(x.shape[-2:]))
-                metrics[t][0].update(found, targets)
-                metrics[t][1].update(found, reference)
-        result["snn"][variant.key] = {
-            t: {**_scores(m), "agreement50": _scores(agree)["map50"]} for t, (m, agree) in metrics.items()}
+        result["snn"][variant.key] = snn_detection_scores(snn, batches, steps, lay, model.num_anchors,
+                                                          agreement_truth, progress=progress, desc=f"SNN {variant.key}")
     return result
 
 
