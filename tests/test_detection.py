@@ -232,3 +232,23 @@ def test_the_quantized_anns_boxes_score_perfect_agreement_with_themselves():
     metric.update(found, truth)
     assert float(metric.compute()["map_50"]) == pytest.approx(1.0)
     assert split(m(x), 3).shape == (2, 3, 4 + 16, 85)
+
+
+def test_the_snn_detector_runs_on_spike_camera_streams_of_the_images():
+    from spikeconv import SimulationConfig
+    from spikeconv.data.camera import CameraEncoder
+    from spikeconv.tasks.detection_eval import snn_detection_scores
+
+    m = _tiny_detector().eval()
+    data = coco128("val2017", image_size=64, limit=2)
+    batches = [collate([data[0], data[1]])]
+    snn = convert(m, batches[0][0], ConversionConfig(max_strength=1))
+    lay = layout(m, 64, 64)
+    reference = postprocess(m(batches[0][0]), lay, 3)
+    seen = []
+    camera = CameraEncoder(threshold=1.0)
+    encoder = SimulationConfig(encoder=lambda x, start, steps: seen.append(steps) or camera(x, start, steps))
+    scores = snn_detection_scores(snn, batches, [2, 4], lay, 3, as_truth(reference, 0.0), simulation=encoder)
+    assert set(scores) == {2, 4} and sum(seen) == 4  # the camera made the SNN's input for every step
+    x = batches[0][0]
+    assert not torch.equal(simulate(snn, x, 4, SimulationConfig(encoder=camera)), simulate(snn, x, 4))

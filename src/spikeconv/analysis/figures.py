@@ -106,3 +106,32 @@ def accuracy_vs_operations(cumulative_ops: list[float], accuracy: list[float], a
     ax.set_ylabel("top-1 accuracy (%)" if quantity == "accuracy" else f"{quantity} (%)")
     ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def detections_side_by_side(images: Tensor, columns: list[tuple[str, list[dict[str, Tensor]]]],
+                            class_names: list[str] | None, path: Path, min_score: float = 0.25) -> Path:
+    """One row per image, one column per detector (e.g. quantized ANN, SNN at T=4, SNN at T=8): the image with
+    the boxes scoring at least ``min_score``, labelled with class and score.
+
+    ``images``: ``[N, 3, H, W]`` in [0, 1]; each column: a title and per-image ``{"boxes", "scores", "labels"}``.
+    """
+    from matplotlib.patches import Rectangle
+
+    rows, cols = images.shape[0], len(columns)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    for r in range(rows):
+        for c, (title, found) in enumerate(columns):
+            ax = axes[r][c]
+            ax.imshow(images[r].permute(1, 2, 0).clamp(0, 1).numpy())
+            keep = found[r]["scores"] >= min_score
+            for box, score, label in zip(found[r]["boxes"][keep], found[r]["scores"][keep], found[r]["labels"][keep]):
+                x1, y1, x2, y2 = box.tolist()
+                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=1.2, color=f"C{int(label) % 10}"))
+                name = class_names[int(label)] if class_names else str(int(label))
+                ax.text(x1, y1, f"{name} {float(score):.2f}", fontsize=6, color="white",
+                        bbox={"facecolor": f"C{int(label) % 10}", "alpha": 0.7, "pad": 1, "lw": 0})
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"{title}\n(boxes with score >= {min_score})" if c == 0 else title, fontsize=8)
+    return _save(fig, path)

@@ -106,6 +106,8 @@ def evaluate_detection_checkpoint(model, payload: dict[str, Any], args: argparse
                                  "evaluate the float-weight SNN variants")
     splits = args.splits or DETECTION_DATASETS[payload["dataset"]][1:]
     batch = min(args.batch_size, 32)
+    if args.figure:
+        detection_figure(model, payload, args.figure, variants[0], args.timesteps, splits[0], args.data_root)
     result = evaluate_detector(model, payload, timesteps=args.timesteps, variants=variants, splits=splits,
                                batch_size=batch, limit=args.limit, root=args.data_root)
     report_detection(result, args.json)
@@ -146,3 +148,30 @@ def analyze_detection(model, payload: dict[str, Any], args: argparse.Namespace, 
     print(f"SNN mAP50 at T={args.timesteps}: {shown} (quantized ANN {100 * (result['qann_map50'] or 0):.2f}); "
           f"report: {Path(args.out) / 'report.md'}")
     return 0
+
+
+def detection_figure(model, spec: dict[str, Any], path: str, variant, timesteps, split: str, root: str | None,
+                     images: int = 4) -> None:
+    """Boxes of the quantized ANN and of the SNN (``variant``) at the two largest T side by side on the first
+    ``images`` images of ``split`` (matplotlib, PNG)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from ..analysis.figures import detections_side_by_side
+    from ..convert import ConversionConfig, convert
+    from ..data.detection import collate
+    from ..sim import simulate
+    from ..tasks.yolo import layout, postprocess
+
+    data = _dataset(spec["dataset"], split, _image_size(spec), root, limit=images)
+    x, _ = collate([data[k] for k in range(len(data))])
+    lay = layout(model, *x.shape[-2:])
+    config = replace(ConversionConfig(), signed=variant.neuron == "buffered", max_strength=variant.max_strength)
+    snn = convert(model, x[:2], config, calibration=_calibration(model, spec, root))
+    steps = sorted(set(timesteps))[-2:]
+    readout = simulate(snn, x, steps[-1])
+    columns = [("quantized ANN", postprocess(model(x), lay, model.num_anchors, size=tuple(x.shape[-2:])))]
+    columns += [(f"SNN {variant.key}, T={t}", postprocess(readout[t - 1], lay, model.num_anchors,
+                                                          size=tuple(x.shape[-2:]))) for t in steps]
+    detections_side_by_side(x, columns, data.class_names, Path(path))
+    _say(f"figure: {path}")

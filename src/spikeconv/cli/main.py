@@ -152,8 +152,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model, payload = load_model(args.checkpoint)
     from .detection import is_detection
 
-    if args.splits and not is_detection(payload):
-        raise SpikeconvError(f"--splits applies to detectors; {args.checkpoint} is a {payload.get('dataset')} classifier")
+    if (args.splits or args.figure) and not is_detection(payload):
+        raise SpikeconvError(f"--splits and --figure apply to detectors; {args.checkpoint} is a "
+                             f"{payload.get('dataset')} classifier")
     for bits in args.weight_bits or []:
         try:
             check_weight_bits(bits)
@@ -324,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also evaluate every variant after offset calibration for this T")
     ev.add_argument("--calibration-samples", type=int, default=2000,
                     help="training images for data-based normalization and offset calibration (default 2000)")
+    ev.add_argument("--figure", metavar="PNG",
+                    help="detectors: draw the quantized ANN's and the SNN's boxes on 4 images side by side")
     ev.add_argument("--splits", nargs="+", metavar="SPLIT",
                     help="detectors: the data splits to score (default: the validation split, e.g. val2017)")
     ev.add_argument("--data-root")

@@ -74,7 +74,7 @@ def format_tradeoff(result: dict[str, Any]) -> str:
 
 #: arguments that name files a command reads, and files or folders it writes
 INPUT_ARGS = ("config", "checkpoint", "source", "model", "weights")
-OUTPUT_FILE_ARGS = ("json",)
+OUTPUT_FILE_ARGS = ("json", "figure")
 
 
 def check_outputs(args) -> None:

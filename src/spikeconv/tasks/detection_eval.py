@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..convert import ConversionConfig, convert
-from ..sim import simulate
+from ..sim import SimulationConfig, simulate
 from .classification import Progress, SNNVariant, _model_device, _plain, dequantized
 from .yolo import Layout, layout, postprocess
 
@@ -76,15 +76,17 @@ def ann_detections(model: nn.Module, loader: Iterable, *, progress: Progress = _
 
 @torch.no_grad()
 def snn_detection_scores(snn: nn.Module, batches: Sequence, steps: Sequence[int], lay: Layout, num_anchors: int,
-                         reference: list[dict[str, Tensor]], *, progress: Progress = _plain, desc: str = "SNN"
-                         ) -> dict[int, dict[str, float | None]]:
+                         reference: list[dict[str, Tensor]], *, progress: Progress = _plain, desc: str = "SNN",
+                         simulation: SimulationConfig | None = None) -> dict[int, dict[str, float | None]]:
     """``{t: {"map50", "map", "agreement50"}}`` of ``snn`` over ``batches`` of ``(images, targets)``, from one
-    simulation of ``max(steps)`` steps; ``reference`` holds the boxes the agreement is scored against."""
+    simulation of ``max(steps)`` steps; ``reference`` holds the boxes the agreement is scored against.
+    ``simulation`` configures the simulation, e.g. ``SimulationConfig(encoder=CameraEncoder())`` for images
+    seen through a spike camera (:mod:`spikeconv.data.camera`)."""
     device = _model_device(snn)
     metrics = {t: (mean_average_precision(), mean_average_precision()) for t in steps}
     offset = 0
     for x, targets in progress(batches, desc=desc, leave=False):
-        readout = simulate(snn, x.to(device), max(steps)).cpu()
+        readout = simulate(snn, x.to(device), max(steps), simulation).cpu()
         truth = reference[offset:offset + x.shape[0]]
         offset += x.shape[0]
         for t in steps:
@@ -96,9 +98,11 @@ def snn_detection_scores(snn: nn.Module, batches: Sequence, steps: Sequence[int]
 
 def detection_table(model: nn.Module, loader: Iterable, example: Tensor, timesteps: Sequence[int],
                     variants: Sequence[SNNVariant], *, conversion: ConversionConfig | None = None,
-                    calibration: Iterable[Tensor] | None = None, progress: Progress = _plain) -> dict[str, Any]:
+                    calibration: Iterable[Tensor] | None = None, progress: Progress = _plain,
+                    simulation: SimulationConfig | None = None) -> dict[str, Any]:
     """mAP50 and mAP50:95 of the ANN (clip, no quantization), the quantized ANN and every SNN variant at every T,
-    plus the SNN's agreement mAP50 with the quantized ANN (module docstring).
+    plus the SNN's agreement mAP50 with the quantized ANN (module docstring). ``simulation``: see
+    :func:`snn_detection_scores` (the ANN rows always see the images themselves).
 
     Returns ``{"images", "ann": {"map50", "map"}, "qann": {...}, "snn": {variant: {T: {"map50", "map",
     "agreement50"}}}}``.
@@ -125,7 +129,8 @@ def detection_table(model: nn.Module, loader: Iterable, example: Tensor, timeste
                                   "weight_bits": variant.weight_bits or base.weight_bits})
         snn = convert(model, example, cfg, calibration=calibration)
         result["snn"][variant.key] = snn_detection_scores(snn, batches, steps, lay, model.num_anchors,
-                                                          agreement_truth, progress=progress, desc=f"SNN {variant.key}")
+                                                          agreement_truth, progress=progress, desc=f"SNN {variant.key}",
+                                                          simulation=simulation)
     return result
 
 
