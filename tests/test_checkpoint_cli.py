@@ -156,3 +156,19 @@ def test_non_finite_weights_are_refused_when_loaded_and_when_converted(tmp_path)
         load_model(tmp_path / "nan.pt")
     with pytest.raises(ConversionError, match="NaN or infinite values in 0.weight"):
         convert(model, torch.zeros(1, 1, 28, 28))
+
+
+def test_inputs_that_are_not_models_are_named_for_what_they_are(tmp_path):
+    from spikeconv.data.paths import data_root
+
+    root = data_root()
+    (tmp_path / "model.py").write_text("import torch\n")
+    cases = [(str(tmp_path / "model.py"), "is a Python file: name the model class in it, e.g."),
+             (str(root / "coco128" / "images"), "is an image folder, not a model"),
+             (str(root / "coco128" / "images" / "val2017" / "000000000139.jpg"), "is an image, not a model"),
+             (str(root / "spikecam" / "real" / "spikingsim_real_400x250.dat"), "spike or event stream")]
+    for source, message in cases:
+        with pytest.raises(CheckpointError, match=message):
+            from spikeconv.tasks.loading import load_user_model
+
+            load_user_model(source)

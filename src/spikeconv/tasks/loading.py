@@ -151,6 +151,7 @@ def load_user_model(source: str, *, weights: str | os.PathLike | None = None,
     if ":" in source and source.rpartition(":")[0].endswith(".py"):
         return _load_python(source, weights, kwargs)
     path = Path(source)
+    _refuse_other_forms(path, source)
     if not path.is_file():
         raise CheckpointError(f"model {source} does not exist; give file.py:Class, a .onnx, .pt2 (torch.export) "
                               "or TorchScript file, or a spikeconv checkpoint")
@@ -169,3 +170,24 @@ def load_user_model(source: str, *, weights: str | os.PathLike | None = None,
 def _is_torchscript(path: Path) -> bool:
     with zipfile.ZipFile(path) as archive:
         return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
+
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+_STREAM_SUFFIXES = (".dat", ".npz", ".aedat4")
+
+
+def _refuse_other_forms(path: Path, source: str) -> None:
+    """A clear message for inputs that are not models: a ``.py`` file without ``:ClassName``, a directory (an
+    image folder or not), an image, a spike or event stream."""
+    if path.suffix == ".py":
+        raise CheckpointError(f"{source} is a Python file: name the model class in it, e.g. {source}:Net "
+                              "(and its weights with --weights)")
+    if path.is_dir():
+        images = any(p.suffix.lower() in _IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file())
+        what = "an image folder" if images else "a directory"
+        raise CheckpointError(f"{source} is {what}, not a model; give a checkpoint, .onnx, .pt2, TorchScript file "
+                              "or file.py:Class (image folders are data: --data-root)")
+    if path.suffix.lower() in _IMAGE_SUFFIXES:
+        raise CheckpointError(f"{source} is an image, not a model")
+    if path.suffix.lower() in _STREAM_SUFFIXES:
+        raise CheckpointError(f"{source} looks like a spike or event stream, not a model (docs/streams.md reads streams)")
