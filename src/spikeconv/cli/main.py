@@ -378,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``spikeconv`` command."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)  # its per-evaluation COCO summary
     parser = build_parser()
     args = parser.parse_args(argv)
     from ..tasks.distributed import barrier, init_from_env, shutdown
