@@ -115,8 +115,6 @@ def detections_side_by_side(images: Tensor, columns: list[tuple[str, list[dict[s
 
     ``images``: ``[N, 3, H, W]`` in [0, 1]; each column: a title and per-image ``{"boxes", "scores", "labels"}``.
     """
-    from matplotlib.patches import Rectangle
-
     rows, cols = images.shape[0], len(columns)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
     for r in range(rows):
@@ -124,14 +122,53 @@ def detections_side_by_side(images: Tensor, columns: list[tuple[str, list[dict[s
             ax = axes[r][c]
             ax.imshow(images[r].permute(1, 2, 0).clamp(0, 1).numpy())
             keep = found[r]["scores"] >= min_score
-            for box, score, label in zip(found[r]["boxes"][keep], found[r]["scores"][keep], found[r]["labels"][keep]):
-                x1, y1, x2, y2 = box.tolist()
-                ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=1.2, color=f"C{int(label) % 10}"))
-                name = class_names[int(label)] if class_names else str(int(label))
-                ax.text(x1, y1, f"{name} {float(score):.2f}", fontsize=6, color="white",
-                        bbox={"facecolor": f"C{int(label) % 10}", "alpha": 0.7, "pad": 1, "lw": 0})
+            _draw_boxes(ax, {k: v[keep] for k, v in found[r].items()}, class_names)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(f"{title}\n(boxes with score >= {min_score})" if c == 0 else title, fontsize=8)
     return _save(fig, path)
+
+
+def _draw_boxes(ax, found: dict[str, Tensor], class_names: list[str] | None) -> None:
+    from matplotlib.patches import Rectangle
+
+    for box, score, label in zip(found["boxes"], found["scores"], found["labels"]):
+        x1, y1, x2, y2 = box.tolist()
+        colour = f"C{int(label) % 10}"
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=1.2, color=colour))
+        name = class_names[int(label)] if class_names else str(int(label))
+        ax.text(x1, y1, f"{name} {float(score):.2f}", fontsize=6, color="white",
+                bbox={"facecolor": colour, "alpha": 0.7, "pad": 1, "lw": 0})
+
+
+def stream_figures(previews: list[Tensor], found: list[dict[str, Tensor]], class_names: list[str] | None,
+                   starts: list[int], out: Path, title: str = "") -> tuple[Path, Path]:
+    """A PNG strip and a GIF of a stream's clips (``previews``: ``[H, W]`` mean input of each clip) with the SNN
+    detector's boxes, like paper 000's Fig. 1; returns ``(strip path, gif path)``."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    count = len(previews)
+    fig, axes = plt.subplots(1, count, figsize=(2.6 * count, 2.4), squeeze=False)
+    for ax, image, boxes, start in zip(axes[0], previews, found, starts):
+        ax.imshow(image.numpy(), cmap="gray")
+        _draw_boxes(ax, boxes, class_names)
+        ax.set_title(f"{title} @ {start}", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    strip = _save(fig, out / "strip.png")
+    fig, ax = plt.subplots(figsize=(4, 3.4))
+
+    def frame(k: int) -> None:
+        ax.clear()
+        ax.imshow(previews[k].numpy(), cmap="gray")
+        _draw_boxes(ax, found[k], class_names)
+        ax.set_title(f"{title} @ {starts[k]}", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    animation = FuncAnimation(fig, frame, frames=count)
+    gif = out / "stream.gif"
+    animation.save(gif, writer=PillowWriter(fps=2), dpi=90)
+    plt.close(fig)
+    return strip, gif

@@ -369,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--data-root")
     ex.set_defaults(func=cmd_export)
 
+    from .streams import add_parser as add_stream_parser
+
+    add_stream_parser(sub)
+
     doc = sub.add_parser("doctor", help="what this machine offers: C kernels, int8 kernels, CUDA, Triton, data")
     doc.add_argument("--data-root")
     doc.set_defaults(func=cmd_doctor)
@@ -378,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``spikeconv`` command."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)  # its per-evaluation COCO summary
+    for noisy in ("faster_coco_eval", "matplotlib"):  # the COCO summary of every evaluation, animation notes
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     parser = build_parser()
     args = parser.parse_args(argv)
     from ..tasks.distributed import barrier, init_from_env, shutdown

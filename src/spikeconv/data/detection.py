@@ -61,11 +61,13 @@ def read_image(path: Path) -> Tensor:
 
 
 def train_transforms() -> v2.Compose:
-    """YOLO-style training augmentation on letterboxed samples: flip, colour jitter, random affine; boxes
-    that fall (almost) outside are dropped by ``SanitizeBoundingBoxes``."""
+    """YOLO-style training augmentation on letterboxed samples: flip, colour jitter, one image in four made
+    grey (so that the detector also works on grey spike-camera streams), random affine; boxes that fall
+    (almost) outside are dropped by ``SanitizeBoundingBoxes``."""
     return v2.Compose([
         v2.RandomHorizontalFlip(),
         v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.5, hue=0.015),
+        v2.RandomGrayscale(p=0.25),
         v2.RandomAffine(degrees=0.0, translate=(0.1, 0.1), scale=(0.7, 1.3), fill=PAD_VALUE),
         v2.SanitizeBoundingBoxes(min_size=2.0),
     ])
