@@ -1,0 +1,60 @@
+"""``spikeconv analyze``: the diagnostic report of a classifier or a detector checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .report import _progress
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from ..data import make_dataset, make_loader
+    from ..tasks.analyze import AnalyzeConfig, analyze_classifier
+    from ..tasks.checkpoint import load_model
+
+    source = Path(args.source)
+    if source.suffix == ".toml":
+        from .config import load_run_config
+
+        source = load_run_config(source).output
+    model, payload = load_model(source)
+    from ..analysis import EnergyTable
+
+    energy = EnergyTable(args.mac_pj, args.ac_pj, "user-given" if (args.mac_pj, args.ac_pj) != (4.6, 0.9)
+                         else EnergyTable().source)
+    config = AnalyzeConfig(timesteps=args.timesteps, max_strength=args.max_strength, signed=not args.plain_if,
+                           detail_samples=args.detail_samples, clamp=args.clamp, layer=args.layer, energy=energy)
+    from .detection import analyze_detection, is_detection
+
+    if is_detection(payload):
+        return analyze_detection(model, payload, args, config)
+    test = make_dataset(payload["dataset"], "test", root=args.data_root, limit=args.limit)
+    train = make_dataset(payload["dataset"], "train", root=args.data_root, limit=args.calibration_samples)
+    calibration = [x for x, _ in make_loader(train, 250)]
+    result = analyze_classifier(model, make_loader(test, args.batch_size), config, args.out, calibration=calibration,
+                                progress=_progress())
+    acc = result["snn_accuracy_per_t"][str(args.timesteps)]
+    print(f"SNN accuracy at T={args.timesteps}: {acc:.2f}% (ANN {result['ann_accuracy']:.2f}%); "
+          f"report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    an = sub.add_parser("analyze", help="per-layer diagnostics, error decomposition, operations: a report with figures")
+    an.add_argument("source", help="a checkpoint, or a run config (its output checkpoint is used)")
+    an.add_argument("--out", required=True, help="directory for report.md, report.json and the figures")
+    an.add_argument("--timesteps", type=int, default=8)
+    an.add_argument("--max-strength", type=int, default=1)
+    an.add_argument("--plain-if", action="store_true", help="use the plain IF neuron instead of the buffered one")
+    an.add_argument("--limit", type=int, default=1000, help="test samples for the accuracy curves")
+    an.add_argument("--detail-samples", type=int, default=64, help="samples for the per-layer details")
+    an.add_argument("--clamp", type=int, default=2, help="voltage-clamp steps per layer for the comparison")
+    an.add_argument("--layer", help="neuron layer for the Fig. S1 heat maps (default: the middle one)")
+    an.add_argument("--batch-size", type=int, default=250)
+    an.add_argument("--calibration-samples", type=int, default=2000,
+                    help="training images for the bounds of plain ReLU activations (default 2000)")
+    an.add_argument("--mac-pj", type=float, default=4.6, help="energy per MAC in pJ (default 45 nm, Horowitz 2014)")
+    an.add_argument("--ac-pj", type=float, default=0.9, help="energy per accumulate in pJ (default 45 nm)")
+    an.add_argument("--data-root")
+    an.set_defaults(func=cmd_analyze)
