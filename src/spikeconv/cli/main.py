@@ -105,6 +105,14 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
         check_max_strength(s)
     model, payload = load_model(args.checkpoint)
     variants = [SNNVariant("buffered", s) for s in args.max_strengths]
+    from .detection import DETECTION_DATASETS, evaluate_detector, is_detection, report_detection
+
+    if is_detection(payload):  # the same S^max x T grid, scored by mAP
+        splits = DETECTION_DATASETS[payload["dataset"]][1:]
+        result = evaluate_detector(model, payload, timesteps=args.timesteps, variants=variants, splits=splits,
+                                   batch_size=min(args.batch_size, 32), limit=args.limit, root=args.data_root)
+        report_detection(result, args.json)
+        return 0
     result = _evaluate_model(model, payload, args.timesteps, variants, batch_size=args.batch_size,
                              limit=args.limit, root=args.data_root)
     _report(result, format_tradeoff(result), args.json)
@@ -200,12 +208,26 @@ def resolve_model(source: str, weights: str | None = None, example=None):
     return model, onnx_rules() if onnx_made else None
 
 
+def _checkpoint_input_shape(source: str) -> tuple[int, ...] | None:
+    """The per-sample input shape of a spikeconv checkpoint's data set (``None`` for other model files)."""
+    from ..errors import CheckpointError
+    from ..tasks.checkpoint import load_checkpoint
+    from ..tasks.samples import input_shape
+
+    if not source.endswith(".pt"):
+        return None
+    try:
+        return input_shape(load_checkpoint(source))
+    except CheckpointError:
+        return None
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     import torch
 
     from ..convert import inspect_model
 
-    example = torch.zeros(2, *args.input_shape)
+    example = torch.zeros(2, *(args.input_shape or _checkpoint_input_shape(args.model) or (3, 32, 32)))
     model, rules = resolve_model(args.model, args.weights, example)
     rows = inspect_model(model, example, rules=rules)
     width = max(len(r.node) for r in rows)
@@ -303,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="coverage report: every operation as converted/passed/folded/unsupported")
     ins.add_argument("model", help="registry name, torchvision:NAME, checkpoint.pt, model.onnx or file.py:Class")
     ins.add_argument("--weights", help="state dict for file.py:Class")
-    ins.add_argument("--input-shape", type=int, nargs="+", default=[3, 32, 32], help="per-sample shape, e.g. 1 28 28")
+    ins.add_argument("--input-shape", type=int, nargs="+",
+                     help="per-sample shape, e.g. 1 28 28 (default: a checkpoint's data set, else 3 32 32)")
     ins.set_defaults(func=cmd_inspect)
 
     from .analyze import add_parser as add_analyze_parser

@@ -167,7 +167,11 @@ def _prepare(model: nn.Module, example: Tensor, rules: Mapping[type, Any] | None
     net, notes = rewrite_functional(copy.deepcopy(model), rules)
     report = [NodeReport("-", "torch.fx", "note" if "could not trace" in note else "rewritten", note)
               for note in notes]
-    graph = trace(net, example[:2])
+    try:
+        graph = trace(net, example[:2])
+    except RuntimeError as exc:
+        raise ConversionError(f"the model does not run on an example input of shape {tuple(example.shape)} "
+                              f"({str(exc).splitlines()[0]}); give an input of the shape it was trained on") from exc
     return net, graph, _rules(graph, rules), report
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from ..atomic import atomic_write
 from ..convert import ConversionConfig, convert
-from ..data import make_dataset, make_loader
 from ..errors import SpikeconvError
 from .checkpoint import load_model
+from .samples import images
 
 FORMATS = ("nir",)
 
@@ -37,9 +37,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, con
     from ..export.nir import nir_report, to_nir  # needs the 'export' extra; says so when missing
 
     model, payload = load_model(checkpoint)
-    dataset = payload.get("dataset")
-    example = next(iter(make_loader(make_dataset(dataset, "test", root=root, limit=1), 1)))[0]
-    calibration = [x for x, _ in make_loader(make_dataset(dataset, "train", root=root, limit=calibration_samples), 250)]
+    example = images(payload, "test", limit=1, root=root)[0]
+    calibration = images(payload, "train", limit=calibration_samples, root=root)
     graph = to_nir(convert(model, example, config, calibration=calibration), example)
     import nir
 
