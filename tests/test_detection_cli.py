@@ -35,9 +35,11 @@ def detector(tmp_path_factory):
 @pytest.mark.slow
 def test_evaluate_prints_map_tables_for_every_variant_and_t_and_writes_json(detector, tmp_path):
     out = tmp_path / "r.json"
+    figure = tmp_path / "boxes.png"
     result = run_cli("evaluate", str(detector), "--limit", "4", "--timesteps", "1", "4", "--neurons", "buffered",
-                     "--max-strengths", "1", "--json", str(out))
+                     "--max-strengths", "1", "--json", str(out), "--figure", str(figure))
     assert result.returncode == 0, result.stderr
+    assert figure.stat().st_size > 10_000  # 4 images x 3 columns (quantized ANN, SNN at T=1 and T=4)
     assert "coco128/val2017: 4 images" in result.stdout and "SNN agreement mAP50" in result.stdout
     payload = json.loads(out.read_text())
     rows = payload["splits"]["val2017"]["snn"]["buffered/smax1"]
