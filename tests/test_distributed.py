@@ -70,3 +70,35 @@ test_limit = 100
     assert (tmp_path / "tiny.pt").is_file() and result["test_samples"] == 100
     assert done.stdout.count("quantized ANN") == 1  # only rank 0 prints
     assert result["qann_accuracy"] > 30.0  # 1024 samples, three epochs: far above chance (10%)
+
+
+def test_torchrun_trains_a_detector_with_ddp_and_scores_it(tmp_path, data_available):
+    config = tmp_path / "det.toml"
+    config.write_text(f"""
+[data]
+dataset = "coco128"
+train_limit = 16
+root = "{(ROOT / '..' / 'shared' / 'data').resolve()}"
+[model]
+name = "yolov3_tiny"
+levels = 4
+kwargs = {{ input_size = 64, width = 0.25 }}
+[train]
+recipe = "detection"
+epochs = 2
+batch_size = 8
+warmup_epochs = 1
+output = "det.pt"
+[evaluate]
+timesteps = [2]
+neurons = ["buffered"]
+max_strengths = [1]
+batch_size = 8
+test_limit = 8
+splits = ["val2017"]
+""")
+    done = _spikeconv(["run", str(config), "--json", "out.json"], tmp_path, processes=2)
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert (tmp_path / "det.pt").is_file() and result["splits"]["val2017"]["images"] == 8
+    assert done.stdout.count("quantized ANN (QReLU)") == 1  # only rank 0 prints
+    assert done.stderr.count("epoch 2: loss") == 1  # 2 epochs, reported once
