@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import SpikeconvError
 from .report import _progress
 
 
@@ -29,6 +30,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     if is_detection(payload):
         return analyze_detection(model, payload, args, config)
+    if args.split:
+        raise SpikeconvError(f"--split applies to detectors; {source} is a {payload.get('dataset')} classifier "
+                             "(its report uses the test split)")
     test = make_dataset(payload["dataset"], "test", root=args.data_root, limit=args.limit)
     train = make_dataset(payload["dataset"], "train", root=args.data_root, limit=args.calibration_samples)
     calibration = [x for x, _ in make_loader(train, 250)]
@@ -52,6 +56,7 @@ def add_parser(sub) -> None:
     an.add_argument("--clamp", type=int, default=2, help="voltage-clamp steps per layer for the comparison")
     an.add_argument("--layer", help="neuron layer for the Fig. S1 heat maps (default: the middle one)")
     an.add_argument("--batch-size", type=int, default=250)
+    an.add_argument("--split", help="detectors: the data split to analyse (default: the validation split)")
     an.add_argument("--calibration-samples", type=int, default=2000,
                     help="training images for the bounds of plain ReLU activations (default 2000)")
     an.add_argument("--mac-pj", type=float, default=4.6, help="energy per MAC in pJ (default 45 nm, Horowitz 2014)")

@@ -137,7 +137,7 @@ def analyze_detection(model, payload: dict[str, Any], args: argparse.Namespace, 
     from ..data.detection import collate
     from ..tasks.analyze_detection import analyze_detector
 
-    split = DETECTION_DATASETS[payload["dataset"]][1]
+    split = args.split or DETECTION_DATASETS[payload["dataset"]][1]
     data = _dataset(payload["dataset"], split, _image_size(payload), args.data_root, limit=args.limit)
     loader = DataLoader(data, batch_size=min(args.batch_size, 32), collate_fn=collate)
     result = analyze_detector(model, loader, config, args.out, progress=_progress(),

@@ -177,7 +177,8 @@ def render_markdown(r: dict[str, Any]) -> str:
     T = r["timesteps"]
     lines = [f"# spikeconv analysis (T = {T})", "",
              f"Conversion: buffered neuron = {r['conversion']['signed']}, S^max = {r['conversion']['max_strength']}. "
-             f"Accuracy on {r['samples']} test samples; layer details on the first {r['detail_samples']}.", "",
+             f"{'mAP' if r.get('quality') == 'map' else 'Accuracy'} on {r['samples']} test samples; layer details on "
+             f"the first {r['detail_samples']}.", "",
              *QUALITY_SECTIONS[r.get("quality", "accuracy")](r)]
     lines += ["", "## Where the gap comes from (rate units, mean over neurons; parts add up to the total)", "",
               "| layer | total | clipping | input | quantization | over-fire | residual charge | neg. spikes |",
