@@ -7,7 +7,6 @@ import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,12 +14,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..analysis import calibrate_offsets
-from ..atomic import atomic_write
 from ..convert import ConversionConfig, convert
 from ..layers.replace import set_submodule
 from ..quant import QReLU, calibrate_bounds_, param_groups
 from ..sim import event_driven, simulate
 from .distributed import all_sum, barrier, is_main, rank_and_size
+from .train_state import distributed, resume_, save_state
 
 Progress = Callable[..., Iterable]
 
@@ -102,23 +101,15 @@ def train_classifier(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history: list[dict[str, float]] = []
     start_epoch = 0
-    state_file = Path(state_path) if state_path else None
-    if state_file is not None and state_file.exists():
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
+    resumed = resume_(state_path, model, optimizer, scheduler)
+    if resumed is not None:
+        start_epoch, history = resumed
     elif any(isinstance(m, QReLU) for m in model.modules()):  # the same batches in every process
         gen = torch.Generator().manual_seed(config.seed)
         loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen)
         batches = [x.to(device) for (x, _), _ in zip(loader, range(config.calibration_batches))]
         calibrate_bounds_(model, batches, p=config.calibration_percentile)
-    net = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    net = distributed(model, device)
     total_epochs = config.epochs * config.stages
     for epoch in range(start_epoch, total_epochs):
         if epoch > 0 and epoch % config.epochs == 0:
@@ -146,10 +137,7 @@ def train_classifier(
         record = {"epoch": epoch + 1, "loss": float(sums[2] / max(sums[0], 1)),
                   "train_accuracy": float(100.0 * sums[1] / max(sums[0], 1)), "lr": last_lr}
         history.append(record)
-        if state_file is not None and is_main():
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history}
-            atomic_write(state_file, lambda tmp: torch.save(state, tmp))
+        save_state(state_path, model, optimizer, scheduler, epoch + 1, history)
         barrier()
         if on_epoch is not None:
             on_epoch(epoch + 1, record)

@@ -8,17 +8,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..atomic import atomic_write
 from ..data.detection import collate
 from ..quant import QReLU, calibrate_bounds_, param_groups
 from .classification import Progress, _device, _plain
 from .distributed import all_sum, barrier, is_main, rank_and_size
+from .train_state import distributed, resume_, save_state
 from .yolo import LossWeights, layout, yolo_loss
 
 
@@ -123,23 +122,15 @@ def train_detector(model: nn.Module, train_set: Dataset, config: DetectionTrainC
     lay = layout(model, *size)
     history: list[dict[str, float]] = []
     start_epoch = 0
-    state_file = Path(state_path) if state_path else None
-    if state_file is not None and state_file.exists():
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
+    resumed = resume_(state_path, model, optimizer, scheduler)
+    if resumed is not None:
+        start_epoch, history = resumed
     elif (not config.init or _load_init(model, config.init)) and any(isinstance(m, QReLU) for m in model.modules()):
         loader = DataLoader(train_set, batch_size=local_batch, shuffle=True, collate_fn=collate,
                             generator=torch.Generator().manual_seed(config.seed))
         batches = [x.to(device) for (x, _), _ in zip(loader, range(config.calibration_batches))]
         calibrate_bounds_(model, batches, p=config.calibration_percentile)
-    net = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    net = distributed(model, device)
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed + epoch)
         net.train()
@@ -163,10 +154,7 @@ def train_detector(model: nn.Module, train_set: Dataset, config: DetectionTrainC
         record = {"epoch": epoch + 1, "loss": float(sums[1] / n), "box": float(sums[2] / n),
                   "obj": float(sums[3] / n), "cls": float(sums[4] / n), "lr": optimizer.param_groups[0]["lr"]}
         history.append(record)
-        if state_file is not None and is_main():
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history}
-            atomic_write(state_file, lambda tmp: torch.save(state, tmp))
+        save_state(state_path, model, optimizer, scheduler, epoch + 1, history)
         barrier()
         if on_epoch is not None:
             on_epoch(epoch + 1, record)
