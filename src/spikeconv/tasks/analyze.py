@@ -124,6 +124,16 @@ def layer_diagnostics(model: nn.Module, snn: nn.Module, example: Tensor, xd: Ten
     return result, figs, cumulative_ops
 
 
+def report_inputs(loader: Iterable, out_dir: str | Path) -> tuple[Path, list, Tensor]:
+    """``(the output folder, created; the evaluation batches; a 2-sample example batch)`` of a report."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    batches = list(loader)
+    if not batches:
+        raise ValueError("the evaluation data is empty")
+    return out, batches, batches[0][0][:2]
+
+
 def write_report(result: dict[str, Any], out: Path) -> None:
     """``report.json`` and ``report.md`` in ``out``, each written atomically."""
     import json
@@ -140,12 +150,7 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
     ``calibration`` batches set the bounds of plain ReLU activations (data-based normalization)."""
     from ..analysis import figures
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    batches = list(loader)
-    if not batches:
-        raise ValueError("the evaluation data is empty")
-    example = batches[0][0][:2]
+    out, batches, example = report_inputs(loader, out_dir)
     T = config.timesteps
     snn = convert(model, example, ConversionConfig(signed=config.signed, max_strength=config.max_strength),
                   calibration=calibration)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..convert import ConversionConfig, convert
-from .analyze import AnalyzeConfig, layer_diagnostics, write_report
+from .analyze import AnalyzeConfig, layer_diagnostics, report_inputs, write_report
 from .classification import dequantized
 from .detection_eval import _scores, ann_detections, as_truth, mean_average_precision, snn_detection_scores
 from .yolo import layout
@@ -23,12 +23,7 @@ def analyze_detector(model: nn.Module, loader: Iterable, config: AnalyzeConfig, 
     ``(images, targets)`` batches; writes ``report.md``, ``report.json`` and PNGs into ``out_dir``."""
     from ..analysis import figures
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    batches = list(loader)
-    if not batches:
-        raise ValueError("the evaluation data is empty")
-    example = batches[0][0][:2]
+    out, batches, example = report_inputs(loader, out_dir)
     T = config.timesteps
     qann, truth = ann_detections(model, batches, progress=progress, desc="quantized ANN")
     scores = {}
