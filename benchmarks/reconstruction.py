@@ -11,11 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_image
 
-from spikeconv.data import data_root
 from spikeconv.data.reconstruct import quality, tfi, tfp
-from spikeconv.data.spikecam import read_dat
+from spikeconv.data.spikecam import reds_streams
 
 
 def main() -> None:
@@ -25,13 +23,10 @@ def main() -> None:
     parser.add_argument("--data-root")
     parser.add_argument("--json")
     args = parser.parse_args()
-    reds = data_root(args.data_root) / "spikecam" / "reds"
     rows = []
-    for path in sorted((reds / "spike").glob("*.dat")):
-        spikes = torch.from_numpy(read_dat(path, 250, 400))
-        png = np.fromfile(reds / "gt" / (path.stem + ".png"), dtype=np.uint8)
-        truth = decode_image(torch.from_numpy(png), mode=ImageReadMode.GRAY)[0].float() / 255
-        row = {"stream": path.stem}
+    for name, frames, image in reds_streams(args.data_root):
+        spikes, truth = torch.from_numpy(frames), torch.from_numpy(image)
+        row = {"stream": name}
         for name, image in (("tfp", tfp(spikes, 150, args.window)), ("tfi", tfi(spikes, 150))):
             row.update({f"{name}_{k}": v for k, v in quality(args.scale * image, truth).items()})
         rows.append(row)

@@ -17,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.io import ImageReadMode, decode_image
 
-from spikeconv.data import data_root
 from spikeconv.data.reconstruct import quality, tfi, tfp
-from spikeconv.data.spikecam import read_dat
+from spikeconv.data.spikecam import reds_streams
 
 RATE = 0.6  # spikezoo's REDS_BASE rate: image = reconstruction / rate
 KEY, WINDOW = 150, 41
@@ -59,14 +57,11 @@ def main() -> None:
     torch.set_grad_enabled(False)
     nets = {"tfp": spikezoo_net("tfp"), "tfi": spikezoo_net("tfi")}
     ours = {"tfp": lambda s: tfp(s, KEY, WINDOW), "tfi": lambda s: tfi(s, KEY)}
-    reds = data_root(args.data_root) / "spikecam" / "reds"
     rows = []
-    for path in sorted((reds / "spike").glob("*.dat")):
-        spikes = torch.from_numpy(read_dat(path, 250, 400))
-        png = np.fromfile(reds / "gt" / (path.stem + ".png"), dtype=np.uint8)
-        truth = decode_image(torch.from_numpy(png), mode=ImageReadMode.GRAY)[0].float() / 255
+    for name, frames, image in reds_streams(args.data_root):
+        spikes, truth = torch.from_numpy(frames), torch.from_numpy(image)
         crop = spikes[KEY - WINDOW // 2:KEY + WINDOW // 2 + 1].float()[None]  # spikezoo's crop, key frame in the middle
-        row = {"stream": path.stem}
+        row = {"stream": name}
         for kind in ("tfp", "tfi"):
             theirs, t_theirs = timed(lambda: nets[kind](crop)[0, 0], args.repeats)
             mine, t_mine = timed(lambda: ours[kind](spikes), args.repeats)

@@ -138,3 +138,13 @@ def test_camera_encoder_is_chunk_independent_and_its_mean_approaches_the_image()
     assert bool((binary.mean(0) >= counts.mean(0) - 1e-6).all()) and float((binary.mean(0) - fires).abs().mean()) < 0.2
     with pytest.raises(DataError, match=r"values in \[0, 1\]"):
         encoder(x * 3, 0, 1)
+
+
+def test_reds_streams_come_with_their_ground_truth():
+    from spikeconv.data.spikecam import reds_streams
+
+    streams = list(reds_streams())
+    assert len(streams) == 5  # six ground-truth images, one without a stream
+    name, spikes, image = streams[0]
+    assert name == "test__200_part1_key_id151" and spikes.shape == (301, 250, 400) and image.shape == (250, 400)
+    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0

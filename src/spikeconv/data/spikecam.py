@@ -126,3 +126,23 @@ def load_spike_npz(path: str | os.PathLike, key: str | None = None, layout: str 
     if not np.isin(frames, (0, 1)).all():
         raise DataError(f"{path}:{key} holds values other than 0 and 1; it is not a spike recording")
     return np.ascontiguousarray(frames.astype(np.uint8))
+
+
+def reds_streams(root: str | os.PathLike | None = None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """The shared REDS spike streams with their ground truth: ``(name, spikes uint8 [301, 250, 400], grey image
+    float32 [250, 400] in [0, 1])`` for every ``spikecam/reds/spike/*.dat`` whose ``gt/<name>.png`` exists."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_image
+
+    from .paths import data_root
+
+    reds = data_root(root) / "spikecam" / "reds"
+    streams = sorted((reds / "spike").glob("*.dat"))
+    if not streams:
+        raise DataError(f"{reds / 'spike'} holds no .dat streams")
+    for path in streams:
+        png = reds / "gt" / f"{path.stem}.png"
+        if not png.is_file():
+            continue
+        image = decode_image(torch.from_numpy(np.fromfile(png, dtype=np.uint8)), mode=ImageReadMode.GRAY)[0]
+        yield path.stem, read_dat(path, 250, 400), (image.float() / 255).numpy()
