@@ -39,3 +39,52 @@ def test_every_command_on_every_shipped_checkpoint(command, checkpoint, tmp_path
     else:
         assert status == 0, captured.err[-2000:]
         assert not errors and captured.out.strip()
+
+
+@pytest.fixture(scope="module")
+def user_models(tmp_path_factory):
+    """One user model of each format the package loads: file.py:Class (+ weights), ONNX, torch.export, TorchScript."""
+    import torch
+    from torch import nn
+
+    folder = tmp_path_factory.mktemp("user")
+    source = folder / "usernet.py"
+    source.write_text("import torch\nfrom torch import nn\n"
+                      "class Net(nn.Module):\n"
+                      "    def __init__(self):\n"
+                      "        super().__init__(); self.c = nn.Conv2d(1, 4, 3); self.fc = nn.Linear(4 * 26 * 26, 10)\n"
+                      "    def forward(self, x):\n"
+                      "        return self.fc(torch.relu(self.c(x)).flatten(1))\n")
+    namespace: dict = {}
+    exec(source.read_text(), namespace)
+    net = namespace["Net"]().eval()
+    torch.save(net.state_dict(), folder / "w.pt")
+    x = torch.rand(2, 1, 28, 28)
+    torch.onnx.export(net, (x,), str(folder / "net.onnx"), dynamo=False)
+    torch.export.save(torch.export.export(net, (x,)), str(folder / "net.pt2"))
+    torch.jit.save(torch.jit.trace(net, x), str(folder / "scripted.pt"))
+    return {"python": [f"{source}:Net", "--weights", str(folder / "w.pt")], "onnx": [str(folder / "net.onnx")],
+            "export": [str(folder / "net.pt2")], "torchscript": [str(folder / "scripted.pt")]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["python", "onnx", "export", "torchscript"])
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_on_a_user_model_of_each_format(command, form, user_models, tmp_path, capsys):
+    """inspect reports coverage; the commands that need a spikeconv checkpoint (its data set and labels) say
+    so in one line and point to inspect and the Python API."""
+    model = user_models[form]
+    if command == "inspect":
+        args = [*model, "--input-shape", "1", "28", "28"]
+    else:
+        if form == "python":
+            model = model[:1]
+        args = [*model, *[a.format(out=tmp_path / "out") for a in COMMANDS[command]]]
+    status = main([command, *args])
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("spikeconv: error:")]
+    if command == "inspect":
+        assert status == 0 and "summary:" in captured.out and "0 unsupported" in captured.out, captured.err
+    else:
+        assert status == 2 and len(errors) == 1 and "not a spikeconv checkpoint: 'spikeconv inspect" in errors[0], \
+            captured.err

@@ -51,6 +51,10 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: dict[str, A
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; raise :class:`CheckpointError` naming the problem."""
     path = Path(path)
+    kind = _user_model_kind(path)
+    if kind is not None:
+        raise CheckpointError(f"{path} is {kind}, not a spikeconv checkpoint: 'spikeconv inspect {path}' reports what "
+                              "converts; evaluate it through the Python API (convert(load_user_model(...)), docs/conversion.md)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; check the path or train one with 'spikeconv run'")
     try:
@@ -63,6 +67,20 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if payload.get("version", 0) > VERSION:
         raise CheckpointError(f"{path} was written by a newer spikeconv (version {payload['version']}); upgrade")
     return payload
+
+
+def _user_model_kind(path: Path) -> str | None:
+    """What a user model file is (``None`` for anything else): ONNX, torch.export, Python source, TorchScript."""
+    if ":" in path.name and path.name.rpartition(":")[0].endswith(".py"):
+        return "a model class in a Python file"
+    kinds = {".onnx": "an ONNX model", ".pt2": "a torch.export archive", ".py": "a Python file"}
+    if path.suffix in kinds:
+        return kinds[path.suffix]
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist()):
+                return "a TorchScript archive"
+    return None
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
