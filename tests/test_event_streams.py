@@ -120,3 +120,20 @@ def test_stream_command_refuses_bad_inputs_in_one_line(tiny_detector, tmp_path):
         result = run_cli(*args, "--out", str(tmp_path / "o"))
         lines = [x for x in result.stderr.splitlines() if x.strip()]
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+@pytest.mark.slow
+def test_stream_command_runs_an_image_folder_as_one_video_and_refuses_frames_of_two_sizes(tiny_detector, tmp_path):
+    from torchvision.io import write_png
+
+    frames = tmp_path / "video"
+    frames.mkdir()
+    for k in range(3):
+        write_png(torch.full((3, 40, 60), 40 * k, dtype=torch.uint8), str(frames / f"f{k}.png"))
+    result = run_cli("stream", str(frames), "--video", "--checkpoint", str(tiny_detector), "--out", str(tmp_path / "o"),
+                     "--timesteps", "2", "--window", "2", "--min-score", "0.9")
+    assert result.returncode == 0, result.stderr
+    assert "video frames seen by a simulated spike camera; 3 clips" in result.stderr
+    write_png(torch.zeros((3, 20, 20), dtype=torch.uint8), str(frames / "f9.png"))
+    refused = run_cli("stream", str(frames), "--video", "--checkpoint", str(tiny_detector), "--out", str(tmp_path / "p"))
+    assert refused.returncode == 2 and "differ in size" in refused.stderr

@@ -28,7 +28,8 @@ def _clips(args: argparse.Namespace):
     source, T = Path(args.input), args.timesteps
     length = T * args.window
     if source.is_dir():
-        return _image_clips(source, args), 1.0, "image folder seen by a simulated spike camera"
+        kind = "video frames" if args.video else "image folder"
+        return _image_clips(source, args), 1.0, f"{kind} seen by a simulated spike camera"
     if not source.is_file():
         raise SpikeconvError(f"{source} does not exist; give a spike-camera .dat or .npz, an event file or an image folder")
     if source.suffix.lower() in EVENT_SUFFIXES or (source.suffix.lower() == ".dat" and _is_prophesee(source)):
@@ -66,20 +67,28 @@ def _event_clips(source: Path, args: argparse.Namespace):
 
 
 def _image_clips(folder: Path, args: argparse.Namespace):
+    """Each image seen by a simulated camera for one clip; with ``--video`` the sorted images are the frames of
+    one video, each shown for a clip's ``T * window`` camera frames to one camera whose pixels keep their charge
+    from frame to frame."""
     from ..data.camera import simulate_camera
     from ..data.detection import read_image
-    from ..tasks.streams import Clip
+    from ..tasks.streams import camera_clip
 
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:args.clips or 6]
     if not files:
         raise SpikeconvError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    clips = []
-    for k, path in enumerate(files):
-        grey = read_image(path).float().mean(0) / 255
-        frames = simulate_camera(grey, args.timesteps * args.window, threshold=1.0, seed=k)
-        steps = frames.float().view(args.timesteps, args.window, *grey.shape)
-        clips.append(Clip((steps.amax(1) if args.mode == "binary" else steps.mean(1)).unsqueeze(1), k))
-    return clips
+    length = args.timesteps * args.window
+    greys = [read_image(path).float().mean(0) / 255 for path in files]
+    if args.video:
+        size = greys[0].shape
+        if any(g.shape != size for g in greys):
+            raise SpikeconvError(f"--video: the frames in {folder} differ in size (first {tuple(size)}); a video's "
+                                 "frames share one size")
+        spikes = simulate_camera(torch.stack(greys).repeat_interleave(length, 0), threshold=1.0)
+        return [camera_clip(spikes[k * length:(k + 1) * length], args.timesteps, args.window, args.mode, k)
+                for k in range(len(greys))]
+    return [camera_clip(simulate_camera(grey, length, threshold=1.0, seed=k), args.timesteps, args.window, args.mode, k)
+            for k, grey in enumerate(greys)]
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
@@ -122,7 +131,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:
     st = sub.add_parser("stream", help="run a converted detector over a spike-camera/event stream or image folder")
     st.add_argument("input", help="spike-camera .dat or .npz, event file (.hdf5, .aedat4, .bin, Prophesee .dat), "
-                                  "or an image folder (seen by a simulated spike camera)")
+                                  "or an image folder (stills, or with --video the frames of a video, seen by a "
+                                  "simulated spike camera)")
     st.add_argument("--checkpoint", required=True, help="a detector checkpoint")
     st.add_argument("--out", required=True, help="directory for strip.png and stream.gif")
     st.add_argument("--timesteps", type=int, default=8, help="SNN steps per clip (default 8)")
@@ -133,6 +143,8 @@ def add_parser(sub) -> None:
     st.add_argument("--size", type=int, nargs=2, default=[250, 400], metavar=("H", "W"),
                     help="camera size of a .dat stream (default 250 400)")
     st.add_argument("--gain", type=float, help="input per spike (default: mean input 0.45)")
+    st.add_argument("--video", action="store_true",
+                    help="an image folder holds the frames of one video (one camera throughout), not separate stills")
     st.add_argument("--max-strength", type=int, default=1)
     st.add_argument("--min-score", type=float, default=0.25)
     st.add_argument("--data-root")
