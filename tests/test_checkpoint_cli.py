@@ -172,3 +172,17 @@ def test_inputs_that_are_not_models_are_named_for_what_they_are(tmp_path):
             from spikeconv.tasks.loading import load_user_model
 
             load_user_model(source)
+
+
+def test_every_option_of_every_command_has_help_and_shows_its_default(capsys):
+    from spikeconv.cli.main import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    undocumented = [(name, a.dest) for name, sub in commands.items() for a in sub._actions
+                    if a.dest != "help" and not a.help]
+    assert not undocumented
+    with pytest.raises(SystemExit):
+        parser.parse_args(["tradeoff", "--help"])
+    shown = capsys.readouterr().out
+    assert "S^max values" in shown and "(default: [1, 2, 4])" in shown

@@ -352,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="what this machine offers: C kernels, int8 kernels, CUDA, Triton, data")
     doc.add_argument("--data-root")
     doc.set_defaults(func=cmd_doctor)
-    return parser
+    from .help import document
+
+    return document(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

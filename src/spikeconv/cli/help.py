@@ -1,0 +1,41 @@
+"""Help for every command-line option: the options many commands share are described once here, and every
+subcommand shows its defaults (``--help``)."""
+
+from __future__ import annotations
+
+import argparse
+
+#: help of the options (and positionals) several subcommands share, by destination name
+SHARED = {
+    "checkpoint": "a spikeconv checkpoint (.pt), e.g. checkpoints/mnist_lenet_qrelu.pt",
+    "config": "a TOML run config, e.g. configs/mnist.toml",
+    "data_root": "data directory (default: $SPIKECONV_DATA, else ../shared/data)",
+    "json": "also write the results to this JSON file (written atomically)",
+    "timesteps": "simulation steps T; several values are read from one simulation of the largest",
+    "max_strengths": "S^max values, the largest spike strength (powers of two)",
+    "max_strength": "S^max, the largest spike strength (a power of two)",
+    "neurons": "neuron kinds: the plain IF neuron and/or the buffered neuron with negative spikes",
+    "batch_size": "samples per simulated batch",
+    "limit": "evaluate on an evenly strided subset of this many test samples (default: all)",
+    "runs": "training runs, one per seed",
+    "min_score": "draw and list boxes scoring at least this",
+}
+
+
+def document(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every subcommand a defaults-showing help formatter and every option without help its shared text.
+
+    Example:
+        >>> p = argparse.ArgumentParser()
+        >>> sub = p.add_subparsers()
+        >>> _ = sub.add_parser("x").add_argument("--json")
+        >>> document(p)._subparsers._group_actions[0].choices["x"]._actions[1].help.startswith("also write")
+        True
+    """
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for sub in action.choices.values():
+            sub.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+            for option in sub._actions:
+                if option.help is None and option.dest in SHARED:
+                    option.help = SHARED[option.dest]
+    return parser
