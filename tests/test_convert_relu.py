@@ -365,3 +365,10 @@ def test_voltage_clamp_raises_early_rate_correlation_on_a_trained_relu_net(data_
     for name in names[1:]:  # measured: deepest layer 0.00 -> 0.79 at t=2, 0.80 -> 0.94 at t=4
         for t in range(4):
             assert curves[2][name][t] > curves[0][name][t] + 0.02, (name, t)
+
+
+def test_calibration_on_all_zero_inputs_is_refused_instead_of_giving_every_bound_one():
+    torch.manual_seed(0)
+    ann = nn.Sequential(nn.Linear(5, 8, bias=False), nn.ReLU(), nn.Linear(8, 3)).eval()
+    with pytest.raises(ConversionError, match="was ever positive on the calibration batches"):
+        convert(ann, torch.rand(4, 5), calibration=[torch.zeros(16, 5)])

@@ -62,6 +62,10 @@ def data_bounds(net: nn.Module, nodes: list[Node], calibration: Iterable | None,
             handle.remove()
     if batches == 0:
         raise ConversionError("the calibration data yielded no batches; give at least one batch of inputs")
+    if not any(bool((torch.cat(seen[n.index], dim=-1) > 0).any()) for n in nodes):
+        raise ConversionError(
+            f"no activation of the {len(nodes)} plain ReLU layer(s) was ever positive on the calibration batches "
+            "(all-zero or unrepresentative inputs?); calibrate with real training images")
     bounds = {}
     for node in nodes:
         values = torch.cat(seen[node.index], dim=-1)
