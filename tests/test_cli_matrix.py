@@ -8,6 +8,7 @@ import pytest
 from conftest import CHECKPOINTS
 
 from spikeconv.cli.main import main
+from spikeconv.data.paths import data_root
 
 CHECKPOINT_FILES = sorted(p.name for p in CHECKPOINTS.glob("*.pt"))
 DETECTORS = {name for name in CHECKPOINT_FILES if name.startswith("coco128")}
@@ -22,16 +23,25 @@ COMMANDS = {
     "inspect": [],
     "export": ["--out", "{out}.nir"],
 }
+#: commands whose input is not the checkpoint: their arguments before and after ``--checkpoint CHECKPOINT``
+STREAM = str(data_root() / "spikecam" / "real" / "uhsr_helicopter_200x250x250.npz")
+WITH_INPUT = {"stream": ([STREAM], ["--out", "{out}", "--timesteps", "2", "--window", "2", "--clips", "2"])}
 #: cells that refuse by design, with the words of their one-line message
-REFUSED = {("export", name): "'upsample' (Upsample) has no NIR mapping" for name in DETECTORS}
+REFUSED = {**{("export", name): "'upsample' (Upsample) has no NIR mapping" for name in DETECTORS},
+           **{("stream", name): "classifier; 'spikeconv stream' runs a detector"
+              for name in CHECKPOINT_FILES if name not in DETECTORS}}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("command", sorted([*COMMANDS, *WITH_INPUT]))
 @pytest.mark.parametrize("checkpoint", CHECKPOINT_FILES)
 def test_every_command_on_every_shipped_checkpoint(command, checkpoint, tmp_path, capsys):
-    args = [a.format(out=tmp_path / "out") for a in COMMANDS[command]]
-    status = main([command, str(CHECKPOINTS / checkpoint), *args])
+    if command in WITH_INPUT:
+        before, after = WITH_INPUT[command]
+        argv = [command, *before, "--checkpoint", str(CHECKPOINTS / checkpoint), *after]
+    else:
+        argv = [command, str(CHECKPOINTS / checkpoint), *COMMANDS[command]]
+    status = main([a.format(out=tmp_path / "out") for a in argv])
     captured = capsys.readouterr()
     errors = [line for line in captured.err.splitlines() if line.startswith("spikeconv: error:")]
     if (command, checkpoint) in REFUSED:

@@ -41,7 +41,7 @@ def evaluate_detector(model, spec: dict[str, Any], *, timesteps, variants, split
     from ..tasks.detection_eval import detection_table
 
     size = _image_size(spec)
-    calibration = _calibration(model, spec, root)
+    calibration = calibration_for(model, spec, root)
     result: dict[str, Any] = {"model": spec["model"], "dataset": spec["dataset"], "splits": {}}
     for split in splits:
         data = _dataset(spec["dataset"], split, size, root, limit=limit)
@@ -114,7 +114,7 @@ def evaluate_detection_checkpoint(model, payload: dict[str, Any], args: argparse
     return 0
 
 
-def _calibration(model, spec: dict[str, Any], root: str | None, samples: int = 64):
+def calibration_for(model, spec: dict[str, Any], root: str | None, samples: int = 64):
     """Training images for the bounds of plain ReLU activations (``None`` for a QReLU detector)."""
     from torch.utils.data import DataLoader
 
@@ -141,7 +141,7 @@ def analyze_detection(model, payload: dict[str, Any], args: argparse.Namespace, 
     data = _dataset(payload["dataset"], split, _image_size(payload), args.data_root, limit=args.limit)
     loader = DataLoader(data, batch_size=min(args.batch_size, 32), collate_fn=collate)
     result = analyze_detector(model, loader, config, args.out, progress=_progress(),
-                              calibration=_calibration(model, payload, args.data_root))
+                              calibration=calibration_for(model, payload, args.data_root))
     value = result["snn_map50_per_t"][str(args.timesteps)]
     shown = "n/a" if value is None else f"{100 * value:.2f}"
     _say(f"{payload['dataset']}/{split}: {result['samples']} images")
@@ -167,7 +167,7 @@ def detection_figure(model, spec: dict[str, Any], path: str, variant, timesteps,
     x, _ = collate([data[k] for k in range(len(data))])
     lay = layout(model, *x.shape[-2:])
     config = replace(ConversionConfig(), signed=variant.neuron == "buffered", max_strength=variant.max_strength)
-    snn = convert(model, x[:2], config, calibration=_calibration(model, spec, root))
+    snn = convert(model, x[:2], config, calibration=calibration_for(model, spec, root))
     steps = sorted(set(timesteps))[-2:]
     readout = simulate(snn, x, steps[-1])
     columns = [("quantized ANN", postprocess(model(x), lay, model.num_anchors, size=tuple(x.shape[-2:])))]

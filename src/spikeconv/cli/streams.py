@@ -96,7 +96,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from ..convert import ConversionConfig, convert
     from ..tasks.checkpoint import load_model
     from ..tasks.streams import detect_clips
-    from .detection import is_detection
+    from .detection import calibration_for, is_detection
 
     model, payload = load_model(args.checkpoint)
     if not is_detection(payload):
@@ -108,7 +108,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     _say(f"{args.input}: {kind}; {len(clips)} clips of T={args.timesteps} steps x {args.window} frame(s), "
          f"{args.mode} frames, gain {gain:.3g}")
     size = int(model.input_size)
-    snn = convert(model, torch.zeros(2, 3, size, size), ConversionConfig(signed=True, max_strength=args.max_strength))
+    snn = convert(model, torch.zeros(2, 3, size, size), ConversionConfig(signed=True, max_strength=args.max_strength),
+                  calibration=calibration_for(model, payload, args.data_root))  # plain-ReLU detectors: from training images
     found = detect_clips(snn, model, list(_progress()(clips, desc="clips")), gain, min_score=args.min_score)
     names = None
     if payload["dataset"] == "coco128":
