@@ -4,6 +4,8 @@ Each cell runs the real command in-process on a few real test samples (``--limit
 a new shipped checkpoint lands in the matrix by adding it to COMMANDS or to the checkpoints folder.
 """
 
+import json
+
 import pytest
 from conftest import CHECKPOINTS
 
@@ -98,3 +100,17 @@ def test_every_command_on_a_user_model_of_each_format(command, form, user_models
     else:
         assert status == 2 and len(errors) == 1 and "not a spikeconv checkpoint: 'spikeconv inspect" in errors[0], \
             captured.err
+
+
+@pytest.mark.slow
+def test_percentile_reaches_the_conversion_and_is_checked(tmp_path, capsys):
+    common = ["evaluate", str(CHECKPOINTS / "mnist_cnn_relu.pt"), "--limit", "50", "--timesteps", "4",
+              "--neurons", "if", "--max-strengths", "1", "--calibration-samples", "200"]
+    accuracies = []
+    for p in ("50", "100"):
+        assert main([*common, "--percentile", p, "--json", str(tmp_path / f"{p}.json")]) == 0
+        accuracies.append(json.loads((tmp_path / f"{p}.json").read_text())["snn_accuracy"]["if/smax1"]["4"])
+    assert accuracies[0] != accuracies[1]  # bounds at the median clip hard; at the max they do not
+    capsys.readouterr()
+    assert main([*common, "--percentile", "101"]) == 2
+    assert "--percentile: percentile must lie in (0, 100]" in capsys.readouterr().err

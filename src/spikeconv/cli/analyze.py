@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import SpikeconvError
+from .help import add_calibration_options, calibration_options
 from .report import _progress
 
 
@@ -25,7 +26,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     energy = EnergyTable(args.mac_pj, args.ac_pj, "user-given" if (args.mac_pj, args.ac_pj) != (4.6, 0.9)
                          else EnergyTable().source)
     config = AnalyzeConfig(timesteps=args.timesteps, max_strength=args.max_strength, signed=not args.plain_if,
-                           detail_samples=args.detail_samples, clamp=args.clamp, layer=args.layer, energy=energy)
+                           detail_samples=args.detail_samples, clamp=args.clamp, layer=args.layer, energy=energy,
+                           percentile=calibration_options(args)[0].percentile)
     from .detection import analyze_detection, is_detection
 
     if is_detection(payload):
@@ -57,9 +59,8 @@ def add_parser(sub) -> None:
     an.add_argument("--layer", help="neuron layer for the Fig. S1 heat maps (default: the middle one)")
     an.add_argument("--batch-size", type=int, default=250)
     an.add_argument("--split", help="detectors: the data split to analyse (default: the validation split)")
-    an.add_argument("--calibration-samples", type=int, default=2000,
-                    help="training images for the bounds of plain ReLU activations (default 2000)")
     an.add_argument("--mac-pj", type=float, default=4.6, help="energy per MAC in pJ (default 45 nm, Horowitz 2014)")
     an.add_argument("--ac-pj", type=float, default=0.9, help="energy per accumulate in pJ (default 45 nm)")
     an.add_argument("--data-root")
+    add_calibration_options(an)
     an.set_defaults(func=cmd_analyze)

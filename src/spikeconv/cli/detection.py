@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..errors import SpikeconvError
+from .help import calibration_options
 from .report import _progress, _report, _say
 
 #: detection data sets by name: their splits (the first is the training split)
@@ -33,15 +34,18 @@ def _image_size(spec: dict[str, Any]) -> int:
 
 
 def evaluate_detector(model, spec: dict[str, Any], *, timesteps, variants, splits, batch_size: int,
-                      limit: int | None, root: str | None) -> dict[str, Any]:
-    """The mAP table of every split; ``{"model", "dataset", "splits": {split: table}}``."""
+                      limit: int | None, root: str | None, conversion=None,
+                      calibration_samples: int = 2000) -> dict[str, Any]:
+    """The mAP table of every split; ``{"model", "dataset", "splits": {split: table}}``. ``conversion``: the
+    base ConversionConfig (e.g. the percentile of plain-ReLU bounds, taken from ``calibration_samples``
+    training images)."""
     from torch.utils.data import DataLoader
 
     from ..data.detection import collate
     from ..tasks.detection_eval import detection_table
 
     size = _image_size(spec)
-    calibration = calibration_for(model, spec, root)
+    calibration = calibration_for(model, spec, root, calibration_samples)
     result: dict[str, Any] = {"model": spec["model"], "dataset": spec["dataset"], "splits": {}}
     for split in splits:
         data = _dataset(spec["dataset"], split, size, root, limit=limit)
@@ -50,7 +54,7 @@ def evaluate_detector(model, spec: dict[str, Any], *, timesteps, variants, split
         loader = DataLoader(data, batch_size=batch_size, collate_fn=collate)
         example = next(iter(loader))[0][:2]
         table = detection_table(model, loader, example, timesteps, variants, calibration=calibration,
-                                progress=_progress())
+                                conversion=conversion, progress=_progress())
         table["dataset"] = f"{spec['dataset']}/{split}"
         table["snn"] = {k: {str(t): v for t, v in rows.items()} for k, rows in table["snn"].items()}
         result["splits"][split] = table
@@ -106,21 +110,23 @@ def evaluate_detection_checkpoint(model, payload: dict[str, Any], args: argparse
                                  "evaluate the float-weight SNN variants")
     splits = args.splits or DETECTION_DATASETS[payload["dataset"]][1:]
     batch = min(args.batch_size, 32)
+    conversion, samples = calibration_options(args)
     if args.figure:
-        detection_figure(model, payload, args.figure, variants[0], args.timesteps, splits[0], args.data_root)
+        detection_figure(model, payload, args.figure, variants[0], args.timesteps, splits[0], args.data_root,
+                         conversion=conversion, calibration_samples=samples)
     result = evaluate_detector(model, payload, timesteps=args.timesteps, variants=variants, splits=splits,
-                               batch_size=batch, limit=args.limit, root=args.data_root)
+                               batch_size=batch, limit=args.limit, root=args.data_root, conversion=conversion,
+                               calibration_samples=samples)
     report_detection(result, args.json)
     return 0
 
 
 def calibration_for(model, spec: dict[str, Any], root: str | None, samples: int = 64):
     """Training images for the bounds of plain ReLU activations (``None`` for a QReLU detector)."""
+    from torch import nn
     from torch.utils.data import DataLoader
 
     from ..data.detection import collate
-
-    from torch import nn
 
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):
         return None
@@ -141,7 +147,7 @@ def analyze_detection(model, payload: dict[str, Any], args: argparse.Namespace, 
     data = _dataset(payload["dataset"], split, _image_size(payload), args.data_root, limit=args.limit)
     loader = DataLoader(data, batch_size=min(args.batch_size, 32), collate_fn=collate)
     result = analyze_detector(model, loader, config, args.out, progress=_progress(),
-                              calibration=calibration_for(model, payload, args.data_root))
+                              calibration=calibration_for(model, payload, args.data_root, args.calibration_samples))
     value = result["snn_map50_per_t"][str(args.timesteps)]
     shown = "n/a" if value is None else f"{100 * value:.2f}"
     _say(f"{payload['dataset']}/{split}: {result['samples']} images")
@@ -151,7 +157,7 @@ def analyze_detection(model, payload: dict[str, Any], args: argparse.Namespace, 
 
 
 def detection_figure(model, spec: dict[str, Any], path: str, variant, timesteps, split: str, root: str | None,
-                     images: int = 4) -> None:
+                     images: int = 4, conversion=None, calibration_samples: int = 2000) -> None:
     """Boxes of the quantized ANN and of the SNN (``variant``) at the two largest T side by side on the first
     ``images`` images of ``split`` (matplotlib, PNG)."""
     from dataclasses import replace
@@ -166,8 +172,9 @@ def detection_figure(model, spec: dict[str, Any], path: str, variant, timesteps,
     data = _dataset(spec["dataset"], split, _image_size(spec), root, limit=images)
     x, _ = collate([data[k] for k in range(len(data))])
     lay = layout(model, *x.shape[-2:])
-    config = replace(ConversionConfig(), signed=variant.neuron == "buffered", max_strength=variant.max_strength)
-    snn = convert(model, x[:2], config, calibration=calibration_for(model, spec, root))
+    config = replace(conversion or ConversionConfig(), signed=variant.neuron == "buffered",
+                     max_strength=variant.max_strength)
+    snn = convert(model, x[:2], config, calibration=calibration_for(model, spec, root, calibration_samples))
     steps = sorted(set(timesteps))[-2:]
     readout = simulate(snn, x, steps[-1])
     columns = [("quantized ANN", postprocess(model(x), lay, model.num_anchors, size=tuple(x.shape[-2:])))]

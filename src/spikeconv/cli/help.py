@@ -39,3 +39,25 @@ def document(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                 if option.help is None and option.dest in SHARED:
                     option.help = SHARED[option.dest]
     return parser
+
+
+def add_calibration_options(sub: argparse.ArgumentParser) -> None:
+    """``--percentile`` and ``--calibration-samples``: how every command normalises plain-ReLU activations."""
+    sub.add_argument("--percentile", type=float, default=99.99,
+                     help="plain-ReLU models: each bound is this percentile of the layer's positive activations "
+                          "on training images (100 = max; paper 004's robust normalization)")
+    sub.add_argument("--calibration-samples", type=int, default=2000,
+                     help="plain-ReLU models: training images the bounds are taken from")
+
+
+def calibration_options(args: argparse.Namespace):
+    """``(ConversionConfig with the percentile, number of calibration samples)`` from the command line, checked."""
+    from ..convert import ConversionConfig
+    from ..errors import SpikeconvError
+
+    if args.calibration_samples < 1:
+        raise SpikeconvError(f"--calibration-samples must be positive, got {args.calibration_samples}")
+    try:
+        return ConversionConfig(percentile=args.percentile), args.calibration_samples
+    except ValueError as exc:
+        raise SpikeconvError(f"--percentile: {exc}") from None

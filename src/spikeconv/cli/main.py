@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from ..errors import SpikeconvError
+from .help import add_calibration_options, calibration_options
 from .report import _progress, _report, _say, check_outputs, format_table, format_tradeoff
 
 log = logging.getLogger("spikeconv")
@@ -31,7 +32,7 @@ def _test_data(dataset: str, root: str | None, limit: int | None, batch_size: in
 
 def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_size: int, limit: int | None,
                     root: str | None, calibrate_for: int | None = None,
-                    calibration_samples: int = 2000) -> dict[str, Any]:
+                    calibration_samples: int = 2000, conversion=None) -> dict[str, Any]:
     from ..data import make_dataset, make_loader
     from ..tasks.classification import accuracy_table
 
@@ -39,7 +40,7 @@ def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_s
     train = make_dataset(spec["dataset"], "train", root=root, limit=calibration_samples)
     calibration = [x for x, _ in make_loader(train, 250)]
     result = accuracy_table(model, loader, example, timesteps, variants, progress=_progress(),
-                            calibration=calibration, calibrate_for=calibrate_for)
+                            calibration=calibration, calibrate_for=calibrate_for, conversion=conversion)
     result = {"dataset": spec["dataset"], "test_samples": len(test), "model": spec["model"], **result}
     result["snn_accuracy"] = {k: {str(t): a for t, a in v.items()} for k, v in result["snn_accuracy"].items()}
     return result
@@ -107,14 +108,17 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
     variants = [SNNVariant("buffered", s) for s in args.max_strengths]
     from .detection import DETECTION_DATASETS, evaluate_detector, is_detection, report_detection
 
+    conversion, samples = calibration_options(args)
     if is_detection(payload):  # the same S^max x T grid, scored by mAP
         splits = DETECTION_DATASETS[payload["dataset"]][1:]
         result = evaluate_detector(model, payload, timesteps=args.timesteps, variants=variants, splits=splits,
-                                   batch_size=min(args.batch_size, 32), limit=args.limit, root=args.data_root)
+                                   batch_size=min(args.batch_size, 32), limit=args.limit, root=args.data_root,
+                                   conversion=conversion, calibration_samples=samples)
         report_detection(result, args.json)
         return 0
     result = _evaluate_model(model, payload, args.timesteps, variants, batch_size=args.batch_size,
-                             limit=args.limit, root=args.data_root)
+                             limit=args.limit, root=args.data_root, calibration_samples=samples,
+                             conversion=conversion)
     _report(result, format_tradeoff(result), args.json)
     return 0
 
@@ -173,15 +177,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         variants += [SNNVariant(n, s, None, events=True) for n in args.neurons for s in args.max_strengths]
     if args.calibrate_for is not None and args.calibrate_for < 1:
         raise SpikeconvError(f"--calibrate-for must be a positive T, got {args.calibrate_for}")
+    conversion, samples = calibration_options(args)
     if is_detection(payload):
         from .detection import evaluate_detection_checkpoint
 
         return evaluate_detection_checkpoint(model, payload, args, variants)
-    if args.calibration_samples < 1:
-        raise SpikeconvError(f"--calibration-samples must be positive, got {args.calibration_samples}")
     result = _evaluate_model(model, payload, args.timesteps, variants, batch_size=args.batch_size,
                              limit=args.limit, root=args.data_root, calibrate_for=args.calibrate_for,
-                             calibration_samples=args.calibration_samples)
+                             calibration_samples=samples, conversion=conversion)
     _report(result, format_table(result), args.json)
     return 0
 
@@ -243,8 +246,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..tasks.exporting import export_checkpoint
 
     config = ConversionConfig(signed=args.neuron == "buffered", max_strength=args.max_strength, reset=args.reset,
-                              phi=args.phi)
-    result = export_checkpoint(args.checkpoint, args.out, config, fmt=args.format, root=args.data_root)
+                              phi=args.phi, percentile=calibration_options(args)[0].percentile)
+    result = export_checkpoint(args.checkpoint, args.out, config, fmt=args.format, root=args.data_root,
+                               calibration_samples=args.calibration_samples)
     targets = result["targets"]
     _report(result, f"wrote {result['out']}: {result['nodes']} NIR nodes; {targets.get('any', 0)} run as plain NIR, "
                     f"{targets.get('spikeconv', 0)} need spikeconv's semantics (docs/export.md)", None)
@@ -296,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--limit", type=int)
     tr.add_argument("--data-root")
     tr.add_argument("--json")
+    add_calibration_options(tr)
     tr.set_defaults(func=cmd_tradeoff)
 
     ev = sub.add_parser("evaluate", help="ANN and SNN accuracy vs T for a saved checkpoint")
@@ -312,14 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "sparse layers gather only their input spikes; paths fixed from a run on 64 calibration images)")
     ev.add_argument("--calibrate-for", type=int, metavar="T",
                     help="also evaluate every variant after offset calibration for this T")
-    ev.add_argument("--calibration-samples", type=int, default=2000,
-                    help="training images for data-based normalization and offset calibration (default 2000)")
     ev.add_argument("--figure", metavar="PNG",
                     help="detectors: draw the quantized ANN's and the SNN's boxes on 4 images side by side")
     ev.add_argument("--splits", nargs="+", metavar="SPLIT",
                     help="detectors: the data splits to score (default: the validation split, e.g. val2017)")
     ev.add_argument("--data-root")
     ev.add_argument("--json", help="write the results to this JSON file")
+    add_calibration_options(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     ins = sub.add_parser("inspect", help="coverage report: every operation as converted/passed/folded/unsupported")
@@ -343,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--phi", type=float, default=None,
                     help="initial membrane as a fraction of the threshold (default: each QReLU's phi; 0 for ReLU)")
     ex.add_argument("--data-root")
+    add_calibration_options(ex)
     ex.set_defaults(func=cmd_export)
 
     from .streams import add_parser as add_stream_parser

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import SpikeconvError
+from .help import add_calibration_options, calibration_options
 from .report import _progress, _say
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -108,8 +109,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     _say(f"{args.input}: {kind}; {len(clips)} clips of T={args.timesteps} steps x {args.window} frame(s), "
          f"{args.mode} frames, gain {gain:.3g}")
     size = int(model.input_size)
-    snn = convert(model, torch.zeros(2, 3, size, size), ConversionConfig(signed=True, max_strength=args.max_strength),
-                  calibration=calibration_for(model, payload, args.data_root))  # plain-ReLU detectors: from training images
+    base, samples = calibration_options(args)
+    snn = convert(model, torch.zeros(2, 3, size, size),
+                  ConversionConfig(signed=True, max_strength=args.max_strength, percentile=base.percentile),
+                  calibration=calibration_for(model, payload, args.data_root, samples))  # plain-ReLU detectors: from training images
     found = detect_clips(snn, model, list(_progress()(clips, desc="clips")), gain, min_score=args.min_score)
     names = None
     if payload["dataset"] == "coco128":
@@ -149,4 +152,5 @@ def add_parser(sub) -> None:
     st.add_argument("--max-strength", type=int, default=1)
     st.add_argument("--min-score", type=float, default=0.25)
     st.add_argument("--data-root")
+    add_calibration_options(st)
     st.set_defaults(func=cmd_stream)

@@ -42,6 +42,12 @@ class AnalyzeConfig:
     margins: tuple[float, ...] = (0.5, 0.8, 0.95)
     layer: str | None = None
     energy: EnergyTable = field(default_factory=EnergyTable)
+    percentile: float = 99.99
+
+    def conversion(self, voltage_clamp: int = 0) -> ConversionConfig:
+        """The conversion the report analyses (``percentile``: the bounds of plain ReLU activations)."""
+        return ConversionConfig(signed=self.signed, max_strength=self.max_strength, percentile=self.percentile,
+                                voltage_clamp=voltage_clamp)
 
 
 def _pick_layer(snn: nn.Module, requested: str | None) -> str:
@@ -77,8 +83,7 @@ def layer_diagnostics(model: nn.Module, snn: nn.Module, example: Tensor, xd: Ten
         per_step_ops += torch.tensor(layer_ops.sop_adds) + torch.tensor(layer_ops.analog_macs)
     cumulative_ops = (per_step_ops.cumsum(0) / xd.shape[0]).tolist()
 
-    clamped_snn = convert(model, example, ConversionConfig(signed=config.signed, max_strength=config.max_strength,
-                                                           voltage_clamp=config.clamp), calibration=calibration)
+    clamped_snn = convert(model, example, config.conversion(voltage_clamp=config.clamp), calibration=calibration)
     depth_extra = max(n.clamp_steps for n in clamped_snn.modules() if isinstance(n, IFNeuron))
     with record(clamped_snn) as rec_clamp:
         simulate(clamped_snn, xd, T + depth_extra, order="layer")
@@ -152,8 +157,7 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
 
     out, batches, example = report_inputs(loader, out_dir)
     T = config.timesteps
-    snn = convert(model, example, ConversionConfig(signed=config.signed, max_strength=config.max_strength),
-                  calibration=calibration)
+    snn = convert(model, example, config.conversion(), calibration=calibration)
     readouts, labels = [], []
     for x, y in progress(batches, desc=f"SNN T={T}"):
         readouts.append(simulate(snn, x, T))

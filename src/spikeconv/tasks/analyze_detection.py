@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..convert import ConversionConfig, convert
+from ..convert import convert
 from .analyze import AnalyzeConfig, layer_diagnostics, report_inputs, write_report
 from .classification import dequantized
 from .detection_eval import _scores, ann_detections, as_truth, mean_average_precision, snn_detection_scores
@@ -31,8 +31,7 @@ def analyze_detector(model: nn.Module, loader: Iterable, config: AnalyzeConfig, 
         metric = mean_average_precision()
         metric.update(found, truth)
         scores[key] = _scores(metric)
-    snn = convert(model, example, ConversionConfig(signed=config.signed, max_strength=config.max_strength),
-                  calibration=calibration)
+    snn = convert(model, example, config.conversion(), calibration=calibration)
     lay = layout(model, *example.shape[-2:])
     per_t = snn_detection_scores(snn, batches, list(range(1, T + 1)), lay, model.num_anchors, as_truth(qann),
                                  progress=progress, desc=f"SNN T={T}")
