@@ -114,3 +114,35 @@ def test_percentile_reaches_the_conversion_and_is_checked(tmp_path, capsys):
     capsys.readouterr()
     assert main([*common, "--percentile", "101"]) == 2
     assert "--percentile: percentile must lie in (0, 100]" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("checkpoint", CHECKPOINT_FILES)
+def test_run_on_a_config_whose_output_is_a_shipped_checkpoint_loads_and_scores_it(checkpoint, tmp_path, capsys):
+    from spikeconv.tasks.checkpoint import load_checkpoint
+
+    payload = load_checkpoint(CHECKPOINTS / checkpoint)
+    detector = checkpoint in DETECTORS
+    config = tmp_path / "c.toml"
+    config.write_text(f"""
+[data]
+dataset = "{payload['dataset']}"
+[model]
+name = "{payload['model']}"
+[train]
+recipe = "{'detection' if detector else 'standard'}"
+output = "{CHECKPOINTS / checkpoint}"
+[evaluate]
+timesteps = [2]
+neurons = ["buffered"]
+max_strengths = [1]
+batch_size = 8
+test_limit = 8
+{'splits = ["val2017"]' if detector else ''}
+""")
+    status = main(["run", str(config), "--json", str(tmp_path / "r.json")])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err[-2000:]
+    assert "loaded trained" in captured.err
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert (result["splits"]["val2017"]["images"] if detector else result["test_samples"]) == 8
