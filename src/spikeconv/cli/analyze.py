@@ -28,7 +28,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     config = AnalyzeConfig(timesteps=args.timesteps, max_strength=args.max_strength, signed=not args.plain_if,
                            detail_samples=args.detail_samples, clamp=args.clamp, layer=args.layer, energy=energy,
                            percentile=calibration_options(args)[0].percentile)
-    from .detection import analyze_detection, is_detection
+    from ..tasks.samples import is_detection
+    from .detection import analyze_detection
 
     if is_detection(payload):
         return analyze_detection(model, payload, args, config)

@@ -6,32 +6,9 @@ import argparse
 from typing import Any
 
 from ..errors import SpikeconvError
+from ..tasks.samples import DETECTION_SPLITS, detection_data, images
 from .help import calibration_options
 from .report import _progress, _report, _say
-
-#: detection data sets by name: their splits (the first is the training split)
-DETECTION_DATASETS = {"coco128": ("train2017", "val2017")}
-
-
-def is_detection(spec: dict[str, Any]) -> bool:
-    """Whether a checkpoint or config describes a detector (by its data set)."""
-    return spec.get("dataset") in DETECTION_DATASETS
-
-
-def _dataset(name: str, split: str, image_size: int, root: str | None, *, augment: bool = False,
-             limit: int | None = None):
-    from ..data.detection import coco128
-
-    if name not in DETECTION_DATASETS:
-        raise SpikeconvError(f"unknown detection data set {name!r}; known: {sorted(DETECTION_DATASETS)}")
-    if split not in DETECTION_DATASETS[name]:
-        raise SpikeconvError(f"{name} has splits {list(DETECTION_DATASETS[name])}, not {split!r}")
-    return coco128(split, image_size=image_size, augment=augment, root=root, limit=limit)
-
-
-def _image_size(spec: dict[str, Any]) -> int:
-    return int(spec.get("model_kwargs", {}).get("input_size", 416))
-
 
 def evaluate_detector(model, spec: dict[str, Any], *, timesteps, variants, splits, batch_size: int,
                       limit: int | None, root: str | None, conversion=None,
@@ -44,11 +21,10 @@ def evaluate_detector(model, spec: dict[str, Any], *, timesteps, variants, split
     from ..data.detection import collate
     from ..tasks.detection_eval import detection_table
 
-    size = _image_size(spec)
     calibration = calibration_for(model, spec, root, calibration_samples)
     result: dict[str, Any] = {"model": spec["model"], "dataset": spec["dataset"], "splits": {}}
     for split in splits:
-        data = _dataset(spec["dataset"], split, size, root, limit=limit)
+        data = detection_data(spec, split, root, limit=limit)
         for line in data.report.lines():
             _say(f"{spec['dataset']}/{split}: {line}")
         loader = DataLoader(data, batch_size=batch_size, collate_fn=collate)
@@ -80,9 +56,8 @@ def run_detection(config, args: argparse.Namespace) -> int:
         model, spec = load_model(config.output)
         _say(f"loaded trained detector {config.output} (use --retrain to train again)")
     else:
-        train_split = DETECTION_DATASETS[config.dataset][0]
-        train_set = _dataset(config.dataset, train_split, _image_size(spec), root, augment=True,
-                             limit=config.train_limit)
+        train_split = DETECTION_SPLITS[config.dataset][0]
+        train_set = detection_data(spec, train_split, root, augment=True, limit=config.train_limit)
         for line in train_set.report.lines():
             _say(f"{config.dataset}/{train_split}: {line}")
         spec = with_fitted_anchors(spec, build_from_spec(spec), train_set)
@@ -94,7 +69,7 @@ def run_detection(config, args: argparse.Namespace) -> int:
             save_checkpoint(config.output, model.cpu(), spec, history=history, command=f"spikeconv run {args.config}")
         barrier()
         _say(f"saved {config.output}")
-    splits = config.splits or DETECTION_DATASETS[config.dataset][1:]
+    splits = config.splits or DETECTION_SPLITS[config.dataset][1:]
     result = evaluate_detector(model, spec, timesteps=config.timesteps, variants=config.variants, splits=splits,
                                batch_size=config.eval_batch_size, limit=config.test_limit, root=root)
     report_detection(result, args.json)
@@ -108,7 +83,7 @@ def evaluate_detection_checkpoint(model, payload: dict[str, Any], args: argparse
         if getattr(args, option, default) not in (default, []):
             raise SpikeconvError(f"--{option.replace('_', '-')} is not available for detectors yet; "
                                  "evaluate the float-weight SNN variants")
-    splits = args.splits or DETECTION_DATASETS[payload["dataset"]][1:]
+    splits = args.splits or DETECTION_SPLITS[payload["dataset"]][1:]
     batch = min(args.batch_size, 32)
     conversion, samples = calibration_options(args)
     if args.figure:
@@ -124,14 +99,10 @@ def evaluate_detection_checkpoint(model, payload: dict[str, Any], args: argparse
 def calibration_for(model, spec: dict[str, Any], root: str | None, samples: int = 64):
     """Training images for the bounds of plain ReLU activations (``None`` for a QReLU detector)."""
     from torch import nn
-    from torch.utils.data import DataLoader
-
-    from ..data.detection import collate
 
     if not any(isinstance(m, nn.ReLU) for m in model.modules()):
         return None
-    data = _dataset(spec["dataset"], DETECTION_DATASETS[spec["dataset"]][0], _image_size(spec), root, limit=samples)
-    return [x for x, _ in DataLoader(data, batch_size=32, collate_fn=collate)]
+    return images(spec, "train", limit=samples, batch_size=32, root=root)
 
 
 def analyze_detection(model, payload: dict[str, Any], args: argparse.Namespace, config) -> int:
@@ -143,8 +114,8 @@ def analyze_detection(model, payload: dict[str, Any], args: argparse.Namespace, 
     from ..data.detection import collate
     from ..tasks.analyze_detection import analyze_detector
 
-    split = args.split or DETECTION_DATASETS[payload["dataset"]][1]
-    data = _dataset(payload["dataset"], split, _image_size(payload), args.data_root, limit=args.limit)
+    split = args.split or DETECTION_SPLITS[payload["dataset"]][1]
+    data = detection_data(payload, split, args.data_root, limit=args.limit)
     loader = DataLoader(data, batch_size=min(args.batch_size, 32), collate_fn=collate)
     result = analyze_detector(model, loader, config, args.out, progress=_progress(),
                               calibration=calibration_for(model, payload, args.data_root, args.calibration_samples))
@@ -157,9 +128,9 @@ def analyze_detection(model, payload: dict[str, Any], args: argparse.Namespace, 
 
 
 def detection_figure(model, spec: dict[str, Any], path: str, variant, timesteps, split: str, root: str | None,
-                     images: int = 4, conversion=None, calibration_samples: int = 2000) -> None:
+                     count: int = 4, conversion=None, calibration_samples: int = 2000) -> None:
     """Boxes of the quantized ANN and of the SNN (``variant``) at the two largest T side by side on the first
-    ``images`` images of ``split`` (matplotlib, PNG)."""
+    ``count`` images of ``split`` (matplotlib, PNG)."""
     from dataclasses import replace
     from pathlib import Path
 
@@ -169,7 +140,7 @@ def detection_figure(model, spec: dict[str, Any], path: str, variant, timesteps,
     from ..sim import simulate
     from ..tasks.yolo import layout, postprocess
 
-    data = _dataset(spec["dataset"], split, _image_size(spec), root, limit=images)
+    data = detection_data(spec, split, root, limit=count)
     x, _ = collate([data[k] for k in range(len(data))])
     lay = layout(model, *x.shape[-2:])
     config = replace(conversion or ConversionConfig(), signed=variant.neuron == "buffered",

@@ -106,11 +106,12 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
         check_max_strength(s)
     model, payload = load_model(args.checkpoint)
     variants = [SNNVariant("buffered", s) for s in args.max_strengths]
-    from .detection import DETECTION_DATASETS, evaluate_detector, is_detection, report_detection
+    from ..tasks.samples import DETECTION_SPLITS, is_detection
+    from .detection import evaluate_detector, report_detection
 
     conversion, samples = calibration_options(args)
     if is_detection(payload):  # the same S^max x T grid, scored by mAP
-        splits = DETECTION_DATASETS[payload["dataset"]][1:]
+        splits = DETECTION_SPLITS[payload["dataset"]][1:]
         result = evaluate_detector(model, payload, timesteps=args.timesteps, variants=variants, splits=splits,
                                    batch_size=min(args.batch_size, 32), limit=args.limit, root=args.data_root,
                                    conversion=conversion, calibration_samples=samples)
@@ -161,7 +162,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if s < 1 or s & (s - 1):
             raise SpikeconvError(f"--max-strengths must be powers of two (1, 2, 4, ...), got {s}")
     model, payload = load_model(args.checkpoint)
-    from .detection import is_detection
+    from ..tasks.samples import is_detection
 
     if (args.splits or args.figure) and not is_detection(payload):
         raise SpikeconvError(f"--splits and --figure apply to detectors; {args.checkpoint} is a "

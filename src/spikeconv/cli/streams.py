@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
+from ..data.annotations import IMAGE_SUFFIXES
 from ..errors import SpikeconvError
 from .help import add_calibration_options, calibration_options
 from .report import _progress, _say
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 EVENT_SUFFIXES = (".hdf5", ".h5", ".aedat4", ".bin")
 
 
@@ -97,7 +97,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from ..convert import ConversionConfig, convert
     from ..tasks.checkpoint import load_model
     from ..tasks.streams import detect_clips
-    from .detection import calibration_for, is_detection
+    from ..tasks.samples import is_detection
+    from .detection import calibration_for
 
     model, payload = load_model(args.checkpoint)
     if not is_detection(payload):

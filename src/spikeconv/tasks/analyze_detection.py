@@ -12,8 +12,7 @@ from torch import nn
 
 from ..convert import convert
 from .analyze import AnalyzeConfig, layer_diagnostics, report_inputs, write_report
-from .classification import dequantized
-from .detection_eval import _scores, ann_detections, as_truth, mean_average_precision, snn_detection_scores
+from .detection_eval import ann_scores, as_truth, snn_detection_scores
 from .yolo import layout
 
 
@@ -25,12 +24,7 @@ def analyze_detector(model: nn.Module, loader: Iterable, config: AnalyzeConfig, 
 
     out, batches, example = report_inputs(loader, out_dir)
     T = config.timesteps
-    qann, truth = ann_detections(model, batches, progress=progress, desc="quantized ANN")
-    scores = {}
-    for key, found in (("qann", qann), ("ann", ann_detections(dequantized(model), batches)[0])):
-        metric = mean_average_precision()
-        metric.update(found, truth)
-        scores[key] = _scores(metric)
+    qann, _, scores = ann_scores(model, batches, progress=progress)
     snn = convert(model, example, config.conversion(), calibration=calibration)
     lay = layout(model, *example.shape[-2:])
     per_t = snn_detection_scores(snn, batches, list(range(1, T + 1)), lay, model.num_anchors, as_truth(qann),

@@ -76,11 +76,15 @@ def _user_model_kind(path: Path) -> str | None:
     kinds = {".onnx": "an ONNX model", ".pt2": "a torch.export archive", ".py": "a Python file"}
     if path.suffix in kinds:
         return kinds[path.suffix]
-    if path.is_file() and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            if any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist()):
-                return "a TorchScript archive"
-    return None
+    return "a TorchScript archive" if is_torchscript(path) else None
+
+
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip holding compiled code or constants)."""
+    if not (path.is_file() and zipfile.is_zipfile(path)):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:

@@ -19,7 +19,7 @@ from ..layers.replace import set_submodule
 from ..quant import QReLU, calibrate_bounds_, param_groups
 from ..sim import event_driven, simulate
 from .distributed import all_sum, barrier, is_main, rank_and_size
-from .train_state import distributed, resume_, save_state
+from .train_state import distributed, epoch_loader, resume_, save_state
 
 Progress = Callable[..., Iterable]
 
@@ -95,7 +95,7 @@ def train_classifier(
         param_groups(model, lr=config.lr, bound_lr=config.bound_lr, weight_decay=config.weight_decay),
         lr=config.lr, momentum=config.momentum, nesterov=True,
     )
-    stage_steps = max(len(_epoch_loader(train_set, config, local_batch, 0)), 1) * config.epochs
+    stage_steps = max(len(epoch_loader(train_set, config, local_batch, 0)), 1) * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * (step % stage_steps) / stage_steps)))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -115,7 +115,7 @@ def train_classifier(
         if epoch > 0 and epoch % config.epochs == 0:
             optimizer.state.clear()  # a new stage: weights inherited, momentum and schedule restart
         torch.manual_seed(config.seed + epoch)
-        loader = _epoch_loader(train_set, config, local_batch, epoch)
+        loader = epoch_loader(train_set, config, local_batch, epoch)
         net.train()
         total, correct, loss_sum, last_lr = 0, 0, 0.0, optimizer.param_groups[0]["lr"]
         for x, y in progress(loader, desc=f"epoch {epoch + 1}/{total_epochs}", leave=False, disable=not is_main()):
@@ -153,22 +153,6 @@ def _device(name: str) -> torch.device:
             raise ValueError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device(name)
-
-
-def _epoch_loader(train_set: Dataset, config: TrainConfig, local_batch: int, epoch: int) -> DataLoader:
-    """Epoch ``epoch``'s shuffled batches (seed ``seed + epoch``); this process's share under torchrun."""
-    rank, world = rank_and_size()
-    if world > 1:
-        from torch.utils.data.distributed import DistributedSampler
-
-        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
-                                     seed=config.seed, drop_last=True)
-        sampler.set_epoch(epoch)
-        return DataLoader(train_set, batch_size=local_batch, sampler=sampler, num_workers=config.workers,
-                          drop_last=True)
-    gen = torch.Generator().manual_seed(config.seed + epoch)
-    return DataLoader(train_set, batch_size=local_batch, shuffle=True, generator=gen,
-                      num_workers=config.workers, drop_last=True)
 
 
 def _model_device(model: nn.Module) -> torch.device:

@@ -17,7 +17,7 @@ from ..data.detection import collate
 from ..quant import QReLU, calibrate_bounds_, param_groups
 from .classification import Progress, _device, _plain
 from .distributed import all_sum, barrier, is_main, rank_and_size
-from .train_state import distributed, resume_, save_state
+from .train_state import distributed, epoch_loader, resume_, save_state
 from .yolo import LossWeights, layout, yolo_loss
 
 
@@ -67,21 +67,6 @@ class DetectionTrainConfig:
         return self.gamma ** sum(epoch >= m * self.epochs for m in self.milestones)
 
 
-def _loader(train_set: Dataset, config: DetectionTrainConfig, local_batch: int, epoch: int) -> DataLoader:
-    rank, world = rank_and_size()
-    if world > 1:
-        from torch.utils.data.distributed import DistributedSampler
-
-        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
-                                     drop_last=True)
-        sampler.set_epoch(epoch)
-        return DataLoader(train_set, batch_size=local_batch, sampler=sampler, collate_fn=collate,
-                          num_workers=config.workers, drop_last=True)
-    gen = torch.Generator().manual_seed(config.seed + epoch)
-    return DataLoader(train_set, batch_size=local_batch, shuffle=True, generator=gen, collate_fn=collate,
-                      num_workers=config.workers, drop_last=True)
-
-
 def _load_init(model: nn.Module, path: str) -> bool:
     """Load the weights of checkpoint ``path`` into ``model``; returns whether QReLU bounds were missing
     from it (they are then calibrated). Anything else missing or extra is an error."""
@@ -116,7 +101,7 @@ def train_detector(model: nn.Module, train_set: Dataset, config: DetectionTrainC
     groups = param_groups(model, lr=config.lr, bound_lr=config.lr, weight_decay=config.weight_decay)
     optimizer = (torch.optim.AdamW(groups, lr=config.lr) if config.optimizer == "adamw"
                  else torch.optim.SGD(groups, lr=config.lr, momentum=0.937, nesterov=True))
-    steps_per_epoch = max(len(_loader(train_set, config, local_batch, 0)), 1)
+    steps_per_epoch = max(len(epoch_loader(train_set, config, local_batch, 0, collate)), 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: config.lr_factor(step / steps_per_epoch))
     size = train_set[0][0].shape[-2:]
     lay = layout(model, *size)
@@ -125,17 +110,19 @@ def train_detector(model: nn.Module, train_set: Dataset, config: DetectionTrainC
     resumed = resume_(state_path, model, optimizer, scheduler)
     if resumed is not None:
         start_epoch, history = resumed
-    elif (not config.init or _load_init(model, config.init)) and any(isinstance(m, QReLU) for m in model.modules()):
-        loader = DataLoader(train_set, batch_size=local_batch, shuffle=True, collate_fn=collate,
-                            generator=torch.Generator().manual_seed(config.seed))
-        batches = [x.to(device) for (x, _), _ in zip(loader, range(config.calibration_batches))]
-        calibrate_bounds_(model, batches, p=config.calibration_percentile)
+    else:  # a fresh run: bounds the init checkpoint does not provide (all of them from scratch) from data
+        needs_bounds = _load_init(model, config.init) if config.init else True
+        if needs_bounds and any(isinstance(m, QReLU) for m in model.modules()):
+            loader = DataLoader(train_set, batch_size=local_batch, shuffle=True, collate_fn=collate,
+                                generator=torch.Generator().manual_seed(config.seed))
+            batches = [x.to(device) for (x, _), _ in zip(loader, range(config.calibration_batches))]
+            calibrate_bounds_(model, batches, p=config.calibration_percentile)
     net = distributed(model, device)
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(config.seed + epoch)
         net.train()
         sums = torch.zeros(5, dtype=torch.float64)
-        for x, targets in progress(_loader(train_set, config, local_batch, epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
+        for x, targets in progress(epoch_loader(train_set, config, local_batch, epoch, collate), desc=f"epoch {epoch + 1}/{config.epochs}",
                                    leave=False, disable=not is_main()):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda"):
                 output = net(x.to(device, non_blocking=True))

@@ -74,6 +74,20 @@ def ann_detections(model: nn.Module, loader: Iterable, *, progress: Progress = _
     return predictions, truth
 
 
+def ann_scores(model: nn.Module, batches: Sequence, *, progress: Progress = _plain
+               ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]], dict[str, dict[str, float | None]]]:
+    """The quantized ANN's detections and the ground truth over ``batches``, and ``{"ann", "qann"}``: the
+    mAP50 and mAP50:95 of the ANN without quantization and of the quantized ANN."""
+    qann, truth = ann_detections(model, batches, progress=progress, desc="quantized ANN")
+    scores = {}
+    for key, found in (("ann", ann_detections(dequantized(model), batches, progress=progress, desc="ANN")[0]),
+                       ("qann", qann)):
+        metric = mean_average_precision()
+        metric.update(found, truth)
+        scores[key] = _scores(metric)
+    return qann, truth, scores
+
+
 @torch.no_grad()
 def snn_detection_scores(snn: nn.Module, batches: Sequence, steps: Sequence[int], lay: Layout, num_anchors: int,
                          reference: list[dict[str, Tensor]], *, progress: Progress = _plain, desc: str = "SNN",
@@ -115,11 +129,8 @@ def detection_table(model: nn.Module, loader: Iterable, example: Tensor, timeste
     if not batches:
         raise ValueError("the evaluation loader yielded no images")
     result: dict[str, Any] = {"images": sum(x.shape[0] for x, _ in batches), "snn": {}}
-    qann, truth = ann_detections(model, batches, progress=progress, desc="quantized ANN")
-    for key, net in (("ann", dequantized(model)), ("qann", model)):
-        metric = mean_average_precision()
-        metric.update(ann_detections(net, batches, progress=progress, desc=key)[0] if key == "ann" else qann, truth)
-        result[key] = _scores(metric)
+    qann, truth, scores = ann_scores(model, batches, progress=progress)
+    result.update(scores)
     agreement_truth = as_truth(qann)
     lay = layout(model, *example.shape[-2:])
     base = conversion or ConversionConfig()

@@ -36,7 +36,9 @@ import torch
 from torch import nn
 
 from ..convert import Role
+from ..data.annotations import IMAGE_SUFFIXES
 from ..errors import CheckpointError, ConversionError
+from .checkpoint import is_torchscript
 
 
 def _load_python(spec: str, weights: str | os.PathLike | None, kwargs: dict[str, Any] | None) -> nn.Module:
@@ -159,7 +161,7 @@ def load_user_model(source: str, *, weights: str | os.PathLike | None = None,
         return _load_onnx(path)
     if path.suffix == ".pt2":
         return _load_exported(path)
-    if zipfile.is_zipfile(path) and _is_torchscript(path):
+    if is_torchscript(path):
         return _load_torchscript(path, example)
     from .checkpoint import load_model
 
@@ -167,12 +169,6 @@ def load_user_model(source: str, *, weights: str | os.PathLike | None = None,
     return model
 
 
-def _is_torchscript(path: Path) -> bool:
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
-
-
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 _STREAM_SUFFIXES = (".dat", ".npz", ".aedat4")
 
 
@@ -183,11 +179,11 @@ def _refuse_other_forms(path: Path, source: str) -> None:
         raise CheckpointError(f"{source} is a Python file: name the model class in it, e.g. {source}:Net "
                               "(and its weights with --weights)")
     if path.is_dir():
-        images = any(p.suffix.lower() in _IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file())
+        images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file())
         what = "an image folder" if images else "a directory"
         raise CheckpointError(f"{source} is {what}, not a model; give a checkpoint, .onnx, .pt2, TorchScript file "
                               "or file.py:Class (image folders are data: --data-root)")
-    if path.suffix.lower() in _IMAGE_SUFFIXES:
+    if path.suffix.lower() in IMAGE_SUFFIXES:
         raise CheckpointError(f"{source} is an image, not a model")
     if path.suffix.lower() in _STREAM_SUFFIXES:
         raise CheckpointError(f"{source} looks like a spike or event stream, not a model (docs/streams.md reads streams)")

@@ -1,14 +1,16 @@
-"""What every training loop shares: resuming from and writing the whole training state atomically, and
-wrapping the model for DistributedDataParallel under ``torchrun``."""
+"""What every training loop shares: resuming from and writing the whole training state atomically, the
+epoch's shuffled batches, and wrapping the model for DistributedDataParallel under ``torchrun``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from ..atomic import atomic_write
 from .distributed import is_main, rank_and_size
@@ -34,6 +36,24 @@ def save_state(state_path: str | os.PathLike | None, model: nn.Module, optimizer
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
              "epoch": epoch, "history": history}
     atomic_write(Path(state_path), lambda tmp: torch.save(state, tmp))
+
+
+def epoch_loader(train_set: Dataset, config: Any, local_batch: int, epoch: int,
+                 collate_fn: Callable | None = None) -> DataLoader:
+    """Epoch ``epoch``'s shuffled batches (seed ``config.seed + epoch``, ``config.workers`` loader processes);
+    under torchrun this process's share (``DistributedSampler``), so every epoch is the same on a resume."""
+    rank, world = rank_and_size()
+    if world > 1:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+                                     seed=config.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        return DataLoader(train_set, batch_size=local_batch, sampler=sampler, num_workers=config.workers,
+                          collate_fn=collate_fn, drop_last=True)
+    gen = torch.Generator().manual_seed(config.seed + epoch)
+    return DataLoader(train_set, batch_size=local_batch, shuffle=True, generator=gen,
+                      num_workers=config.workers, collate_fn=collate_fn, drop_last=True)
 
 
 def distributed(model: nn.Module, device: torch.device) -> nn.Module:

@@ -64,27 +64,33 @@ def decode_boxes(raw: Tensor, lay: Layout) -> Tensor:
     return torch.cat([xy - wh / 2, xy + wh / 2], -1)
 
 
+def _scales(lay: Layout) -> list[tuple[int, float, int, int, Tensor]]:
+    """Per output scale: its first column, stride, grid width and height, and anchors ``[A, 2]``."""
+    out, first = [], 0
+    for k in range(int(lay.scale.max()) + 1):
+        count = int((lay.scale == k).sum())
+        grid = lay.grid[first:first + count]
+        out.append((first, float(lay.stride[first]), int(grid[:, 0].max()) + 1, int(grid[:, 1].max()) + 1,
+                    lay.anchors[:, first]))
+        first += count
+    return out
+
+
 def assign(targets: list[dict[str, Tensor]], lay: Layout, num_anchors: int) -> tuple[Tensor, ...]:
     """Positive ``(image, anchor, column)`` indices, their XYXY target boxes and labels (module docstring)."""
     images, anchor_ids, columns, boxes, labels = [], [], [], [], []
-    offsets = torch.zeros(int(lay.scale.max()) + 2, dtype=torch.long)
-    for k in range(int(lay.scale.max()) + 1):
-        offsets[k + 1] = offsets[k] + int((lay.scale == k).sum())
+    scales = _scales(lay)
     for b, target in enumerate(targets):
         gt = target["boxes"].float().cpu()
         if gt.numel() == 0:
             continue
         centre, size = (gt[:, :2] + gt[:, 2:]) / 2, (gt[:, 2:] - gt[:, :2]).clamp(min=1e-3)
-        for k in range(len(offsets) - 1):
-            first = int(offsets[k])
-            stride, width = float(lay.stride[first]), int(lay.grid[first:offsets[k + 1], 0].max()) + 1
-            height = int(lay.grid[first:offsets[k + 1], 1].max()) + 1
-            anchor = lay.anchors[:, first]  # [A, 2]
-            ratio = torch.maximum(size[:, None] / anchor[None], anchor[None] / size[:, None]).amax(-1)  # [G, A]
-            best = ratio.argmin(1)
-            overall = ratio.min(1).values <= _best_over_scales(size, lay, offsets)
+        ratios = [torch.maximum(size[:, None] / anchor[None], anchor[None] / size[:, None]).amax(-1)  # [G, A]
+                  for *_, anchor in scales]
+        best_overall = torch.stack([r.min(1).values for r in ratios]).min(0).values  # each box's best anchor
+        for (first, stride, width, height, _), ratio in zip(scales, ratios):
             match = ratio < ANCHOR_RATIO
-            match[torch.arange(len(gt)), best] |= overall
+            match[torch.arange(len(gt)), ratio.argmin(1)] |= ratio.min(1).values <= best_overall
             g, a = match.nonzero(as_tuple=True)
             cell = (centre[g] / stride).long()
             cell[:, 0].clamp_(0, width - 1)
@@ -98,13 +104,6 @@ def assign(targets: list[dict[str, Tensor]], lay: Layout, num_anchors: int) -> t
         empty = torch.zeros(0, dtype=torch.long)
         return empty, empty, empty, torch.zeros(0, 4), empty
     return torch.cat(images), torch.cat(anchor_ids), torch.cat(columns), torch.cat(boxes), torch.cat(labels)
-
-
-def _best_over_scales(size: Tensor, lay: Layout, offsets: Tensor) -> Tensor:
-    """Per box, the smallest anchor ratio over all scales (so each box gets at least its best anchor)."""
-    firsts = offsets[:-1]
-    anchor = lay.anchors[:, firsts].reshape(-1, 2)
-    return torch.maximum(size[:, None] / anchor[None], anchor[None] / size[:, None]).amax(-1).min(1).values
 
 
 @dataclass(frozen=True)
