@@ -17,7 +17,7 @@ from ..data.detection import collate
 from ..quant import QReLU, calibrate_bounds_, param_groups
 from .classification import Progress, _device, _plain
 from .distributed import all_sum, barrier, is_main, rank_and_size
-from .train_state import distributed, epoch_loader, resume_, save_state
+from .train_state import check_positive_ints, distributed, epoch_loader, resume_, save_state
 from .yolo import LossWeights, layout, yolo_loss
 
 
@@ -52,10 +52,7 @@ class DetectionTrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in ("adamw", "sgd"):
             raise ValueError(f"train.optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
-        for name in ("epochs", "batch_size", "calibration_batches"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
+        check_positive_ints(self, ("epochs", "batch_size", "calibration_batches"))
         if not self.lr > 0 or not all(0 < m < 1 for m in self.milestones):
             raise ValueError("train.lr must be > 0 and train.milestones fractions in (0, 1)")
         object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))

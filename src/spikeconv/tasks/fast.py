@@ -32,6 +32,7 @@ from ..atomic import atomic_write
 from ..models import whitening_init_
 from ..quant import QReLU, calibrate_bounds_
 from .classification import Progress
+from .train_state import check_positive_ints
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,7 @@ class FastTrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "ema_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
+        check_positive_ints(self, ("epochs", "batch_size", "ema_every"))
         if not 0 < self.warmup < 1 or not 0 <= self.final_lr <= 1:
             raise ValueError("train.warmup must lie in (0, 1) and train.final_lr in [0, 1]")
         if not 0 <= self.ema < 1:

@@ -16,6 +16,14 @@ from ..atomic import atomic_write
 from .distributed import is_main, rank_and_size
 
 
+def check_positive_ints(config: Any, names: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` naming ``train.<name>`` unless each of ``names`` is a positive integer (not a bool)."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
+
+
 def resume_(state_path: str | os.PathLike | None, model: nn.Module, optimizer, scheduler) -> tuple[int, list] | None:
     """Load the state written by :func:`save_state` into ``model``, ``optimizer`` and ``scheduler``; returns
     ``(epochs done, history)``, or ``None`` when there is no state file (a fresh run)."""
