@@ -22,6 +22,18 @@ SHARED = {
 }
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help, unless the help already names its default or there is no
+    meaningful one (``None``, a flag's ``False``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or action.default in (None, False, argparse.SUPPRESS)
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def document(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Give every subcommand a defaults-showing help formatter and every option without help its shared text.
 
@@ -34,7 +46,7 @@ def document(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """
     for action in parser._subparsers._group_actions if parser._subparsers else []:
         for sub in action.choices.values():
-            sub.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+            sub.formatter_class = DefaultsFormatter
             for option in sub._actions:
                 if option.help is None and option.dest in SHARED:
                     option.help = SHARED[option.dest]
