@@ -91,7 +91,7 @@ def cases(batch: int, gen: torch.Generator, signed: bool):
         for rate in RATES:
             x = spikes((batch, cin, size, size), rate, gen, channels_last=True, signed=signed)
             yield name, rate, {"dense": lambda: F.conv2d(x, weight, None, stride, pad),
-                               "event C": lambda: native.event_conv2d(x, rows, None, (stride,) * 2, (pad,) * 2),
+                               "event C": lambda: native.event_conv2d(x, rows, None, (stride,) * 2, (pad,) * 2)[0],
                                **({"event scatter": lambda: event_conv2d(x, weight, None, stride, pad)}
                                   if rate <= SCATTER_UP_TO else {}),
                                "int8": lambda: integer(x)}
@@ -105,7 +105,7 @@ def cases(batch: int, gen: torch.Generator, signed: bool):
             x = spikes((batch, fin), rate, gen, signed=signed)
             yield name, rate, {"dense": lambda: F.linear(x, weight),
                                "event C": lambda: native.event_conv2d(x[:, :, None, None], rows, None, (1, 1),
-                                                                      (0, 0)).view(batch, fout),
+                                                                      (0, 0))[0].view(batch, fout),
                                **({"event scatter": lambda: event_linear(x, weight)} if rate <= SCATTER_UP_TO else {}),
                                "int8": lambda: integer(x)}
 
@@ -121,7 +121,7 @@ def main() -> None:
     if not integer_kernels_available():
         raise SystemExit("this PyTorch build has no oneDNN int8 kernels")
     if not native.native_build().available:
-        raise SystemExit(f"spikeconv's C kernels are unavailable: {native.native_build().reason}")
+        raise SystemExit(f"spikeconv's C kernel is unavailable: {native.native_build().reason}")
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     rows = []

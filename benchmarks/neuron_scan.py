@@ -19,7 +19,7 @@ import torch
 
 from spikeconv.neuron import NeuronConfig, if_init
 from spikeconv.neuron.functional import _scan_steps_, _stacked_like
-from spikeconv.neuron.fused import fused_scan_, native_available
+from spikeconv.neuron.fused import native_available, native_scan_
 
 SHAPES = [(32, 64, 32, 32), (32, 128, 16, 16), (32, 256, 8, 8)]
 NEURONS = {"IF": (NeuronConfig(), None), "buffered S^max=2": (NeuronConfig(signed=True, max_strength=2), torch.int8)}
@@ -43,8 +43,8 @@ def scans(shape, steps, config, buffer_dtype, spike_dtype):
             runs[name] = (lambda x=x, s=state, o=spikes, w=work: _scan_steps_(x, s.v, s.buffer, o, config, w,
                                                                            config.signed, False), state, spikes)
         else:
-            runs[name] = (lambda x=x, s=state, o=spikes: fused_scan_(x, s.v, s.buffer, o, config, config.signed,
-                                                                  False, backend="native"), state, spikes)
+            runs[name] = (lambda x=x, s=state, o=spikes: native_scan_(x, s.v, s.buffer, o, config, config.signed,
+                                                                   False), state, spikes)
     for _ in range(3):
         for run, _, _ in runs.values():
             run()

@@ -2,11 +2,10 @@
 
 Profiles (torch.profiler, CPU) ``--runs`` simulations of a converted network and as many sets of T ANN
 forward passes, and prints the self time of the operators, grouped: weight kernels (float convolution,
-linear, the oneDNN int8 kernels, the C event-driven convolution), the C neuron scan (the CPU default,
-``spikeconv.native``; with ``--eager`` the PyTorch scan, whose passes count as "other"), the C helpers of the
-integer layers (negative-spike check, shift, epilogue) and the silent-frame check, the rest of the SNN (eager
-neuron passes, weighted adds, conversions, checks). The C calls appear under ``spikeconv::native_<kernel>``.
-The ratio "SNN weight
+linear, the oneDNN int8 kernels, spikeconv's event-driven convolution ``spikeconv::event_conv2d``), the neuron
+scan (the operator ``spikeconv::if_scan_``, the CPU default; with ``--eager`` the PyTorch scan, whose passes
+count as "other"), the rest of the SNN (eager neuron passes, weighted adds, conversions, checks). The ratio
+"SNN weight
 kernels / T ANN passes" is the floor for that arithmetic: the time the simulation would take with a free
 neuron. Profiler times carry its overhead; read the shares, not seconds.
 
@@ -24,7 +23,6 @@ from torch.profiler import ProfilerActivity, profile
 
 from peers import load_network, relu_twin  # benchmarks/ is on the path when a script here runs
 from spikeconv import ConversionConfig, convert, simulate
-from spikeconv.native import PROFILER_NAME, PROFILER_PREFIX
 
 WEIGHT_KERNELS = ("aten::mkldnn_convolution", "aten::convolution_overrideable", "aten::addmm", "aten::mm",
                   "onednn::qconv2d_pointwise", "onednn::qlinear_pointwise", "aten::_convolution_mode")
@@ -40,12 +38,11 @@ def self_times(fn, runs: int) -> dict[str, float]:
 
 
 def group_of(name: str) -> str:
-    """The group of one profiler event: the event-driven C convolution counts as a weight kernel."""
-    if name in WEIGHT_KERNELS or name.startswith(PROFILER_PREFIX + "event_"):
+    """The group of one profiler event: the event-driven convolution (spikeconv's operator) counts as a weight
+    kernel."""
+    if name in WEIGHT_KERNELS or name == "spikeconv::event_conv2d":
         return "weight kernels"
-    if name == PROFILER_NAME:
-        return "C neuron scan"
-    return "C layer helpers" if name.startswith(PROFILER_PREFIX) else "other"
+    return "neuron scan (spikeconv::if_scan_)" if name == "spikeconv::if_scan_" else "other"
 
 
 def grouped(times: dict[str, float]) -> dict[str, float]:

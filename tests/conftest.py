@@ -1,5 +1,4 @@
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,23 +22,3 @@ def data_available() -> bool:
     return True
 
 
-@contextmanager
-def mutated_kernels(tmp_path: Path, monkeypatch, old: str, new: str):
-    """Within: spikeconv's C kernels built from ``kernels.c`` with ``old`` (which must occur) replaced by ``new``,
-    cached under ``tmp_path``; afterwards the shipped source and cache again (``monkeypatch`` undone), for the
-    rest of the test and every later one. For checks that must fail on a broken kernel."""
-    from spikeconv import native
-    from spikeconv.native import build
-
-    source = build.SOURCE.read_text()
-    assert old in source
-    (tmp_path / "kernels.c").write_text(source.replace(old, new))
-    monkeypatch.setattr(build, "SOURCE", tmp_path / "kernels.c")
-    monkeypatch.setenv("SPIKECONV_CACHE", str(tmp_path / "cache"))
-    native.native_build.cache_clear()
-    try:
-        assert native.native_build().available
-        yield
-    finally:
-        monkeypatch.undo()
-        native.native_build.cache_clear()

@@ -10,7 +10,7 @@ ALLOWED = {
     "atomic": set(),
     "cache": set(),
     "native": {"atomic", "cache"},
-    "layers": {"native"},
+    "layers": set(),
     "neuron": {"errors", "native"},
     "quant": {"errors"},
     "convert": {"neuron", "quant", "layers", "errors"},

@@ -63,7 +63,8 @@ def _affine(name: str, node, meta: dict) -> nn.Module:
 
 def _if(name: str, node, meta: dict) -> nn.Module:
     threshold = np.unique(np.asarray(node.v_threshold))
-    reset_to = np.unique(np.asarray(node.v_reset)) if node.v_reset is not None else np.zeros(1)
+    v_reset = getattr(node, "v_reset", None)  # nir <= 1.0.4 has no such field: reset to zero
+    reset_to = np.unique(np.asarray(v_reset)) if v_reset is not None else np.zeros(1)
     if threshold.size != 1 or reset_to.size != 1 or float(reset_to[0]) != 0.0:
         raise SpikeconvError(f"NIR node '{name}': spikeconv runs IF layers with one threshold and v_reset = 0; this "
                              f"one has thresholds {threshold[:4]} and v_reset {reset_to[:4]}")

@@ -80,8 +80,10 @@ def _neuron(nir, node: Node, module: nn.Module):
     if module.current_offset is not None:
         raise ExportError(f"neuron '{node.name}' carries a calibrated current offset, which NIR's IF has no field "
                           "for; export the network before calibrate_offsets")
-    return nir.IF(r=np.ones(shape, np.float32), v_threshold=np.full(shape, c.threshold, np.float32),
-                  v_reset=np.zeros(shape, np.float32), metadata={KEY: meta})
+    # nir <= 1.0.4 (which sinabs pins) has no v_reset field: its IF resets to zero, as written here
+    reset = {"v_reset": np.zeros(shape, np.float32)} if "v_reset" in nir.IF.__dataclass_fields__ else {}
+    return nir.IF(r=np.ones(shape, np.float32), v_threshold=np.full(shape, c.threshold, np.float32), **reset,
+                  metadata={KEY: meta})
 
 
 def _maxpool(nir, node: Node, module: nn.Module):

@@ -12,11 +12,9 @@ weight layer ``y = W * S + b`` (convolution with zero padding, or linear),
 parameters, same state dict, ``isinstance`` still holds) whose forward finds the span of frames that
 carry a nonzero value, runs the layer on that span only and writes the bias into the frames before and
 after it. The frames inside the span run densely, so the result is the dense layer's, bit for bit (each
-output frame depends only on its own input frame). The check (:func:`spikeconv.native.frame_span`, C)
-reads from each end up to the first nonzero value: a few bytes when the first and the last frame carry
-spikes (the common case late in a run), one pass over the silent frames otherwise; without a C compiler,
-two one-frame reductions in PyTorch, or one reduction pass over the input. On an accelerator the layers
-run densely (:func:`computed_span`).
+output frame depends only on its own input frame). The check reduces the first and the last frame (the
+common case late in a run: both carry spikes, nothing more to read), otherwise one reduction pass over the
+input. On an accelerator the layers run densely (:func:`computed_span`).
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from ..native import frame_span
 from .replace import set_submodule
 
 
@@ -65,9 +62,6 @@ def active_span(x: Tensor) -> tuple[int, int]:
     rows = _frames(x)
     if rows is None or count == 0 or rows.shape[1] == 0:
         return 0, count
-    span = frame_span(rows)  # C: reads up to the first nonzero value from each end
-    if span is not None:
-        return span
     if _carries(rows[0]) and _carries(rows[-1]):
         return 0, count
     alive = (rows.amax(1) != 0) | (rows.amin(1) != 0)

@@ -1,6 +1,6 @@
-/* spikeconv's CPU kernels (built and loaded by spikeconv/native/build.py): the IF scan of one chunk, every
-   step in one call (spikeconv_if_scan), the span of frames that carry a nonzero value
-   (spikeconv_frame_span), three helpers of the integer layers and the event-driven convolution.
+/* spikeconv's CPU kernels, compiled with ops.cpp into one library by build.py, which registers them as the CPU
+   implementations of the operators spikeconv::if_scan_ and spikeconv::event_conv2d: the IF scan of one chunk,
+   every step in one call, and the event-driven convolution (section at the end).
 
    The IF scan. Per neuron, with V_th = 1 (what the converter emits), for t = 0 .. steps-1:
        V' = V + x[t];   S = clamp(floor(V'), lower, S^max)   (lower = -S^max signed, 0 unsigned)
@@ -21,10 +21,6 @@
    (-ffp-contract=off), IEEE semantics otherwise (-fno-trapping-math only lets float-to-int8 conversions
    vectorize: results do not change).
 
-   The file also holds the integer layers' one-pass helpers (spikeconv_any_negative, spikeconv_offset_bytes,
-   spikeconv_rescale) and the event-driven convolution (spikeconv_event_lists, spikeconv_event_conv; section
-   at the end).
-
    Memory: x, v, the buffer and the spikes are dense and laid out alike (any one permutation of the axes,
    e.g. channels-last), so neuron i is element i of each; x[t] starts at x + t * x_step (0: the same current
    every step), the spikes of step t at out + t * out_step (elements). */
@@ -32,6 +28,8 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "kernels.h"
 
 enum { RANGE_ALIGN = 256, MAX_TILE = 16384 }; /* threads' ranges start at multiples of RANGE_ALIGN */
 
@@ -150,100 +148,8 @@ int spikeconv_if_scan(const float *x, int64_t x_step, float *v, void *buffer, in
 }
 
 /* 1 if the `count` elements of `elem_bytes` bytes at `data` hold a nonzero value (floats: -0 counts as zero,
-   NaN as nonzero, like max != 0 or min != 0), stopping at the first one. */
-static int frame_active(const uint8_t *data, int64_t count, int elem_bytes, int is_float) {
-  if (!is_float) {
-    for (int64_t i = 0; i < count * elem_bytes; ++i)
-      if (data[i]) return 1;
-    return 0;
-  }
-  if (elem_bytes == 4) {
-    const uint32_t *words = (const uint32_t *)data;
-    for (int64_t i = 0; i < count; ++i)
-      if (words[i] & 0x7fffffffu) return 1;
-    return 0;
-  }
-  const uint16_t *halves = (const uint16_t *)data; /* float16, bfloat16 */
-  for (int64_t i = 0; i < count; ++i)
-    if (halves[i] & 0x7fffu) return 1;
-  return 0;
-}
 
-/* The frames [first, stop) that hold every nonzero value of `frames` frames of `count` dense elements each,
-   frame f at data + f * stride_bytes; (0, 0) when none does. Reads up to the first nonzero value from each
-   end: a few bytes when the first and the last frame carry spikes. */
-void spikeconv_frame_span(const void *data, int64_t frames, int64_t stride_bytes, int64_t count, int elem_bytes,
-                          int is_float, int64_t *first, int64_t *stop) {
-  const uint8_t *base = (const uint8_t *)data;
-  int64_t lo = 0, hi = frames;
-  while (lo < frames && !frame_active(base + lo * stride_bytes, count, elem_bytes, is_float)) ++lo;
-  if (lo == frames) {
-    *first = 0;
-    *stop = 0;
-    return;
-  }
-  while (hi - 1 > lo && !frame_active(base + (hi - 1) * stride_bytes, count, elem_bytes, is_float)) --hi;
-  *first = lo;
-  *stop = hi;
-}
-
-/* 1 if one of the n int8 values at x is negative, else 0. Blocks of 4 KiB, each thread stopping once one is
-   found: a few blocks when negative values are common, one pass over x when there are none. */
-int spikeconv_any_negative(const int8_t *x, int64_t n, int threads) {
-  enum { BLOCK = 4096 };
-  int found = 0;
-  const int64_t blocks = (n + BLOCK - 1) / BLOCK;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n >= (1 << 16))
-  for (int64_t b = 0; b < blocks; ++b) {
-    int seen;
-#pragma omp atomic read
-    seen = found;
-    if (seen) continue;
-    const int8_t *block = x + b * BLOCK;
-    const int64_t m = n - b * BLOCK < BLOCK ? n - b * BLOCK : BLOCK;
-    uint8_t bits = 0;
-#pragma omp simd reduction(| : bits)
-    for (int64_t i = 0; i < m; ++i) bits |= (uint8_t)block[i];
-    if (bits & 0x80) {
-#pragma omp atomic write
-      found = 1;
-    }
-  }
-  return found;
-}
-
-/* dst[i] = src[i] + add (mod 256), n bytes: int8 spikes to the uint8 the int8 kernels read (add = 128 flips the
-   sign bit: value + 128; add = c: the shifted path's S + c). */
-void spikeconv_offset_bytes(const uint8_t *restrict src, uint8_t *restrict dst, int64_t n, int add, int threads) {
-  const uint8_t shift = (uint8_t)add;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n >= (1 << 16))
-  for (int64_t i = 0; i < n; ++i) dst[i] = (uint8_t)(src[i] + shift);
-}
-
-/* In place over an NHWC float32 tensor of `samples` x `positions` x `channels`:
-       y = fl(fl((t - offset[p, c]) * scale[c]) + bias[c])      (no bias: fl((t - offset) * scale))
-   the shifted path's epilogue: t and offset are exact integers below 2^24, so t - offset is exact; then the
-   two roundings of PyTorch's mul_ and add_ (no multiply-add contraction). */
-void spikeconv_rescale(float *restrict t, const float *restrict offset, const float *restrict scale,
-                       const float *restrict bias, int64_t samples, int64_t positions, int64_t channels,
-                       int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && samples > 1)
-  for (int64_t n = 0; n < samples; ++n) {
-    for (int64_t p = 0; p < positions; ++p) {
-      float *restrict row = t + (n * positions + p) * channels;
-      const float *restrict off = offset + p * channels;
-      if (bias) {
-#pragma omp simd
-        for (int64_t c = 0; c < channels; ++c) row[c] = (row[c] - off[c]) * scale[c] + bias[c];
-      } else {
-#pragma omp simd
-        for (int64_t c = 0; c < channels; ++c) row[c] = (row[c] - off[c]) * scale[c];
-      }
-    }
-  }
-}
-
-/* ---- Event-driven convolution (gathered per output position) ----------------------------------------------
+/* Event-driven convolution, gathered per output position.
 
    A weight layer fed by spikes, y = W * S + b, needs only the nonzero spikes. spikeconv_event_lists lists them
    per input position (NHWC: one position = the C channels of one pixel of one frame): the channel index of

@@ -1,4 +1,5 @@
-r"""The IF scan of one chunk fused into one kernel per neuron layer: Triton on CUDA, C on the CPU.
+r"""The IF scan of one chunk fused into one kernel per neuron layer: the operator ``spikeconv::if_scan_`` (C on
+the CPU) and a Triton kernel (CUDA, opt-in).
 
 The eager scan (:func:`spikeconv.neuron.functional._scan_steps_`) runs three to eight elementwise
 operations per step, each a pass over memory (and, on a GPU, a kernel launch). The fused scans keep the
@@ -13,9 +14,15 @@ Every operation but ``V + x[t]`` acts on small integers (exact in any dtype), an
 rounding here as in the eager step, so both kernels are bit-identical to the eager scan. The Triton kernel
 (this module; tests/test_fused.py runs it through Triton's interpreter on the CPU and compiles it for sm_90
 to check that its PTX keeps denormals and fuses no multiply-add; tests/test_cuda.py runs it on a GPU) is
-opt-in, ``simulate(fused=True)``: not yet run or timed on a GPU (docs/simulation.md). The C kernel
-(:func:`spikeconv.native.if_scan_`, tests/test_native.py) is the CPU default. Anything else (another threshold,
-a float16 membrane, unequal memory layouts) is not :func:`fused_supported` and takes the eager scan.
+opt-in, ``simulate(fused=True)``: not yet run or timed on a GPU (docs/simulation.md). Anything else
+(another threshold, a float16 membrane, unequal memory layouts) is not :func:`fused_supported` and takes
+the eager scan.
+
+The operator ``torch.ops.spikeconv.if_scan_`` is defined here, with the eager scan as its PyTorch reference
+(every device); loading spikeconv's operator library (:func:`spikeconv.native.native_build`, on first use)
+registers the C kernel as its CPU implementation (``native/kernels.c``, ``native/ops.cpp``). It is the CPU
+default of ``simulate`` (``kernel="auto"``): it saves 17% end to end on the trained CIFAR-10 VGG with 8-bit
+weights and the buffered neuron, 0-6% elsewhere (``benchmarks/native_gain.py``, docs/simulation.md).
 """
 
 from __future__ import annotations
@@ -30,6 +37,21 @@ from .config import NeuronConfig, Reset
 from .functional import Scratch, _scan_steps_
 from .. import native
 
+_LIBRARY = torch.library.Library("spikeconv", "FRAGMENT")  # the operator lives as long as the module
+_LIBRARY.define("if_scan_(Tensor x, Tensor(a!) v, Tensor(b!)? buffer, Tensor(c!) spikes, int max_strength, "
+                "bool signed, bool subtract, bool constant) -> ()")
+
+
+def _scan_reference(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, max_strength: int, signed: bool,
+                    subtract: bool, constant: bool) -> None:
+    """``spikeconv::if_scan_`` in PyTorch: the eager scan of threshold-1 neurons (-V^b kept negated)."""
+    config = NeuronConfig(max_strength=max_strength, signed=signed, reset=Reset.SUBTRACT if subtract else Reset.ZERO)
+    _scan_steps_(x, v, buffer, spikes, config, None, signed, constant)
+
+
+_LIBRARY.impl("if_scan_", _scan_reference, "CompositeExplicitAutograd")
+torch.library.register_fake("spikeconv::if_scan_", lambda *args: None, lib=_LIBRARY)
+
 BLOCK = 1024  # neurons per program
 
 
@@ -39,8 +61,13 @@ def triton_available() -> bool:
 
 
 def native_available() -> bool:
-    """Whether the C scan (:func:`spikeconv.native.if_scan_`) is built and loaded here (it builds on first ask)."""
+    """Whether the C kernel of ``spikeconv::if_scan_`` is built and registered here (it builds on first ask)."""
     return native.native_build().available
+
+
+def _is_dense(t: Tensor) -> bool:
+    """Whether ``t`` is stored densely, contiguous or channels-last: element i of the memory is one element."""
+    return t.is_contiguous() or (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
 
 
 def _laid_out_like(t: Tensor, v: Tensor) -> bool:
@@ -62,7 +89,7 @@ def fused_supported(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor,
         ...                 False, False)
         False
     """
-    if config.threshold != 1.0 or v.dtype != torch.float32 or not native.is_dense(v) or v.numel() == 0:
+    if config.threshold != 1.0 or v.dtype != torch.float32 or not _is_dense(v) or v.numel() == 0:
         return False
     if spikes.dtype not in (torch.int8, torch.float32) or spikes.shape[1:] != v.shape:
         return False
@@ -150,7 +177,8 @@ def triton_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, co
 
 def native_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
                  negated: bool, constant: bool) -> None:
-    """The same scan as :func:`triton_scan_` in C, on CPU tensors (:mod:`spikeconv.native`).
+    """The same scan as :func:`triton_scan_` by the operator ``spikeconv::if_scan_``, whose C kernel runs CPU
+    tensors.
 
     Raises:
         ValueError: the scan is not :func:`fused_supported` (use the eager scan).
@@ -165,9 +193,9 @@ def native_scan_(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, co
 
 def native_launch(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
                   constant: bool) -> None:
-    """The C scan of :func:`triton_scan_`, for a scan already found :func:`fused_supported` on the CPU."""
-    native.if_scan_(x, v, buffer, spikes, max_strength=config.max_strength, signed=config.signed,
-                    subtract=config.reset is Reset.SUBTRACT, constant=constant)
+    """The operator ``spikeconv::if_scan_`` on a scan already found :func:`fused_supported` on the CPU."""
+    torch.ops.spikeconv.if_scan_(x, v, buffer if config.signed else None, spikes, config.max_strength, config.signed,
+                                 config.reset is Reset.SUBTRACT, constant)
 
 
 def _launch(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
@@ -201,6 +229,6 @@ def fused_scan_kernel(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tenso
 def native_scan_kernel(x: Tensor, v: Tensor, buffer: Tensor | None, spikes: Tensor, config: NeuronConfig,
                        work: Scratch | None, negated: bool, constant: bool) -> Tensor:
     """A scan kernel for :func:`spikeconv.neuron.if_scan_` (the CPU default of ``simulate`` when
-    ``spikeconv.native.native_build().available``): the C scan where :func:`fused_supported`, the eager scan otherwise;
-    returns ``spikes``. Same spikes either way."""
+    :func:`native_available`): the operator ``spikeconv::if_scan_`` where :func:`fused_supported`, the eager scan
+    otherwise; returns ``spikes``. Same spikes either way."""
     return _fused_or_eager(native_launch, x, v, buffer, spikes, config, work, negated, constant)

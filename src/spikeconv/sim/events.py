@@ -8,11 +8,12 @@ done literally)::
     y[n, :, (y + p - ky) / stride, (x + p - kx) / stride] += s * W[:, c, ky, kx]    for every (ky, kx)
 
 Its cost grows with the number of events ``E = rate * N * C * H * W`` times ``k^2 * C_out``; the dense
-convolution's with ``N * C * H * W * k^2 * C_out``, at a higher arithmetic speed. On the CPU the C kernel
-:func:`spikeconv.native.event_conv2d` gathers the events per output position (the same sums, pulled
-instead of pushed) and wins up to firing rates of 0.3-0.5 on 3x3 layers; the PyTorch scatter version here
-(:func:`event_conv2d`, :func:`event_linear`: other devices, or no C compiler) only below about 0.2%
-(``benchmarks/event_driven.py``; docs/simulation.md). :class:`EventDriven` wraps a layer and picks the
+convolution's with ``N * C * H * W * k^2 * C_out``, at a higher arithmetic speed. The operator
+:func:`spikeconv.native.event_conv2d` runs, on the CPU, a C kernel that gathers the events per output
+position (the same sums, pulled instead of pushed) and wins up to firing rates of 0.3-0.5 on 3x3 layers;
+elsewhere (other devices, or no C compiler) its PyTorch reference, the scatter of :func:`event_conv2d` and
+:func:`event_linear` here, which wins only below about 0.2% (``benchmarks/event_driven.py``;
+docs/simulation.md). :class:`EventDriven` wraps a layer and picks the
 path per call from the measured fraction of nonzero inputs, or keeps a path fixed by
 :func:`event_driven` from a measured run.
 
@@ -35,7 +36,7 @@ from ..layers import IntegerConv2d, IntegerLinear
 from ..layers.replace import set_submodule
 from .engine import simulate
 
-#: the density below which the PyTorch scatter version (no C kernels, or another device) beats the dense
+#: the density below which the PyTorch scatter version (no C kernel, or another device) beats the dense
 #: layer (docs/simulation.md)
 SCATTER_MAX_DENSITY = 0.002
 
@@ -89,9 +90,9 @@ def event_linear(spikes: Tensor, weight: Tensor, bias: Tensor | None = None) -> 
 
 
 def event_conv2d(spikes: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
-    """``F.conv2d(spikes, weight, bias, stride, padding)`` (no groups, no dilation) from the nonzero inputs.
-
-    The output is channels-last (NHWC memory), as the engine's convolutions are.
+    """``F.conv2d(spikes, weight, bias, stride, padding)`` (no groups, no dilation) from the nonzero inputs, by
+    scattering (:func:`spikeconv.native.event_conv2d_reference`, any device). The output is channels-last
+    (NHWC memory), as the engine's convolutions are.
 
     Example:
         >>> s = torch.zeros(1, 1, 3, 3); s[0, 0, 1, 1] = 1.0
@@ -101,32 +102,13 @@ def event_conv2d(spikes: Tensor, weight: Tensor, bias: Tensor | None = None, str
     """
     if spikes.dim() != 4 or weight.dim() != 4:
         raise ValueError("event_conv2d expects [N, C, H, W] spikes and a [C_out, C, kH, kW] weight")
-    stride_h, stride_w = (stride, stride) if isinstance(stride, int) else stride
-    pad_h, pad_w = (padding, padding) if isinstance(padding, int) else padding
-    batch, channels, height, width = spikes.shape
-    out_channels, in_channels, kernel_h, kernel_w = weight.shape
-    if in_channels != channels:
-        raise ValueError(f"event_conv2d: weight expects {in_channels} input channels, spikes have {channels}")
-    out_h = (height + 2 * pad_h - kernel_h) // stride_h + 1
-    out_w = (width + 2 * pad_w - kernel_w) // stride_w + 1
-    out = torch.zeros(batch * out_h * out_w, out_channels, dtype=weight.dtype, device=weight.device)
-    n, c, y, x = spikes.nonzero(as_tuple=True)
-    values = spikes[n, c, y, x].to(weight.dtype).unsqueeze(1)
-    columns = weight.permute(2, 3, 1, 0)  # [kH, kW, C, C_out]: one contiguous row per (ky, kx, c)
-    for ky in range(kernel_h):
-        top = y + pad_h - ky
-        for kx in range(kernel_w):
-            left = x + pad_w - kx
-            keep = (top % stride_h == 0) & (left % stride_w == 0)
-            row, col = top.div(stride_h, rounding_mode="floor"), left.div(stride_w, rounding_mode="floor")
-            keep &= (row >= 0) & (row < out_h) & (col >= 0) & (col < out_w)
-            index = keep.nonzero(as_tuple=True)[0]
-            if index.numel() == 0:
-                continue
-            target = (n[index] * out_h + row[index]) * out_w + col[index]
-            out.index_add_(0, target, columns[ky, kx][c[index]] * values[index])
-    result = out.view(batch, out_h, out_w, out_channels).permute(0, 3, 1, 2)
-    return result + bias.view(1, -1, 1, 1) if bias is not None else result
+    if weight.shape[1] != spikes.shape[1]:
+        raise ValueError(f"event_conv2d: weight expects {weight.shape[1]} input channels, spikes have {spikes.shape[1]}")
+    return native.event_conv2d_reference(spikes, weight.permute(2, 3, 1, 0), bias, _pair(stride), _pair(padding))
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
 
 
 def _as_rows(weight: Tensor) -> Tensor:
@@ -138,17 +120,17 @@ class EventDriven(nn.Module):
     """A ``Conv2d`` (no groups/dilation) or ``Linear`` that accumulates events when its input is sparse.
 
     Each call measures the fraction of nonzero inputs; up to ``max_density`` it accumulates events, otherwise
-    it runs the dense layer. Events run in the C kernel (:func:`spikeconv.native.event_conv2d`: float32 CPU
-    tensors, no autograd; its first pass counts the spikes) or else in PyTorch (:func:`event_conv2d` /
-    :func:`event_linear`, much slower). ``max_density=None``: :func:`default_max_density` for the C kernel,
-    :data:`SCATTER_MAX_DENSITY` for the PyTorch version. ``mode="events"`` / ``"dense"`` fixes the path
+    it runs the dense layer. Events run in the operator :func:`spikeconv.native.event_conv2d` (int8 or float32
+    spikes, float32 weights, no autograd; it counts the spikes): its C kernel on the CPU, its PyTorch scatter
+    elsewhere (much slower). ``max_density=None``: :func:`default_max_density` for the C kernel,
+    :data:`SCATTER_MAX_DENSITY` for the scatter. ``mode="events"`` / ``"dense"`` fixes the path
     instead (:func:`event_driven` with ``inputs`` sets it from a measured run): then every call sums each
     output in the same order, so every execution order and chunking of a run gives the same bits. The weights
     are the wrapped layer's (shared, not copied). :func:`watch_paths` counts which path each call took.
 
     Example:
         >>> layer = EventDriven(nn.Linear(3, 2), max_density=0.5)
-        >>> with watch_paths(layer) as paths:
+        >>> with torch.no_grad(), watch_paths(layer) as paths:  # while autograd records: the dense layer
         ...     y = layer(torch.tensor([[0., 1., 0.]]))  # one input of three is nonzero: events
         >>> paths
         {'': {'events': 1, 'dense': 0}}
@@ -175,8 +157,8 @@ class EventDriven(nn.Module):
         self._rows_key: tuple | None = None
 
     def _rows(self) -> Tensor:
-        """The weight as contiguous rows ``[kH, kW, C, C_out]`` (a Linear: ``[1, 1, in, out]``) for the C
-        kernel: a view when the weight is stored that way (:meth:`store_as_rows`), else a copy, made again
+        """The weight as contiguous rows ``[kH, kW, C, C_out]`` (a Linear: ``[1, 1, in, out]``) for the event
+        operator: a view when the weight is stored that way (:meth:`store_as_rows`), else a copy, made again
         only when the weight changes."""
         weight = self.layer.weight.detach()
         rows = _as_rows(weight)
@@ -189,7 +171,7 @@ class EventDriven(nn.Module):
         return self._rows_cache
 
     def store_as_rows(self) -> None:
-        """Store the wrapped layer's weight in the C kernel's row order (same values and shape, other strides),
+        """Store the wrapped layer's weight in the event operator's row order (same values and shape, other strides),
         so that the events need no second copy of it; the dense layer then reads strided weights (slower, and
         it may round differently): :func:`event_driven` does it for the layers it fixes to events."""
         weight = self.layer.weight
@@ -202,19 +184,20 @@ class EventDriven(nn.Module):
         """Forget the row-ordered copy of the weight :meth:`_rows` made (remade on the next call if needed)."""
         self._rows_cache = self._rows_key = None
 
-    def _limit(self, native_kernel: bool) -> float:
+    def _limit(self, compiled: bool) -> float:
         """The density up to which this layer takes events: ``max_density``, or the measured default of the
-        path that runs them (:func:`default_max_density` for the C kernel, :data:`SCATTER_MAX_DENSITY` for the
-        PyTorch version)."""
+        implementation that runs them (:func:`default_max_density` for the C kernel, :data:`SCATTER_MAX_DENSITY`
+        for the scatter)."""
         if self.max_density is not None:
             return self.max_density
-        return default_max_density(self.layer) if native_kernel else SCATTER_MAX_DENSITY
+        return default_max_density(self.layer) if compiled else SCATTER_MAX_DENSITY
 
-    def _native_arguments(self, x: Tensor) -> tuple | None:
+    def _event_arguments(self, x: Tensor) -> tuple | None:
         """``(spikes, rows, bias, stride, padding)`` for :func:`spikeconv.native.event_conv2d`, or None where
-        the C kernel does not apply (another device or dtype, autograd recording, shapes it does not take)."""
+        the operator does not apply (a weight or input dtype it does not take, autograd recording, shapes it
+        does not take): then the layer runs densely."""
         layer = self.layer
-        if (x.device.type != "cpu" or layer.weight.dtype != torch.float32
+        if (layer.weight.dtype != torch.float32
                 or (torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad))):
             return None
         bias = None if layer.bias is None else layer.bias.detach()
@@ -240,21 +223,15 @@ class EventDriven(nn.Module):
         """The layer on ``x``: events if ``x`` is no denser than ``max_density``, else the dense layer."""
         if self.mode == "dense":
             return self._dense(x)
-        arguments = self._native_arguments(x)
-        if arguments is not None:  # the C kernel: its count pass measures the density (no extra reduction)
-            out = native.event_conv2d(*arguments, max_density=1.0 if self.mode == "events" else self._limit(True))
-            if out is None:
-                return self._dense(x)
-            self._took("events")
-            return out.view(*x.shape[:-1], -1) if isinstance(self.layer, nn.Linear) else out
-        density = torch.count_nonzero(x).item() / max(x.numel(), 1)
-        if self.mode == "auto" and density > self._limit(False):
+        arguments = self._event_arguments(x)
+        if arguments is None:
+            return self._dense(x)
+        limit = 1.0 if self.mode == "events" else self._limit(native.runs_compiled(x))
+        out, events = native.event_conv2d(*arguments, max_density=limit)  # its count measures the density
+        if events > limit * arguments[0].numel():
             return self._dense(x)
         self._took("events")
-        layer = self.layer
-        if isinstance(layer, nn.Linear):
-            return event_linear(x.reshape(-1, x.shape[-1]), layer.weight, layer.bias).view(*x.shape[:-1], -1)
-        return event_conv2d(x, layer.weight, layer.bias, layer.stride, layer.padding)
+        return out.view(*x.shape[:-1], -1) if isinstance(self.layer, nn.Linear) else out
 
 
 def _event_capable(module: nn.Module) -> bool:
@@ -274,7 +251,8 @@ class _InputCount:
 
     nonzero: int = 0  # nonzero input values over the run
     total: int = 0  # input values over the run
-    native_kernel: bool = True  # whether the C kernel takes every call
+    events: bool = True  # whether the event operator takes every call
+    compiled: bool = True  # whether its C kernel runs every call
     kinds: set = field(default_factory=set)  # the kinds of input (shape, dtype, device) already checked
 
 
@@ -321,9 +299,10 @@ def event_driven(model: nn.Module, max_density: float | None = None, *, inputs: 
         entry.nonzero += int(torch.count_nonzero(x))
         entry.total += x.numel()
         kind = (tuple(x.shape[1:]), x.dtype, x.device)
-        if entry.native_kernel and kind not in entry.kinds:  # once per kind of input: frames differ, nothing else
+        if entry.events and kind not in entry.kinds:  # once per kind of input: frames differ, nothing else
             entry.kinds.add(kind)
-            entry.native_kernel = wrapper._native_arguments(x) is not None
+            entry.events = wrapper._event_arguments(x) is not None
+            entry.compiled = entry.compiled and native.runs_compiled(x)
             wrapper._drop_rows_copy()  # the check's row copy: one layer's at a time
 
     for wrapper in wrappers:
@@ -338,10 +317,10 @@ def event_driven(model: nn.Module, max_density: float | None = None, *, inputs: 
     for wrapper in wrappers:
         entry = counts[id(wrapper)]
         wrapper.density = entry.nonzero / entry.total if entry.total else None
-        events = entry.total and wrapper.density <= wrapper._limit(entry.native_kernel)
+        events = entry.events and entry.total and wrapper.density <= wrapper._limit(entry.compiled)
         wrapper.mode = "events" if events else "dense"
-        if wrapper.mode == "events" and entry.native_kernel:
-            wrapper.store_as_rows()  # one copy of the weight, in the kernel's order
+        if events:
+            wrapper.store_as_rows()  # one copy of the weight, in the operator's order
     return clone
 
 

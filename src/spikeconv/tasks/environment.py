@@ -15,9 +15,9 @@ from ..neuron.fused import triton_available
 
 
 def environment_report(data: str | None = None) -> list[tuple[str, str]]:
-    """``(item, state)`` rows: PyTorch and its threads, CUDA devices, the C kernels (the CPU's default neuron
-    scan and silent-frame check, the event-driven convolution), oneDNN's int8 kernels (``weight_bits=8``), Triton (``fused=True`` on CUDA),
-    the data root and the cache.
+    """``(item, state)`` rows: PyTorch and its threads, CUDA devices, the C kernel of the event-driven
+    convolution (``spikeconv::event_conv2d`` on the CPU), oneDNN's int8 kernels (``weight_bits=8``), Triton
+    (``kernel="triton"`` on CUDA), the data root and the cache.
 
     Example:
         >>> dict(environment_report())["PyTorch"].startswith(torch.__version__)
@@ -33,11 +33,11 @@ def environment_report(data: str | None = None) -> list[tuple[str, str]]:
     return [
         ("PyTorch", f"{torch.__version__}, {torch.get_num_threads()} CPU threads"),
         ("CUDA", ", ".join(devices) if devices else "no device"),
-        ("C kernels (CPU neuron scan, silent-frame check, event_driven)",
+        ("C kernel (event_driven on the CPU)",
          f"built: {build.path}" if build.available else f"off, PyTorch path: {build.reason}"),
         ("int8 kernels (weight_bits=8)", "available (oneDNN)" if integer_kernels_available()
          else "unavailable: integer layers compute in float"),
-        ("Triton (fused=True on CUDA)", "installed" if triton_available() else "not installed"),
+        ("Triton (kernel=\"triton\" on CUDA)", "installed" if triton_available() else "not installed"),
         ("data root", root),
         ("cache", f"{cache_dir()}" + (" (SPIKECONV_CACHE)" if "SPIKECONV_CACHE" in os.environ else "")),
     ]
