@@ -24,12 +24,15 @@ COMMANDS = {
                 "--calibration-samples", "64"],
     "inspect": [],
     "export": ["--out", "{out}.nir"],
+    "doctor": [],
+    "stability": ["--runs", "2"],
 }
 #: commands whose input is not the checkpoint: their arguments before and after ``--checkpoint CHECKPOINT``
 STREAM = str(data_root() / "spikecam" / "real" / "uhsr_helicopter_200x250x250.npz")
 WITH_INPUT = {"stream": ([STREAM], ["--out", "{out}", "--timesteps", "2", "--window", "2", "--clips", "2"])}
 #: cells that refuse by design, with the words of their one-line message
 REFUSED = {**{("export", name): "'upsample' (Upsample) has no NIR mapping" for name in DETECTORS},
+           **{("stability", name): "is a model file, not a run config" for name in CHECKPOINT_FILES},
            **{("stream", name): "classifier; 'spikeconv stream' runs a detector"
               for name in CHECKPOINT_FILES if name not in DETECTORS}}
 
@@ -55,9 +58,9 @@ def test_every_command_on_every_shipped_checkpoint(command, checkpoint, tmp_path
 
 @pytest.fixture(scope="module")
 def user_models(tmp_path_factory):
-    """One user model of each format the package loads: file.py:Class (+ weights), ONNX, torch.export, TorchScript."""
+    """One user model of each format the package loads: file.py:Class (+ weights), ONNX, torch.export, TorchScript,
+    Keras (a legacy HDF5 file written with h5py: the same conv, ReLU, flatten, dense)."""
     import torch
-    from torch import nn
 
     folder = tmp_path_factory.mktemp("user")
     source = folder / "usernet.py"
@@ -75,19 +78,48 @@ def user_models(tmp_path_factory):
     torch.onnx.export(net, (x,), str(folder / "net.onnx"), dynamo=False)
     torch.export.save(torch.export.export(net, (x,)), str(folder / "net.pt2"))
     torch.jit.save(torch.jit.trace(net, x), str(folder / "scripted.pt"))
+    _keras_file(folder / "net.h5", net)
     return {"python": [f"{source}:Net", "--weights", str(folder / "w.pt")], "onnx": [str(folder / "net.onnx")],
-            "export": [str(folder / "net.pt2")], "torchscript": [str(folder / "scripted.pt")]}
+            "export": [str(folder / "net.pt2")], "torchscript": [str(folder / "scripted.pt")],
+            "keras": [str(folder / "net.h5")]}
+
+
+def _keras_file(path, net):
+    """``net`` (conv 1->4 3x3, ReLU, flatten, linear) as a legacy Keras HDF5 file: channels-last kernels, the
+    dense rows in Keras' (h, w, c) flatten order."""
+    import h5py
+    import numpy as np
+
+    kernel = net.c.weight.detach().permute(2, 3, 1, 0).numpy()
+    dense = net.fc.weight.detach().reshape(10, 4, 26, 26).permute(2, 3, 1, 0).reshape(-1, 10).numpy()
+    layers = [{"class_name": "Conv2D", "config": {"name": "c", "filters": 4, "kernel_size": [3, 3],
+                                                  "activation": "relu", "batch_input_shape": [None, 28, 28, 1]}},
+              {"class_name": "Flatten", "config": {"name": "flat"}},
+              {"class_name": "Dense", "config": {"name": "fc", "units": 10}}]
+    weights = {"c": [kernel, net.c.bias.detach().numpy()], "flat": [], "fc": [dense, net.fc.bias.detach().numpy()]}
+    with h5py.File(path, "w") as handle:
+        handle.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"layers": layers}})
+        group = handle.create_group("model_weights")
+        group.attrs["layer_names"] = [name.encode() for name in weights]
+        for name, arrays in weights.items():
+            sub = group.create_group(name)
+            sub.attrs["weight_names"] = [f"{name}/{k}".encode() for k in range(len(arrays))]
+            for k, array in enumerate(arrays):
+                sub.create_dataset(f"{name}/{k}", data=array)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("form", ["python", "onnx", "export", "torchscript"])
+@pytest.mark.parametrize("form", ["python", "onnx", "export", "torchscript", "keras"])
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_command_on_a_user_model_of_each_format(command, form, user_models, tmp_path, capsys):
-    """inspect reports coverage; the commands that need a spikeconv checkpoint (its data set and labels) say
-    so in one line and point to inspect and the Python API."""
+    """inspect reports coverage and doctor what the file is; stability names the config it needs; the
+    commands that need a spikeconv checkpoint (its data set and labels) say so in one line and point to
+    inspect and the Python API."""
     model = user_models[form]
     if command == "inspect":
         args = [*model, "--input-shape", "1", "28", "28"]
+    elif command == "doctor":
+        args = model[:1]
     else:
         if form == "python":
             model = model[:1]
@@ -97,6 +129,12 @@ def test_every_command_on_a_user_model_of_each_format(command, form, user_models
     errors = [line for line in captured.err.splitlines() if line.startswith("spikeconv: error:")]
     if command == "inspect":
         assert status == 0 and "summary:" in captured.out and "0 unsupported" in captured.out, captured.err
+    elif command == "doctor":
+        assert status == 0 and ("loads" in captured.out or "--input-shape" in captured.out), captured.out + captured.err
+    elif command == "stability" and form != "python":
+        assert status == 2 and len(errors) == 1 and "is a model file, not a run config" in errors[0], captured.err
+    elif command == "stability":  # file.py:Class names no file with a model suffix: the config reader says why
+        assert status == 2 and len(errors) == 1 and "config file" in errors[0], captured.err
     else:
         assert status == 2 and len(errors) == 1 and "not a spikeconv checkpoint: 'spikeconv inspect" in errors[0], \
             captured.err

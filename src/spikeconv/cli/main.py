@@ -133,6 +133,10 @@ def cmd_stability(args: argparse.Namespace) -> int:
     config = _load_config(args)
     root = args.data_root or config.data_root
     chosen = recipe(config.recipe)
+    if chosen.task != "classification":
+        raise SpikeconvError(f"{args.config} trains a {chosen.task} model; 'spikeconv stability' repeats "
+                             "classification runs (paper 000 Table 2): run the detector's config with other "
+                             "train.seed values instead")
     train_set = make_dataset(config.dataset, "train", root=root, augment=chosen.loader_augments,
                              erasing=config.erasing, limit=config.train_limit)
     test, loader, example = _test_data(config.dataset, root, args.limit or config.test_limit, config.eval_batch_size)
@@ -192,7 +196,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def resolve_model(source: str, weights: str | None = None, example=None):
     """A model from a registry name, ``torchvision:NAME`` (random weights), a checkpoint, a .onnx file, a
-    ``torch.export`` archive (.pt2), a TorchScript archive (needs ``example``) or ``file.py:Class``;
+    ``torch.export`` archive (.pt2), a Keras file (.keras, .h5), a TorchScript archive (needs ``example``) or
+    ``file.py:Class``;
     returns ``(model in eval mode, extra conversion rules)``."""
     from ..models import build_model, list_models
     from ..tasks.loading import load_user_model, onnx_rules
@@ -231,8 +236,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     from ..convert import inspect_model
 
-    example = torch.zeros(2, *(args.input_shape or _checkpoint_input_shape(args.model) or (3, 32, 32)))
+    shape = args.input_shape or _checkpoint_input_shape(args.model)
+    example = torch.zeros(2, *(shape or (3, 32, 32)))
     model, rules = resolve_model(args.model, args.weights, example)
+    if shape is None and getattr(model, "input_shape", None):  # a Keras model states its own
+        example = torch.zeros(2, *model.input_shape)
     rows = inspect_model(model, example, rules=rules)
     width = max(len(r.node) for r in rows)
     for r in rows:
@@ -257,13 +265,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from ..tasks.environment import environment_report
+    from ..tasks.environment import describe_model, environment_report
 
     rows = environment_report(args.data_root)
+    loads = True
+    if args.model is not None:
+        loads, state = describe_model(args.model)
+        rows.append(("model", state))
     width = max(len(item) for item, _ in rows)
     for item, state in rows:
         print(f"{item:<{width}}  {state}")
-    return 0
+    return 0 if loads else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     ins = sub.add_parser("inspect", help="coverage report: every operation as converted/passed/folded/unsupported")
-    ins.add_argument("model", help="registry name, torchvision:NAME, checkpoint.pt, model.onnx or file.py:Class")
+    ins.add_argument("model", help="registry name, torchvision:NAME, checkpoint.pt, model.onnx, model.pt2, "
+                     "model.keras / model.h5 (Keras), TorchScript or file.py:Class")
     ins.add_argument("--weights", help="state dict for file.py:Class")
     ins.add_argument("--input-shape", type=int, nargs="+",
                      help="per-sample shape, e.g. 1 28 28 (default: a checkpoint's data set, else 3 32 32)")
@@ -355,7 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_stream_parser(sub)
 
-    doc = sub.add_parser("doctor", help="what this machine offers: C kernels, int8 kernels, CUDA, Triton, data")
+    doc = sub.add_parser("doctor", help="what this machine offers (C kernels, int8 kernels, CUDA, Triton, data) "
+                         "and, given a model, what it is and whether it loads")
+    doc.add_argument("model", nargs="?", help="a checkpoint or user model file (optional): what it is, whether it "
+                     "loads, which commands take it")
     doc.add_argument("--data-root")
     doc.set_defaults(func=cmd_doctor)
     from .help import document

@@ -70,12 +70,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def _user_model_kind(path: Path) -> str | None:
-    """What a user model file is (``None`` for anything else): ONNX, torch.export, Python source, TorchScript."""
+    """What a user model file is (``None`` for anything else): ONNX, torch.export, Keras, Python source,
+    TorchScript."""
     if ":" in path.name and path.name.rpartition(":")[0].endswith(".py"):
         return "a model class in a Python file"
-    kinds = {".onnx": "an ONNX model", ".pt2": "a torch.export archive", ".py": "a Python file"}
-    if path.suffix in kinds:
-        return kinds[path.suffix]
+    kinds = {".onnx": "an ONNX model", ".pt2": "a torch.export archive", ".py": "a Python file",
+             ".keras": "a Keras model", ".h5": "a Keras model (HDF5)", ".hdf5": "a Keras model (HDF5)"}
+    if path.suffix.lower() in kinds:
+        return kinds[path.suffix.lower()]
     return "a TorchScript archive" if is_torchscript(path) else None
 
 

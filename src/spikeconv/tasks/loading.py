@@ -15,6 +15,8 @@ source                    what is accepted
                           into modules by :func:`spikeconv.convert.exported.lift_exported` (conv, linear,
                           batch norm, ReLU/ReLU6/clamp, pooling, mean, dropout, softmax, add, cat, flatten,
                           view/reshape); other operators are reported as unsupported by the converter.
+``model.keras`` / ``.h5``  a Keras model (Sequential or Functional, standard layers), read with h5py and zipfile
+                          without TensorFlow or Keras (:mod:`spikeconv.tasks.keras`); takes NCHW inputs.
 ``scripted.pt``           a TorchScript archive (``torch.jit.save``; deprecated by PyTorch): exported to
                           ONNX with PyTorch's TorchScript exporter on an ``example`` input of the right shape,
                           then read as an ONNX file (same layers). Needs ``example``.
@@ -39,6 +41,7 @@ from ..convert import Role
 from ..data.annotations import IMAGE_SUFFIXES
 from ..errors import CheckpointError, ConversionError
 from .checkpoint import is_torchscript
+from .keras import KERAS_SUFFIXES, load_keras
 
 
 def _load_python(spec: str, weights: str | os.PathLike | None, kwargs: dict[str, Any] | None) -> nn.Module:
@@ -148,15 +151,18 @@ def load_user_model(source: str, *, weights: str | os.PathLike | None = None,
 
     ``example`` (a batch of inputs) is needed only for TorchScript archives.
 
-    Example: ``load_user_model("mynet.py:Net", weights="net.pt")`` or ``load_user_model("net.onnx")``.
+    Example: ``load_user_model("mynet.py:Net", weights="net.pt")``, ``load_user_model("net.onnx")`` or
+    ``load_user_model("net.keras")``.
     """
     if ":" in source and source.rpartition(":")[0].endswith(".py"):
         return _load_python(source, weights, kwargs)
     path = Path(source)
     _refuse_other_forms(path, source)
     if not path.is_file():
-        raise CheckpointError(f"model {source} does not exist; give file.py:Class, a .onnx, .pt2 (torch.export) "
-                              "or TorchScript file, or a spikeconv checkpoint")
+        raise CheckpointError(f"model {source} does not exist; give file.py:Class, a .onnx, .pt2 (torch.export), "
+                              "Keras (.keras, .h5) or TorchScript file, or a spikeconv checkpoint")
+    if path.suffix.lower() in KERAS_SUFFIXES:
+        return load_keras(path)
     if path.suffix == ".onnx":
         return _load_onnx(path)
     if path.suffix == ".pt2":
