@@ -88,7 +88,6 @@ def _keras_file(path, net):
     """``net`` (conv 1->4 3x3, ReLU, flatten, linear) as a legacy Keras HDF5 file: channels-last kernels, the
     dense rows in Keras' (h, w, c) flatten order."""
     import h5py
-    import numpy as np
 
     kernel = net.c.weight.detach().permute(2, 3, 1, 0).numpy()
     dense = net.fc.weight.detach().reshape(10, 4, 26, 26).permute(2, 3, 1, 0).reshape(-1, 10).numpy()

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import SpikeconvError
 from .help import add_calibration_options, calibration_options
+from .models import cmd_doctor, cmd_export, cmd_inspect
 from .report import _progress, _report, _say, check_outputs, format_table, format_tradeoff
 
 log = logging.getLogger("spikeconv")
@@ -192,90 +193,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                              calibration_samples=samples, conversion=conversion)
     _report(result, format_table(result), args.json)
     return 0
-
-
-def resolve_model(source: str, weights: str | None = None, example=None):
-    """A model from a registry name, ``torchvision:NAME`` (random weights), a checkpoint, a .onnx file, a
-    ``torch.export`` archive (.pt2), a Keras file (.keras, .h5), a TorchScript archive (needs ``example``) or
-    ``file.py:Class``;
-    returns ``(model in eval mode, extra conversion rules)``."""
-    from ..models import build_model, list_models
-    from ..tasks.loading import load_user_model, onnx_rules
-
-    if source in list_models():
-        return build_model(source).eval(), None
-    if source.startswith("torchvision:"):
-        import torchvision
-
-        name = source.split(":", 1)[1]
-        try:
-            return torchvision.models.get_model(name, weights=None).eval(), None
-        except ValueError as exc:
-            raise SpikeconvError(f"unknown torchvision model {name!r}") from exc
-    model = load_user_model(source, weights=weights, example=example)
-    onnx_made = any(type(m).__module__.startswith("onnx2torch") for m in model.modules())
-    return model, onnx_rules() if onnx_made else None
-
-
-def _checkpoint_input_shape(source: str) -> tuple[int, ...] | None:
-    """The per-sample input shape of a spikeconv checkpoint's data set (``None`` for other model files)."""
-    from ..errors import CheckpointError
-    from ..tasks.checkpoint import load_checkpoint
-    from ..tasks.samples import input_shape
-
-    if not source.endswith(".pt"):
-        return None
-    try:
-        return input_shape(load_checkpoint(source))
-    except CheckpointError:
-        return None
-
-
-def cmd_inspect(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..convert import inspect_model
-
-    shape = args.input_shape or _checkpoint_input_shape(args.model)
-    example = torch.zeros(2, *(shape or (3, 32, 32)))
-    model, rules = resolve_model(args.model, args.weights, example)
-    if shape is None and getattr(model, "input_shape", None):  # a Keras model states its own
-        example = torch.zeros(2, *model.input_shape)
-    rows = inspect_model(model, example, rules=rules)
-    width = max(len(r.node) for r in rows)
-    for r in rows:
-        print(f"{r.node:<{width}}  {r.operation:<24} {r.status:<12} {r.detail}")
-    counts = {s: sum(r.status == s for r in rows) for s in ("converted", "folded", "passed", "rewritten", "unsupported")}
-    print("summary: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
-    return 1 if counts["unsupported"] else 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from ..convert import ConversionConfig
-    from ..tasks.exporting import export_checkpoint
-
-    config = ConversionConfig(signed=args.neuron == "buffered", max_strength=args.max_strength, reset=args.reset,
-                              phi=args.phi, percentile=calibration_options(args)[0].percentile)
-    result = export_checkpoint(args.checkpoint, args.out, config, fmt=args.format, root=args.data_root,
-                               calibration_samples=args.calibration_samples)
-    targets = result["targets"]
-    _report(result, f"wrote {result['out']}: {result['nodes']} NIR nodes; {targets.get('any', 0)} run as plain NIR, "
-                    f"{targets.get('spikeconv', 0)} need spikeconv's semantics (docs/export.md)", None)
-    return 0
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from ..tasks.environment import describe_model, environment_report
-
-    rows = environment_report(args.data_root)
-    loads = True
-    if args.model is not None:
-        loads, state = describe_model(args.model)
-        rows.append(("model", state))
-    width = max(len(item) for item, _ in rows)
-    for item, state in rows:
-        print(f"{item:<{width}}  {state}")
-    return 0 if loads else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
