@@ -26,13 +26,15 @@ COMMANDS = {
     "export": ["--out", "{out}.nir"],
     "doctor": [],
     "stability": ["--runs", "2"],
+    "run": [],  # run reads a config: given a model file it says so (the configs of the shipped models: below)
 }
 #: commands whose input is not the checkpoint: their arguments before and after ``--checkpoint CHECKPOINT``
 STREAM = str(data_root() / "spikecam" / "real" / "uhsr_helicopter_200x250x250.npz")
 WITH_INPUT = {"stream": ([STREAM], ["--out", "{out}", "--timesteps", "2", "--window", "2", "--clips", "2"])}
 #: cells that refuse by design, with the words of their one-line message
 REFUSED = {**{("export", name): "'upsample' (Upsample) has no NIR mapping" for name in DETECTORS},
-           **{("stability", name): "is a model file, not a run config" for name in CHECKPOINT_FILES},
+           **{(command, name): "is a model file, not a run config"
+              for command in ("stability", "run") for name in CHECKPOINT_FILES},
            **{("stream", name): "classifier; 'spikeconv stream' runs a detector"
               for name in CHECKPOINT_FILES if name not in DETECTORS}}
 
@@ -109,16 +111,19 @@ def _keras_file(path, net):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("form", ["python", "onnx", "export", "torchscript", "keras"])
-@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("command", sorted([*COMMANDS, *WITH_INPUT]))
 def test_every_command_on_a_user_model_of_each_format(command, form, user_models, tmp_path, capsys):
-    """inspect reports coverage and doctor what the file is; stability names the config it needs; the
-    commands that need a spikeconv checkpoint (its data set and labels) say so in one line and point to
+    """inspect reports coverage and doctor what the file is; run and stability name the config they need;
+    the commands that need a spikeconv checkpoint (its data set and labels) say so in one line and point to
     inspect and the Python API."""
     model = user_models[form]
     if command == "inspect":
         args = [*model, "--input-shape", "1", "28", "28"]
     elif command == "doctor":
         args = model[:1]
+    elif command in WITH_INPUT:
+        before, after = WITH_INPUT[command]
+        args = [*before, "--checkpoint", model[0], *[a.format(out=tmp_path / "out") for a in after]]
     else:
         if form == "python":
             model = model[:1]
@@ -130,10 +135,8 @@ def test_every_command_on_a_user_model_of_each_format(command, form, user_models
         assert status == 0 and "summary:" in captured.out and "0 unsupported" in captured.out, captured.err
     elif command == "doctor":
         assert status == 0 and ("loads" in captured.out or "--input-shape" in captured.out), captured.out + captured.err
-    elif command == "stability" and form != "python":
+    elif command in ("stability", "run"):
         assert status == 2 and len(errors) == 1 and "is a model file, not a run config" in errors[0], captured.err
-    elif command == "stability":  # file.py:Class names no file with a model suffix: the config reader says why
-        assert status == 2 and len(errors) == 1 and "config file" in errors[0], captured.err
     else:
         assert status == 2 and len(errors) == 1 and "not a spikeconv checkpoint: 'spikeconv inspect" in errors[0], \
             captured.err

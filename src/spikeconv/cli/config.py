@@ -75,12 +75,12 @@ MODEL_SUFFIXES = (".pt", ".pth", ".onnx", ".pt2", ".keras", ".h5", ".hdf5", ".ni
 def load_run_config(path: str | Path) -> RunConfig:
     """Parse a TOML run config; relative output paths are taken relative to the current directory."""
     path = Path(path)
+    if path.suffix.lower() in MODEL_SUFFIXES or ".py:" in path.name:
+        raise ConfigError(f"{path} is a model file, not a run config: this command reads a TOML config (see "
+                          f"configs/); 'spikeconv inspect {path}' reports what converts, 'spikeconv evaluate' "
+                          "scores a spikeconv checkpoint")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
-    if path.suffix.lower() in MODEL_SUFFIXES:
-        raise ConfigError(f"{path} is a model file, not a run config: this command reads a TOML config (see "
-                          f"configs/); 'spikeconv evaluate {path}' scores a checkpoint, 'spikeconv inspect {path}' "
-                          "reports what converts")
     try:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
