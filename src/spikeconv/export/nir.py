@@ -173,7 +173,11 @@ def to_nir(snn: SpikingNetwork, example: Tensor):
             ends[node.index] = sources
             continue
         parts = made if isinstance(made, list) else [made]
-        names = [f"{node.name}" if len(parts) == 1 else f"{node.name}.{k}" for k in range(len(parts))]
+        # no dots in node names: nirtorch-based importers (sinabs, snnTorch) read a dot as a submodule path
+        base = node.name.replace(".", "_")
+        while base in nodes:
+            base += "_"
+        names = [base if len(parts) == 1 else f"{base}_{k}" for k in range(len(parts))]
         if len(parts) == 1:
             edges += [(s, names[0]) for s in sources]
         else:  # a weighted add: input k through its own scale
