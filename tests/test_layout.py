@@ -20,7 +20,7 @@ ALLOWED = {
     "data": {"errors", "atomic", "cache", "neuron"},
     "tasks": {"models", "sim", "analysis", "convert", "quant", "data", "errors", "neuron", "layers", "atomic", "cache",
               "native", "export"},
-    "export": {"neuron", "convert", "errors", "layers", "sim"},
+    "export": {"neuron", "convert", "errors", "layers", "sim", "atomic"},
 }
 
 

@@ -268,10 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_analyze_parser(sub)
 
-    ex = sub.add_parser("export", help="convert a checkpoint and write it as a NIR graph (docs/export.md)")
+    ex = sub.add_parser("export", help="convert a checkpoint and write it as a NIR graph or an integer hardware "
+                        "file (docs/export.md)")
     ex.add_argument("checkpoint")
-    ex.add_argument("--out", required=True, help="the file to write (.nir)")
-    ex.add_argument("--format", default="nir", choices=["nir"], help="export format (default: nir)")
+    ex.add_argument("--out", required=True, help="the file to write (.nir, or .npz for --format hardware)")
+    ex.add_argument("--format", default="nir", choices=["nir", "hardware"],
+                    help="nir: NIR graph; hardware: int8 weights, scales and neurons with a NumPy reference simulator")
+    ex.add_argument("--weight-bits", type=int, default=None,
+                    help="hardware weights on a B-bit grid (2..8; default: 8 for --format hardware, float for nir)")
     ex.add_argument("--neuron", default="buffered", choices=["if", "buffered"], help="neuron kind (default: buffered)")
     ex.add_argument("--max-strength", type=int, default=1, help="S^max, the largest spike strength (default: 1)")
     ex.add_argument("--reset", default="subtract", choices=["subtract", "zero"], help="reset rule (default: subtract)")

@@ -70,13 +70,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..convert import ConversionConfig
     from ..tasks.exporting import export_checkpoint
 
+    bits = args.weight_bits if args.weight_bits is not None else (8 if args.format == "hardware" else None)
     config = ConversionConfig(signed=args.neuron == "buffered", max_strength=args.max_strength, reset=args.reset,
-                              phi=args.phi, percentile=calibration_options(args)[0].percentile)
+                              phi=args.phi, percentile=calibration_options(args)[0].percentile, weight_bits=bits)
     result = export_checkpoint(args.checkpoint, args.out, config, fmt=args.format, root=args.data_root,
                                calibration_samples=args.calibration_samples)
-    targets = result["targets"]
-    _report(result, f"wrote {result['out']}: {result['nodes']} NIR nodes; {targets.get('any', 0)} run as plain NIR, "
-                    f"{targets.get('spikeconv', 0)} need spikeconv's semantics (docs/export.md)", None)
+    _report(result, f"wrote {result.pop('out')}: {result.pop('summary')}", None)
     return 0
 
 
