@@ -4,7 +4,7 @@ and the offset calibration built on them.
 
 from .anytime import accuracy_per_step, early_exit
 from .calibrate import calibrate_offsets, layer_rate_errors
-from .decompose import PARTS, LayerErrors, decompose, decompose_layer, rate_correlation
+from .decompose import PARTS, LayerErrors, decompose, decompose_layer, pearson, rate_correlation
 from .operations import EnergyTable, OperationCounter, ann_macs, count_operations, energy_summary, fanout_events
 from .recording import LayerRecord, Recording, record
 from .twin import AnalogNeuron, analog_twin, twin_currents
@@ -28,6 +28,7 @@ __all__ = [
     "energy_summary",
     "fanout_events",
     "layer_rate_errors",
+    "pearson",
     "rate_correlation",
     "record",
     "twin_currents",

@@ -83,6 +83,19 @@ def decompose(recording: Recording, currents: dict[str, Tensor]) -> list[LayerEr
     return result
 
 
+def pearson(a: Tensor, b: Tensor) -> float:
+    """Pearson r of two tensors' entries (flattened, in float64); ``nan`` when either is constant.
+
+    Example:
+        >>> round(pearson(torch.tensor([1., 2., 3.]), torch.tensor([2., 4., 7.])), 4)
+        0.9934
+    """
+    a, b = a.flatten().double(), b.flatten().double()
+    if not (a.std() > 0 and b.std() > 0):
+        return float("nan")
+    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+
 def rate_correlation(recording: Recording, currents: dict[str, Tensor], *, skip: dict[str, int] | None = None,
                      steps: int | None = None) -> dict[str, list[float]]:
     """Pearson r between the clipped ANN activation (rate units) and the SNN rate after every t, per layer.
@@ -101,8 +114,7 @@ def rate_correlation(recording: Recording, currents: dict[str, Tensor], *, skip:
         rates = spikes.cumsum(0) / torch.arange(1, spikes.shape[0] + 1, dtype=spikes.dtype).unsqueeze(1)
         curve = []
         for row in rates:
-            stacked = torch.stack([row, target])
-            r = torch.corrcoef(stacked)[0, 1].item() if row.std() > 0 and target.std() > 0 else 0.0
-            curve.append(r)
+            r = pearson(row, target)
+            curve.append(0.0 if r != r else r)  # a silent layer correlates 0
         curves[name] = curve
     return curves

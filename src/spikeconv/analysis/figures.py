@@ -11,47 +11,53 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from .decompose import PARTS, LayerErrors  # noqa: E402
+from .decompose import PARTS, LayerErrors, pearson  # noqa: E402
 
 
-def _save(fig, path: Path, dpi: int = 110) -> Path:
-    fig.tight_layout()
+def _save(fig, path: Path, dpi: int = 110, tight: bool = True) -> Path:
+    if tight:  # a figure with a colour bar spanning several axes lays itself out
+        fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
 
 def heatmaps_and_scatter(ann: Tensor, clamped: Tensor, unclamped: Tensor, layer: str, clamp_steps: int,
-                         path: Path, maps: int = 16) -> Path:
-    """Paper 004 Fig. S1: ANN activations and SNN rates per feature map of one sample (rows of maps),
-    without and with the voltage clamp, and the ANN-vs-SNN scatter plots with Pearson r.
+                         path: Path, maps: int = 16, r: tuple[float, float] | None = None,
+                         samples: int = 1) -> Path:
+    """Paper 004 Fig. S1: ANN activations and SNN rates per feature map of one sample, without and with the
+    voltage clamp (panels a-c, one colour scale with its bar), and the ANN-vs-SNN scatter plots (d, e).
 
-    ``ann``, ``clamped``, ``unclamped``: ``[C, H, W]`` (rate units) of one sample.
+    ``ann``, ``clamped``, ``unclamped``: ``[C, H, W]`` (rate units) of the sample drawn. ``r``: the Pearson r
+    (no clamp, clamped) to print, as the caller reports it over ``samples`` samples; by default that of
+    the sample drawn (:func:`~spikeconv.analysis.decompose.pearson`).
     """
     maps = min(maps, ann.shape[0])
-    cols = maps
+    r = r if r is not None else (pearson(ann, unclamped), pearson(ann, clamped))
 
     def grid(t: Tensor) -> Tensor:
         return torch.cat([t[c] for c in range(maps)], dim=1)
 
-    fig = plt.figure(figsize=(max(8, cols * 0.9), 7.5))
+    fig = plt.figure(figsize=(max(8, maps * 0.9), 7.5))
     vmax = float(max(ann[:maps].max(), unclamped[:maps].max(), clamped[:maps].max(), 1e-6))
-    for row, (title, data) in enumerate([("(a) ANN activations", ann), ("(c) SNN rates, no clamp", unclamped),
-                                         (f"(e) SNN rates, clamp {clamp_steps} steps", clamped)]):
+    heat_axes, image = [], None
+    for row, (title, data) in enumerate([("(a) ANN activations", ann), ("(b) SNN rates, no clamp", unclamped),
+                                         (f"(c) SNN rates, clamp {clamp_steps} steps", clamped)]):
         ax = fig.add_subplot(4, 1, row + 1)
-        ax.imshow(grid(data).cpu().numpy(), vmin=0, vmax=vmax, cmap="viridis", aspect="equal")
+        image = ax.imshow(grid(data).cpu().numpy(), vmin=0, vmax=vmax, cmap="viridis", aspect="equal")
         ax.set_title(f"{title} - layer {layer}, first {maps} feature maps", fontsize=9)
         ax.axis("off")
-    for k, (title, data) in enumerate([("(d) no clamp", unclamped), ("(f) clamped", clamped)]):
+        heat_axes.append(ax)
+    fig.colorbar(image, ax=heat_axes, fraction=0.02, pad=0.01, label="rate units (fraction of lambda)")
+    over = f" over {samples} samples" if samples > 1 else ""
+    for k, (title, data, value) in enumerate([("(d) no clamp", unclamped, r[0]), ("(e) clamped", clamped, r[1])]):
         ax = fig.add_subplot(4, 2, 7 + k)
-        a, s = ann.flatten(), data.flatten()
-        r = torch.corrcoef(torch.stack([a, s]))[0, 1].item() if a.std() > 0 and s.std() > 0 else float("nan")
-        ax.scatter(a.cpu().numpy(), s.cpu().numpy(), s=3, alpha=0.4)
+        ax.scatter(ann.flatten().cpu().numpy(), data.flatten().cpu().numpy(), s=3, alpha=0.4)
         ax.plot([0, vmax], [0, vmax], "k--", lw=0.8)
         ax.set_xlabel("ANN activation (rate units)", fontsize=8)
         ax.set_ylabel("SNN rate", fontsize=8)
-        ax.set_title(f"{title}: Pearson r = {r:.3f}", fontsize=9)
-    return _save(fig, path)
+        ax.set_title(f"{title}: Pearson r = {value:.3f}{over} (points: one sample)", fontsize=9)
+    return _save(fig, path, tight=False)
 
 
 def correlation_vs_t(curves: dict[str, list[float]], path: Path, title: str) -> Path:
@@ -94,9 +100,9 @@ def decomposition_bars(layers: list[LayerErrors], path: Path, timesteps: int) ->
 
 
 def accuracy_vs_operations(cumulative_ops: list[float], accuracy: list[float], ann_macs: float,
-                           ann_accuracy: float, path: Path, quantity: str = "accuracy") -> Path:
+                           ann_accuracy: float, path: Path, quantity: str = "accuracy", title: str = "") -> Path:
     """Paper 004's curve: accuracy (or ``quantity``, e.g. mAP50, in percent) at t against cumulative synaptic
-    operations up to t; ANN MACs as a line."""
+    operations up to t; ANN MACs as a line; the legend in the lower right, below the ANN's line."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.plot(cumulative_ops, accuracy, "o-", ms=3, label=f"SNN ({quantity} at t vs operations up to t)")
     ax.axvline(ann_macs, color="tab:red", ls="--", label=f"ANN MACs ({ann_macs:.3g})")
@@ -104,7 +110,8 @@ def accuracy_vs_operations(cumulative_ops: list[float], accuracy: list[float], a
     ax.set_xscale("log")
     ax.set_xlabel("operations per sample (SNN: synaptic adds + analog MACs)")
     ax.set_ylabel("top-1 accuracy (%)" if quantity == "accuracy" else f"{quantity} (%)")
-    ax.legend(fontsize=7)
+    ax.set_title(title or f"SNN {quantity} against operations (paper 004)", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path)
 
 

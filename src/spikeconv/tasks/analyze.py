@@ -18,6 +18,7 @@ from ..analysis import (
     decompose,
     early_exit,
     energy_summary,
+    pearson,
     rate_correlation,
     record,
     twin_currents,
@@ -94,16 +95,15 @@ def layer_diagnostics(model: nn.Module, snn: nn.Module, example: Tensor, xd: Ten
     rates_free = _active_rates(rec[layer].spikes, 0)
     rates_clamped = _active_rates(rec_clamp[layer].spikes, clamp_steps)
 
-    def corr(a: Tensor, b: Tensor) -> float:
-        return torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
-
+    r_free, r_clamped = pearson(ann_rate, rates_free), pearson(ann_rate, rates_clamped)
     clamp_of = {name: m.clamp_steps for name, m in clamped_snn.named_modules() if isinstance(m, IFNeuron)}
     clamped_curves = rate_correlation(rec_clamp, currents, skip=clamp_of, steps=T)
 
     figs = {}
     if ann_rate.dim() == 4:
         figs["fig_s1"] = figures.heatmaps_and_scatter(ann_rate[0], rates_clamped[0], rates_free[0], layer,
-                                                      clamp_steps, out / "fig_s1_heatmaps.png")
+                                                      clamp_steps, out / "fig_s1_heatmaps.png",
+                                                      r=(r_free, r_clamped), samples=int(ann_rate.shape[0]))
     figs["correlation"] = figures.correlation_vs_t(curves, out / "correlation_vs_t.png",
                                                    "ANN-SNN rate correlation per layer (no clamp)")
     figs["correlation_clamped"] = figures.correlation_vs_t(
@@ -115,8 +115,8 @@ def layer_diagnostics(model: nn.Module, snn: nn.Module, example: Tensor, xd: Ten
         "conversion": {"signed": config.signed, "max_strength": config.max_strength},
         "decomposition": {layer_err.name: layer_err.summary() for layer_err in layers},
         "correlation_vs_t": curves, "correlation_vs_t_clamped": clamped_curves,
-        "fig_s1": {"layer": layer, "clamp_steps": clamp_steps, "r_no_clamp": corr(ann_rate, rates_free),
-                   "r_clamped": corr(ann_rate, rates_clamped)},
+        "fig_s1": {"layer": layer, "clamp_steps": clamp_steps, "r_no_clamp": r_free,
+                   "r_clamped": r_clamped},
         "operations": {"per_sample": energy, "cumulative_per_t": cumulative_ops,
                        "per_layer": {name: {"ann_macs": o.macs_per_sample,
                                             "sop_adds_per_sample": sum(o.sop_adds) / xd.shape[0],
