@@ -155,3 +155,11 @@ def test_compiled_scan_with_int8_spikes_and_integer_layers_equals_eager():
     snn = on_grid_(convert(model, x, ConversionConfig(weight_bits=8, max_strength=2)))
     eager = simulate(snn, x, 9)
     assert torch.equal(simulate(snn, x, 9, compile=True, order="layer", chunk=4), eager)
+
+
+def test_simulating_an_unconverted_model_is_refused():
+    from spikeconv import simulate
+
+    ann = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU())
+    with pytest.raises(ValueError, match="no spiking neurons.*convert it first"):
+        simulate(ann, torch.rand(2, 3), 4)

@@ -206,6 +206,9 @@ def simulate(model: nn.Module, inputs: Tensor, timesteps: int, config: Simulatio
 
 def _run(model: nn.Module, inputs: Tensor, timesteps: int, config: SimulationConfig) -> Tensor:
     _check_inputs(inputs, timesteps)
+    if not neurons_of(model):
+        raise ValueError(f"{type(model).__name__} has no spiking neurons, so simulating it would return its own "
+                         "output as if it were a spiking network's: convert it first (snn = convert(ann, x))")
     kernel = scan_kernel_for(inputs.device, config.kernel)
     encoder, sequence = config.encoder, config.sequence
     if sequence and inputs.shape[0] < timesteps:
