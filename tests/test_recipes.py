@@ -137,3 +137,12 @@ def test_tradeoff_command_gives_table1_for_a_checkpoint(tmp_path, data_available
     assert abs(accs["buffered/smax2"]["2"] - accs["buffered/smax1"]["4"]) < 2.0
     assert "S^max" in capsys.readouterr().out
     assert main(["tradeoff", str(CHECKPOINTS / "mnist_lenet_qrelu.pt"), "--max-strengths", "3"]) == 2
+
+
+@pytest.mark.parametrize("recipe_text", ["", 'recipe = "fast"\n'])
+def test_a_boolean_epoch_count_is_refused_in_every_recipe(recipe_text, tmp_path):
+    text = (ROOT / "configs" / "mnist.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("[train]", f"[train]\n{recipe_text}").replace("epochs = ", "epochs = true #"))
+    with pytest.raises(ConfigError, match="train.epochs must be a positive integer, got True"):
+        load_run_config(bad)
