@@ -56,10 +56,22 @@ class PassRule(Rule):
         return self._shape_only
 
 
+def _on_network_input(scaler, node) -> bool:
+    """Whether ``node`` reads the network input, directly or through shape-only operations."""
+    source = scaler.graph.nodes[node.inputs[0]] if node.inputs and node.inputs[0] >= 0 else None
+    while source is not None and source.kind != "input":
+        if not (len(source.inputs) == 1 and scaler.rules[source.index].shape_only(source)):
+            return False
+        source = scaler.graph.nodes[source.inputs[0]]
+    return source is not None
+
+
 class MaxPoolRule(PassRule):
     """``nn.MaxPool2d`` on spikes -> :class:`~spikeconv.neuron.SpikingMaxPool2d` (``maxpool="count"``: the
     output count is the largest input count at every step; ``"spiking"``: paper 004's gate), or an average
-    pool (``maxpool="average"``, an approximation)."""
+    pool (``maxpool="average"``, an approximation). A max-pool on the network input itself stays an ANN
+    max-pool: it pools the input at every step (exact for analog input, the same image every step; per frame
+    for encoded input) and passes the input's positive scale."""
 
     role = Role.MAXPOOL
     status = "converted"
@@ -69,6 +81,9 @@ class MaxPoolRule(PassRule):
         super().__init__(shape_only=False)
 
     def propagate(self, scaler, node, ins):
+        if _on_network_input(scaler, node):
+            scaler.note(node, "passed", "on the network input: an ANN max-pool at every step")
+            return reshape_scale(ins[0], scaler.input_shape(node), node.shape)
         if scaler.spiking_maxpool and not scaler.spiking[node.inputs[0]]:
             raise ConversionError(
                 f"max-pooling '{node.name}' receives analog currents, not spikes; put the max-pool after "
@@ -79,6 +94,8 @@ class MaxPoolRule(PassRule):
         return config.maxpool.value != "average" and bool(spiking_inputs) and spiking_inputs[0]
 
     def spiking(self, node, config, scaler):
+        if _on_network_input(scaler, node):
+            return None  # the ANN max-pool on the input (see propagate)
         if node.kind != "module":
             raise ConversionError(f"functional '{node.name}' must be a module to be converted; use nn.MaxPool2d "
                                   "(the torch.fx rewrite does this when the model is traceable)")
