@@ -176,9 +176,12 @@ def test_event_driven_leaves_integer_layers_alone():
 def test_the_measuring_run_holds_one_row_copy_at_a_time(monkeypatch):
     """event_driven(..., inputs=x) checks once per wrapper and kind of input that the C kernel takes it (the
     check makes the weight's row copy); the copy is dropped right away, so at most one layer's exists."""
-    net = nn.Sequential(nn.Conv2d(2, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
-                        nn.Flatten(), nn.Linear(64 * 36, 10))
+    from spikeconv import ConversionConfig, convert
+
+    ann = nn.Sequential(nn.Conv2d(2, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(64 * 36, 10)).eval()
     x = torch.rand(4, 2, 6, 6)
+    net = convert(ann, x, ConversionConfig(), calibration=[x]).body
     held, checks, rows = [], [], EventDriven._rows
 
     def watched(self):  # row copies come only from _rows: count the wrappers holding one after each

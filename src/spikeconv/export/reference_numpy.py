@@ -10,8 +10,7 @@ single precision does everywhere), so the spikes equal spikeconv's bit for bit:
     S = sign(S) * A(|S|),  A(a) = the largest power of two <= a  (S^max > 2 only)
     -V^b -= S [buffered];  V = V' - S (reset by subtraction) or V = 0 where S != 0 (reset to zero)
 
-with ``V(0) = phi`` and ``V^b(0) = 0``. Usage (``python -m spikeconv.export.reference_numpy FILE``
-prints the model's memory)::
+with ``V(0) = phi`` and ``V^b(0) = 0``. Usage::
 
     model = load("net.npz")
     spikes = run(model, currents, steps=8)   # currents: float32 [B, ...], the first neuron's input
@@ -21,7 +20,6 @@ prints the model's memory)::
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 
@@ -140,10 +138,3 @@ def synaptic_operations(model: dict, spikes: list[np.ndarray]) -> int:
         else:
             total += int(fired.sum()) * codes.shape[0]
     return total // spikes[0].shape[1]
-
-
-if __name__ == "__main__":  # pragma: no cover - a command-line summary
-    summary = load(sys.argv[1])
-    memory = memory_bytes(summary)
-    layers = ", ".join(layer["op"] for layer in summary["layers"])
-    print(f"{sys.argv[1]}: {layers}; weights {memory['weights']} bytes, state {memory['state']} bytes per sample")
