@@ -186,3 +186,13 @@ def test_every_option_of_every_command_has_help_and_shows_its_default(capsys):
         parser.parse_args(["tradeoff", "--help"])
     shown = capsys.readouterr().out
     assert "S^max values" in shown and "(default: [1, 2, 4])" in shown
+
+
+def test_evaluating_a_qrelu_checkpoint_decodes_only_the_test_split(tmp_path, monkeypatch, capsys, data_available):
+    # QReLU bounds are learned: no calibration images are read, so the training split is never decoded
+    monkeypatch.setenv("SPIKECONV_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SPIKECONV_NATIVE", "0")
+    assert main(["evaluate", str(CHECKPOINTS / "mnist_lenet_qrelu.pt"), "--limit", "20", "--timesteps", "2",
+                 "--neurons", "buffered", "--max-strengths", "1"]) == 0
+    cached = sorted(p.name.split("-")[1] for p in (tmp_path / "cache").glob("mnist-*.npz"))
+    assert cached == ["test"]

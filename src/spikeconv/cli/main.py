@@ -34,12 +34,12 @@ def _test_data(dataset: str, root: str | None, limit: int | None, batch_size: in
 def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_size: int, limit: int | None,
                     root: str | None, calibrate_for: int | None = None,
                     calibration_samples: int = 2000, conversion=None) -> dict[str, Any]:
-    from ..data import make_dataset, make_loader
     from ..tasks.classification import accuracy_table
+    from ..tasks.samples import OnDemand, images
 
     test, loader, example = _test_data(spec["dataset"], root, limit, batch_size)
-    train = make_dataset(spec["dataset"], "train", root=root, limit=calibration_samples)
-    calibration = [x for x, _ in make_loader(train, 250)]
+    # decoded only if a plain ReLU, offset calibration or an event-driven run reads them
+    calibration = OnDemand(lambda: images(spec, "train", limit=calibration_samples, root=root))
     result = accuracy_table(model, loader, example, timesteps, variants, progress=_progress(),
                             calibration=calibration, calibrate_for=calibrate_for, conversion=conversion)
     result = {"dataset": spec["dataset"], "test_samples": len(test), "model": spec["model"], **result}

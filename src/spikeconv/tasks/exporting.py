@@ -11,7 +11,7 @@ from ..atomic import atomic_write
 from ..convert import ConversionConfig, convert
 from ..errors import SpikeconvError
 from .checkpoint import load_model
-from .samples import images
+from .samples import OnDemand, images
 
 
 
@@ -95,5 +95,5 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, con
         raise SpikeconvError(f"--out {out} is a directory; name a file, e.g. {out / (checkpoint.stem + '.nir')}")
     model, payload = load_model(checkpoint)
     example = images(payload, "test", limit=1, root=root)[0]
-    calibration = images(payload, "train", limit=calibration_samples, root=root)
+    calibration = OnDemand(lambda: images(payload, "train", limit=calibration_samples, root=root))
     return FORMATS[fmt](convert(model, example, config, calibration=calibration), example, out)

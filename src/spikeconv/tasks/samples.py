@@ -56,6 +56,29 @@ def images(spec: dict[str, Any], split: str, *, limit: int | None, batch_size: i
     return [x for x, _ in make_loader(make_dataset(spec.get("dataset"), split, root=root, limit=limit), batch_size)]
 
 
+class OnDemand:
+    """Batches that ``load()`` makes on the first iteration, then kept: calibration images a QReLU model
+    never reads are never decoded (nor cached on disk).
+
+    Example:
+        >>> batches = OnDemand(lambda: ["batch 1", "batch 2"])
+        >>> batches.loaded, list(batches), batches.loaded
+        (False, ['batch 1', 'batch 2'], True)
+    """
+
+    def __init__(self, load) -> None:
+        self._load, self._batches = load, None
+
+    @property
+    def loaded(self) -> bool:
+        return self._batches is not None
+
+    def __iter__(self):
+        if self._batches is None:
+            self._batches = list(self._load())
+        return iter(self._batches)
+
+
 def input_shape(spec: dict[str, Any]) -> tuple[int, ...] | None:
     """The per-sample input shape of the checkpoint's data set (``None`` when it is not known)."""
     from ..data import DATASETS
