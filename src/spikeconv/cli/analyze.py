@@ -28,7 +28,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     config = AnalyzeConfig(timesteps=args.timesteps, max_strength=args.max_strength, signed=not args.plain_if,
                            detail_samples=args.detail_samples, clamp=args.clamp, layer=args.layer, energy=energy,
                            percentile=calibration_options(args)[0].percentile)
-    from ..tasks.samples import is_detection
+    from ..tasks.samples import OnDemand, images, is_detection
     from .detection import analyze_detection
 
     if is_detection(payload):
@@ -37,8 +37,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise SpikeconvError(f"--split applies to detectors; {source} is a {payload.get('dataset')} classifier "
                              "(its report uses the test split)")
     test = make_dataset(payload["dataset"], "test", root=args.data_root, limit=args.limit)
-    train = make_dataset(payload["dataset"], "train", root=args.data_root, limit=args.calibration_samples)
-    calibration = [x for x, _ in make_loader(train, 250)]
+    calibration = OnDemand(lambda: images(payload, "train", limit=args.calibration_samples, root=args.data_root))
     result = analyze_classifier(model, make_loader(test, args.batch_size), config, args.out, calibration=calibration,
                                 progress=_progress())
     acc = result["snn_accuracy_per_t"][str(args.timesteps)]

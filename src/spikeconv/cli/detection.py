@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..errors import SpikeconvError
-from ..tasks.samples import DETECTION_SPLITS, detection_data, images
+from ..tasks.samples import DETECTION_SPLITS, OnDemand, detection_data, images
 from .help import calibration_options
 from .report import _progress, _report, _say
 
@@ -21,7 +21,7 @@ def evaluate_detector(model, spec: dict[str, Any], *, timesteps, variants, split
     from ..data.detection import collate
     from ..tasks.detection_eval import detection_table
 
-    calibration = calibration_for(model, spec, root, calibration_samples)
+    calibration = calibration_for(spec, root, calibration_samples)
     result: dict[str, Any] = {"model": spec["model"], "dataset": spec["dataset"], "splits": {}}
     for split in splits:
         data = detection_data(spec, split, root, limit=limit)
@@ -96,13 +96,10 @@ def evaluate_detection_checkpoint(model, payload: dict[str, Any], args: argparse
     return 0
 
 
-def calibration_for(model, spec: dict[str, Any], root: str | None, samples: int = 64):
-    """Training images for the bounds of plain ReLU activations (``None`` for a QReLU detector)."""
-    from torch import nn
-
-    if not any(isinstance(m, nn.ReLU) for m in model.modules()):
-        return None
-    return images(spec, "train", limit=samples, batch_size=32, root=root)
+def calibration_for(spec: dict[str, Any], root: str | None, samples: int = 64) -> OnDemand:
+    """Training images for the bounds of plain ReLU activations, decoded only if the conversion reads them
+    (never for a QReLU detector)."""
+    return OnDemand(lambda: images(spec, "train", limit=samples, batch_size=32, root=root))
 
 
 def analyze_detection(model, payload: dict[str, Any], args: argparse.Namespace, config) -> int:
@@ -118,7 +115,7 @@ def analyze_detection(model, payload: dict[str, Any], args: argparse.Namespace, 
     data = detection_data(payload, split, args.data_root, limit=args.limit)
     loader = DataLoader(data, batch_size=min(args.batch_size, 32), collate_fn=collate)
     result = analyze_detector(model, loader, config, args.out, progress=_progress(),
-                              calibration=calibration_for(model, payload, args.data_root, args.calibration_samples))
+                              calibration=calibration_for(payload, args.data_root, args.calibration_samples))
     value = result["snn_map50_per_t"][str(args.timesteps)]
     shown = "n/a" if value is None else f"{100 * value:.2f}"
     _say(f"{payload['dataset']}/{split}: {result['samples']} images")
@@ -145,7 +142,7 @@ def detection_figure(model, spec: dict[str, Any], path: str, variant, timesteps,
     lay = layout(model, *x.shape[-2:])
     config = replace(conversion or ConversionConfig(), signed=variant.neuron == "buffered",
                      max_strength=variant.max_strength)
-    snn = convert(model, x[:2], config, calibration=calibration_for(model, spec, root, calibration_samples))
+    snn = convert(model, x[:2], config, calibration=calibration_for(spec, root, calibration_samples))
     steps = sorted(set(timesteps))[-2:]
     readout = simulate(snn, x, steps[-1])
     columns = [("quantized ANN", postprocess(model(x), lay, model.num_anchors, size=tuple(x.shape[-2:])))]

@@ -113,7 +113,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     base, samples = calibration_options(args)
     snn = convert(model, torch.zeros(2, 3, size, size),
                   ConversionConfig(signed=True, max_strength=args.max_strength, percentile=base.percentile),
-                  calibration=calibration_for(model, payload, args.data_root, samples))  # plain-ReLU detectors: from training images
+                  calibration=calibration_for(payload, args.data_root, samples))  # plain-ReLU detectors: from training images
     found = detect_clips(snn, model, list(_progress()(clips, desc="clips")), gain, min_score=args.min_score)
     names = None
     if payload["dataset"] == "coco128":
