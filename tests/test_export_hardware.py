@@ -14,6 +14,7 @@ from spikeconv.export import reference_numpy as reference
 from spikeconv.export.hardware import save_hardware
 from spikeconv.export.nir import ExportError
 from spikeconv.neuron import IFNeuron
+from spikeconv.tasks.exporting import host_currents
 
 STEPS = 8
 
@@ -36,15 +37,11 @@ def test_the_numpy_reference_reproduces_every_spike(dataset, checkpoint, options
     x = _images(dataset, 8)
     snn = convert(model, x, ConversionConfig(weight_bits=8, **options))
     path = save_hardware(snn, x, tmp_path / "net.npz")
-    first = next(m for m in snn.modules() if isinstance(m, IFNeuron))
-    currents = []
-    handle = first.register_forward_pre_hook(lambda module, inputs: currents.append(inputs[0].detach().clone()))
     with record(snn) as recording:
         simulate(snn, x, STEPS, order="step")
-    handle.remove()
     ours = [layer.spikes.contiguous().numpy() for layer in recording.values() if isinstance(layer.module, IFNeuron)]
     hardware = reference.load(path)
-    theirs = reference.run(hardware, currents[0].contiguous().numpy(), STEPS)
+    theirs = reference.run(hardware, host_currents(snn, x), STEPS)
     assert len(theirs) == len(ours) >= 3
     for k, (a, b) in enumerate(zip(theirs, ours)):
         assert np.array_equal(a, b.reshape(a.shape)), f"layer {k}: {(a != b.reshape(a.shape)).mean():.4f} differ"

@@ -51,7 +51,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: dict[str, A
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; raise :class:`CheckpointError` naming the problem."""
     path = Path(path)
-    kind = _user_model_kind(path)
+    kind = user_model_kind(path)
     if kind is not None:
         raise CheckpointError(f"{path} is {kind}, not a spikeconv checkpoint: 'spikeconv inspect {path}' reports what "
                               "converts; evaluate it through the Python API (convert(load_user_model(...)), docs/conversion.md)")
@@ -69,15 +69,19 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return payload
 
 
-def _user_model_kind(path: Path) -> str | None:
-    """What a user model file is (``None`` for anything else): ONNX, torch.export, Keras, Python source,
-    TorchScript."""
+def user_model_kind(path: Path) -> str | None:
+    """What a user model file is (``None`` for anything else, e.g. a spikeconv checkpoint): ONNX, torch.export,
+    Keras, Python source, TorchScript."""
+    from .keras import KERAS_SUFFIXES
+
     if ":" in path.name and path.name.rpartition(":")[0].endswith(".py"):
         return "a model class in a Python file"
-    kinds = {".onnx": "an ONNX model", ".pt2": "a torch.export archive", ".py": "a Python file",
-             ".keras": "a Keras model", ".h5": "a Keras model (HDF5)", ".hdf5": "a Keras model (HDF5)"}
-    if path.suffix.lower() in kinds:
-        return kinds[path.suffix.lower()]
+    suffix = path.suffix.lower()
+    if suffix in KERAS_SUFFIXES:
+        return "a Keras model" if suffix == ".keras" else "a Keras model (HDF5)"
+    kinds = {".onnx": "an ONNX model", ".pt2": "a torch.export archive", ".py": "a Python file"}
+    if suffix in kinds:
+        return kinds[suffix]
     return "a TorchScript archive" if is_torchscript(path) else None
 
 

@@ -53,31 +53,31 @@ def describe_model(source: str) -> tuple[bool, str]:
         >>> loads, state.startswith("does not load: checkpoint no/such/file.pt does not exist")
         (False, True)
     """
-    from ..errors import SpikeconvError
-    from .checkpoint import load_checkpoint
-    from .loading import load_user_model
+    from pathlib import Path
 
+    from ..errors import SpikeconvError
+    from .checkpoint import load_checkpoint, user_model_kind
+    from .loading import load_user_model
+    from .samples import is_detection
+
+    kind = user_model_kind(Path(source))
+    if kind == "a TorchScript archive":  # it loads through ONNX, traced on an input of its shape
+        return True, (f"{kind}; 'spikeconv inspect {source} --input-shape C H W' converts it through ONNX "
+                      "(the other commands take spikeconv checkpoints)")
     try:
+        if kind is not None:
+            model = load_user_model(source)
+            layers = sum(1 for _ in model.modules()) - 1
+            return True, (f"{kind}, loads ({layers} modules); 'spikeconv inspect {source}' reports what converts, "
+                          "the Python API converts it (the other commands take spikeconv checkpoints)")
         payload = load_checkpoint(source)
     except SpikeconvError as error:
-        if "not a spikeconv checkpoint" not in str(error):
-            return False, f"does not load: {error}"
-        kind = str(error).split(" is ", 1)[1].split(", not a spikeconv checkpoint")[0]
-        if kind == "a TorchScript archive":  # it loads through ONNX, traced on an input of its shape
-            return True, (f"{kind}; 'spikeconv inspect {source} --input-shape C H W' converts it through ONNX "
-                          "(the other commands take spikeconv checkpoints)")
-        try:
-            model = load_user_model(source)
-        except SpikeconvError as user_error:
-            return False, f"does not load: {user_error}"
-        layers = sum(1 for _ in model.modules()) - 1
-        return True, (f"{kind}, loads ({layers} modules); 'spikeconv inspect {source}' reports what converts, the "
-                      "Python API converts it (the other commands take spikeconv checkpoints)")
+        return False, f"does not load: {error}"
     activation = payload.get("activation", {})
     if isinstance(activation, dict):
         levels = activation.get("levels")
         activation = f"{activation.get('kind', '?')}" + (f" with {levels} levels" if levels else "")
-    if str(payload.get("dataset", "")).startswith("coco"):
+    if is_detection(payload):
         task, commands = "detector", "evaluate, tradeoff, analyze, inspect, stream and run take it"
     else:
         task, commands = "classifier", "evaluate, tradeoff, analyze, inspect, export and run take it"
