@@ -161,18 +161,19 @@ def test_bad_keras_files_and_layers_are_named(tmp_path):
 
 
 def test_zero_padding_keeps_spikes_and_converts_exactly_at_the_bound():
-    # a ZeroPad2d between a neuron and a conv: spikes stay integers, the scale passes; at T = P the SNN of a
-    # QReLU net equals its quantized ANN
+    # a ZeroPad2d between a neuron and a conv: the scale passes, so the twin with P steps is the quantized ANN,
+    # and with one neuron layer before the head the SNN at T = P reads out the quantized ANN itself
     from torch import nn
 
+    from spikeconv.analysis import analog_twin
     from spikeconv.quant import QReLU
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(2, 4, 3), QReLU(levels=4, bound=1.0, phi=0.5), nn.ZeroPad2d((0, 1, 1, 0)),
-                        nn.Conv2d(4, 3, 3, stride=2), QReLU(levels=4, bound=1.0, phi=0.5), nn.Flatten(),
-                        nn.Linear(3 * 3 * 3, 5)).eval()
+                        nn.Conv2d(4, 3, 3, stride=2), nn.Flatten(), nn.Linear(3 * 3 * 3, 5)).eval()
     x = torch.rand(6, 2, 8, 8)
     snn = convert(net, x, ConversionConfig())
     assert [r.status for r in snn.report if "ZeroPad" in r.operation] == ["passed"]
     with torch.no_grad():
+        torch.testing.assert_close(analog_twin(snn, steps=4)(x), net(x), rtol=0, atol=1e-5)
         torch.testing.assert_close(simulate(snn, x, 4)[-1], net(x), rtol=0, atol=1e-5)
