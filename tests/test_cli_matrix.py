@@ -164,11 +164,17 @@ def test_run_on_a_config_whose_output_is_a_shipped_checkpoint_loads_and_scores_i
     payload = load_checkpoint(CHECKPOINTS / checkpoint)
     detector = checkpoint in DETECTORS
     config = tmp_path / "c.toml"
+    act = payload["activation"]
+    kwargs = ", ".join(f"{k} = {json.dumps(v)}" for k, v in payload["model_kwargs"].items())
     config.write_text(f"""
 [data]
 dataset = "{payload['dataset']}"
 [model]
 name = "{payload['model']}"
+activation = "{act['kind']}"
+levels = {act.get('levels', 8)}
+phi = {act.get('phi', 0.0)}
+kwargs = {{ {kwargs} }}
 [train]
 recipe = "{'detection' if detector else 'standard'}"
 output = "{CHECKPOINTS / checkpoint}"

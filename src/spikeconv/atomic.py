@@ -21,6 +21,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, suffi
         '[1]'
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a directory; name a file")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=suffix)
     os.close(fd)

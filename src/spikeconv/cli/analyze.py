@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import SpikeconvError
-from .help import add_calibration_options, calibration_options
+from .help import add_calibration_options, calibration_options, non_negative_int, positive_float, positive_int
 from .report import _progress
 
 
@@ -15,11 +15,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from ..tasks.analyze import AnalyzeConfig, analyze_classifier
     from ..tasks.checkpoint import load_model
 
+    from ..models.shipped import packaged_config, shipped_checkpoint
+
     source = Path(args.source)
-    if source.suffix == ".toml":
+    named_config = packaged_config(args.source) is not None and shipped_checkpoint(args.source) is None
+    if source.suffix == ".toml" or (named_config and not source.exists()):
         from .config import load_run_config
 
-        source = load_run_config(source).output
+        config = load_run_config(args.source)
+        trained = config.for_training().output  # a packaged config's model trained in this directory, if any
+        source = trained if trained.is_file() else config.output
     model, payload = load_model(source)
     from ..analysis import EnergyTable
 
@@ -50,17 +55,17 @@ def add_parser(sub) -> None:
     an = sub.add_parser("analyze", help="per-layer diagnostics, error decomposition, operations: a report with figures")
     an.add_argument("source", help="a checkpoint, or a run config (its output checkpoint is used)")
     an.add_argument("--out", required=True, help="directory for report.md, report.json and the figures")
-    an.add_argument("--timesteps", type=int, default=8)
+    an.add_argument("--timesteps", type=positive_int, default=8)
     an.add_argument("--max-strength", type=int, default=1)
     an.add_argument("--plain-if", action="store_true", help="use the plain IF neuron instead of the buffered one")
-    an.add_argument("--limit", type=int, default=1000, help="test samples for the accuracy curves")
-    an.add_argument("--detail-samples", type=int, default=64, help="samples for the per-layer details")
-    an.add_argument("--clamp", type=int, default=2, help="voltage-clamp steps per layer for the comparison")
+    an.add_argument("--limit", type=positive_int, default=1000, help="test samples for the accuracy curves")
+    an.add_argument("--detail-samples", type=positive_int, default=64, help="samples for the per-layer details")
+    an.add_argument("--clamp", type=non_negative_int, default=2, help="voltage-clamp steps per layer for the comparison")
     an.add_argument("--layer", help="neuron layer for the Fig. S1 heat maps (default: the middle one)")
-    an.add_argument("--batch-size", type=int, default=250)
+    an.add_argument("--batch-size", type=positive_int, default=250)
     an.add_argument("--split", help="detectors: the data split to analyse (default: the validation split)")
-    an.add_argument("--mac-pj", type=float, default=4.6, help="energy per MAC in pJ (default 45 nm, Horowitz 2014)")
-    an.add_argument("--ac-pj", type=float, default=0.9, help="energy per accumulate in pJ (default 45 nm)")
+    an.add_argument("--mac-pj", type=positive_float, default=4.6, help="energy per MAC in pJ (default 45 nm, Horowitz 2014)")
+    an.add_argument("--ac-pj", type=positive_float, default=0.9, help="energy per accumulate in pJ (default 45 nm)")
     an.add_argument("--data-root")
     add_calibration_options(an)
-    an.set_defaults(func=cmd_analyze)
+    an.set_defaults(func=cmd_analyze, needs=("matplotlib",))

@@ -34,6 +34,19 @@ class RunConfig:
     erasing: bool = True
     recipe: str = "standard"
     splits: tuple[str, ...] = ()
+    packaged: bool = False  # read from the package by name: training writes under the current directory
+
+    def for_training(self) -> RunConfig:
+        """Where a training run of this config writes. A packaged config (``spikeconv run mnist``) never
+        writes into the installed package: its checkpoint goes to ``./checkpoints/`` and its state to
+        ``./runs/`` of the current directory; any other config writes where it says."""
+        if not self.packaged:
+            return self
+        import dataclasses
+
+        here = Path.cwd()
+        return dataclasses.replace(self, output=here / "checkpoints" / self.output.name,
+                                   state=here / "runs" / self.output.stem / "state.pt", packaged=False)
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -72,15 +85,37 @@ def _check_keys(path: Path, table: str, given: dict, known: set[str]) -> None:
 MODEL_SUFFIXES = (".pt", ".pth", ".onnx", ".pt2", ".keras", ".h5", ".hdf5", ".nir")
 
 
-def load_run_config(path: str | Path) -> RunConfig:
-    """Parse a TOML run config; relative output paths are taken relative to the current directory."""
-    path = Path(path)
+def find_config(source: str | Path) -> tuple[Path, bool]:
+    """``(path, packaged)``: a config file, or the packaged config of that name (``"mnist"``)."""
+    from ..models.shipped import packaged_config, shipped_names
+
+    path = Path(source)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a run config (a .toml file or a packaged config name)")
     if path.suffix.lower() in MODEL_SUFFIXES or ".py:" in path.name:
-        raise ConfigError(f"{path} is a model file, not a run config: this command reads a TOML config (see "
-                          f"configs/); 'spikeconv inspect {path}' reports what converts, 'spikeconv evaluate' "
+        raise ConfigError(f"{path} is a model file, not a run config: this command reads a TOML config (e.g. "
+                          f"'mnist'); 'spikeconv inspect {path}' reports what converts, 'spikeconv evaluate' "
                           "scores a spikeconv checkpoint")
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+    if path.is_file():
+        return path, False
+    packaged = packaged_config(str(source))
+    if packaged is not None:
+        return packaged, True
+    raise ConfigError(f"config {source} does not exist; give a .toml file or a packaged config name: "
+                      f"{', '.join(shipped_names('configs'))}")
+
+
+def load_run_config(source: str | Path) -> RunConfig:
+    """Parse a TOML run config, given as a file or by the name of a packaged config (``"mnist"``).
+
+    Relative paths written in the config (``train.output``, ``train.state``, ``data.root``) are taken
+    relative to the config file's folder; the training state defaults to ``runs/<output name>/state.pt``
+    under the current directory.
+
+    >>> load_run_config("mnist").output.name
+    'mnist_lenet_qrelu.pt'
+    """
+    path, packaged = find_config(source)
     try:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -108,7 +143,7 @@ def load_run_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: {exc}") from exc
     if "dataset" not in data or "name" not in model:
         raise ConfigError(f"{path} needs [data] dataset = ... and [model] name = ...")
-    output = Path(train.get("output", f"checkpoints/{model['name']}.pt"))
+    output = _relative_to(path, train.get("output", f"checkpoints/{model['name']}.pt"), "train.output")
     bits = evaluate.get("weight_bits", [])
     try:
         if not isinstance(bits, list):
@@ -118,22 +153,56 @@ def load_run_config(path: str | Path) -> RunConfig:
     except ValueError as exc:
         raise ConfigError(f"{path}: evaluate.weight_bits must be a list of integers from 2 to {MAX_BITS}, "
                           f"got {bits!r}") from exc
-    variants = tuple(SNNVariant(n, int(s), b) for b in [None, *bits] for n in evaluate.get("neurons", ["if", "buffered"])
-                     for s in evaluate.get("max_strengths", [1, 2]))
-    timesteps = tuple(int(t) for t in evaluate.get("timesteps", [1, 2, 4, 8, 16]))
-    if not timesteps or min(timesteps) < 1:
-        raise ConfigError(f"{path}: evaluate.timesteps must be positive integers")
+    neurons = evaluate.get("neurons", ["if", "buffered"])
+    if not isinstance(neurons, list) or not neurons or not set(neurons) <= {"if", "buffered"}:
+        raise ConfigError(f"{path}: evaluate.neurons must be a list of \"if\" and/or \"buffered\", got {neurons!r}")
+    strengths = _positive_ints(path, evaluate, "max_strengths", [1, 2], "evaluate")
+    if any(s & (s - 1) for s in strengths):
+        raise ConfigError(f"{path}: evaluate.max_strengths must be powers of two (1, 2, 4, ...), got {strengths}")
+    variants = tuple(SNNVariant(n, s, b) for b in [None, *bits] for n in neurons for s in strengths)
+    timesteps = tuple(_positive_ints(path, evaluate, "timesteps", [1, 2, 4, 8, 16], "evaluate"))
+    if not isinstance(model.get("kwargs", {}), dict):
+        raise ConfigError(f"{path}: model.kwargs must be a table of the model's options, e.g. {{ width = 32 }}, "
+                          f"got {model['kwargs']!r}")
+    limits = {key: _positive_int(path, table, key, name) for name, table, key in
+              (("evaluate", evaluate, "test_limit"), ("data", data, "train_limit"), ("evaluate", evaluate, "batch_size"))}
     return RunConfig(
         dataset=str(data["dataset"]), model=str(model["name"]),
         activation={"kind": model.get("activation", "qrelu"), "levels": int(model.get("levels", 8)),
                     "phi": float(model.get("phi", 0.0))},
         model_kwargs=dict(model.get("kwargs", {})), train=train_config, output=output,
-        state=Path(train.get("state", f"runs/{output.stem}/state.pt")), timesteps=timesteps,
-        variants=variants, eval_batch_size=int(evaluate.get("batch_size", 500)),
-        test_limit=evaluate.get("test_limit") or None, calibrate_for=_calibrate_for(path, evaluate), train_limit=data.get("train_limit") or None, data_root=data.get("root") or None,
+        state=_relative_to(path, train["state"], "train.state") if "state" in train
+        else Path("runs") / output.stem / "state.pt", timesteps=timesteps,
+        variants=variants, eval_batch_size=limits["batch_size"] or 500,
+        test_limit=limits["test_limit"], calibrate_for=_calibrate_for(path, evaluate), train_limit=limits["train_limit"], data_root=str(_relative_to(path, data["root"], "data.root")) if data.get("root") else None,
         erasing=bool(train.get("erasing", True)), recipe=chosen.name,
-        splits=tuple(str(s) for s in evaluate.get("splits", [])),
+        splits=tuple(str(s) for s in evaluate.get("splits", [])), packaged=packaged,
     )
+
+
+def _positive_int(path: Path, table: dict, key: str, name: str) -> int | None:
+    """``table[key]`` as a positive integer (``None`` when absent)."""
+    value = table.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"{path}: {name}.{key} must be a positive integer, got {value!r}")
+    return value
+
+
+def _positive_ints(path: Path, table: dict, key: str, default: list[int], name: str) -> list[int]:
+    """``table[key]`` as a non-empty list of positive integers."""
+    values = table.get(key, default)
+    if not isinstance(values, list) or not values or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+        raise ConfigError(f"{path}: {name}.{key} must be a list of positive integers, got {values!r}")
+    return values
+
+
+def _relative_to(config: Path, value: Any, key: str) -> Path:
+    """``value`` as a path; a relative one is taken relative to the config file's folder."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{config}: {key} must be a path string, got {value!r}")
+    given = Path(value).expanduser()
+    return given if given.is_absolute() else (config.parent / given).resolve()
 
 
 def _calibrate_for(path, evaluate: dict[str, Any]) -> int | None:

@@ -46,21 +46,19 @@ def report_detection(result: dict[str, Any], json_path: str | None) -> None:
 
 def run_detection(config, args: argparse.Namespace) -> int:
     """``spikeconv run`` for a detection config: train (or load the checkpoint), then the mAP tables."""
-    from ..tasks.checkpoint import build_from_spec, load_model, save_checkpoint
+    from ..tasks.checkpoint import build_from_spec, save_checkpoint
     from ..tasks.detection import train_detector, with_fitted_anchors
     from ..tasks.distributed import barrier, is_main
+    from .reuse import trained_model
 
     root = args.data_root or config.data_root
-    spec = config.spec
-    if config.output.exists() and not args.retrain:
-        model, spec = load_model(config.output)
-        _say(f"loaded trained detector {config.output} (use --retrain to train again)")
-    else:
+
+    def train(config):
         train_split = DETECTION_SPLITS[config.dataset][0]
-        train_set = detection_data(spec, train_split, root, augment=True, limit=config.train_limit)
+        train_set = detection_data(config.spec, train_split, root, augment=True, limit=config.train_limit)
         for line in train_set.report.lines():
             _say(f"{config.dataset}/{train_split}: {line}")
-        spec = with_fitted_anchors(spec, build_from_spec(spec), train_set)
+        spec = with_fitted_anchors(config.spec, build_from_spec(config.spec), train_set)
         model = build_from_spec(spec)
         history = train_detector(model, train_set, config.train, state_path=config.state, progress=_progress(),
                                  on_epoch=lambda e, r: _say(f"epoch {e}: loss {r['loss']:.4f} (GIoU {r['box']:.3f} "
@@ -68,7 +66,9 @@ def run_detection(config, args: argparse.Namespace) -> int:
         if is_main():
             save_checkpoint(config.output, model.cpu(), spec, history=history, command=f"spikeconv run {args.config}")
         barrier()
-        _say(f"saved {config.output}")
+        return model, spec
+
+    model, spec = trained_model(config, args.config, args.retrain, train)
     splits = config.splits or DETECTION_SPLITS[config.dataset][1:]
     result = evaluate_detector(model, spec, timesteps=config.timesteps, variants=config.variants, splits=splits,
                                batch_size=config.eval_batch_size, limit=config.test_limit, root=root)

@@ -7,8 +7,8 @@ import argparse
 
 #: help of the options (and positionals) several subcommands share, by destination name
 SHARED = {
-    "checkpoint": "a spikeconv checkpoint (.pt), e.g. checkpoints/mnist_lenet_qrelu.pt",
-    "config": "a TOML run config, e.g. configs/mnist.toml",
+    "checkpoint": "a spikeconv checkpoint (.pt), or a shipped checkpoint's name, e.g. mnist_lenet_qrelu",
+    "config": "a TOML run config, or a packaged config's name, e.g. mnist",
     "data_root": "data directory (default: $SPIKECONV_DATA, else ../shared/data)",
     "json": "also write the results to this JSON file (written atomically)",
     "timesteps": "simulation steps T; several values are read from one simulation of the largest",
@@ -20,6 +20,28 @@ SHARED = {
     "runs": "training runs, one per seed",
     "min_score": "draw and list boxes scoring at least this",
 }
+
+
+def _number(kind: type, test, wording: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wording}, got {text!r}") from None
+        if not test(value):  # NaN fails every test
+            raise argparse.ArgumentTypeError(f"must be {wording}, got {text}")
+        return value
+
+    parse.__name__ = wording
+    return parse
+
+
+#: argparse types that refuse a bad count or amount on the command line, before any work
+positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
+unit_fraction = _number(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+phi_fraction = _number(float, lambda v: 0 <= v < 1, "a fraction of the threshold in [0, 1)")
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
@@ -58,7 +80,7 @@ def add_calibration_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--percentile", type=float, default=99.99,
                      help="plain-ReLU models: each bound is this percentile of the layer's positive activations "
                           "on training images (100 = max; paper 004's robust normalization)")
-    sub.add_argument("--calibration-samples", type=int, default=2000,
+    sub.add_argument("--calibration-samples", type=positive_int, default=2000,
                      help="plain-ReLU models: training images the bounds are taken from")
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from typing import Any
 
 from ..errors import SpikeconvError
-from .help import add_calibration_options, calibration_options
+from .help import add_calibration_options, calibration_options, phi_fraction, positive_int
 from .models import cmd_doctor, cmd_export, cmd_inspect
 from .report import _progress, _report, _say, check_outputs, format_table, format_tradeoff
 
@@ -60,14 +61,17 @@ def _load_config(args: argparse.Namespace):
         raise SpikeconvError(f"--{unknown[0]} does not apply to the {config.recipe!r} training recipe of {args.config}")
     if overrides:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, **overrides))
+    if getattr(args, "limit", None):
+        config = dataclasses.replace(config, test_limit=args.limit)
     return config
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..data import make_dataset
-    from ..tasks.checkpoint import build_from_spec, load_model, save_checkpoint
+    from ..tasks.checkpoint import build_from_spec, save_checkpoint
     from ..tasks.distributed import barrier, is_main
     from ..tasks.recipes import recipe
+    from .reuse import trained_model
 
     config = _load_config(args)
     if recipe(config.recipe).task == "detection":
@@ -75,22 +79,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         return run_detection(config, args)
     root = args.data_root or config.data_root
-    if config.output.exists() and not args.retrain:
-        model, payload = load_model(config.output)
-        _say(f"loaded trained model {config.output} (use --retrain to train again)")
-    else:
+
+    def train(config):
         chosen = recipe(config.recipe)
         train_set = make_dataset(config.dataset, "train", root=root, augment=chosen.loader_augments,
                                  erasing=config.erasing, limit=config.train_limit)
         model = build_from_spec(config.spec)
         history = chosen.train(model, train_set, config.train, state_path=config.state, progress=_progress(),
-                                   on_epoch=lambda e, r: _say(f"epoch {e}: loss {r['loss']:.4f} "
-                                                              f"train acc {r['train_accuracy']:.2f}%"))
+                               on_epoch=lambda e, r: _say(f"epoch {e}: loss {r['loss']:.4f} "
+                                                          f"train acc {r['train_accuracy']:.2f}%"))
         if is_main():
             save_checkpoint(config.output, model.cpu(), config.spec, history=history,
                             command=f"spikeconv run {args.config}")
         barrier()
-        _say(f"saved {config.output}")
+        return model, config.spec
+
+    model, _ = trained_model(config, args.config, args.retrain, train)
     result = _evaluate_model(model, config.spec, config.timesteps, config.variants,
                              batch_size=config.eval_batch_size, limit=config.test_limit, root=root,
                              calibrate_for=config.calibrate_for)
@@ -140,7 +144,7 @@ def cmd_stability(args: argparse.Namespace) -> int:
                              "train.seed values instead")
     train_set = make_dataset(config.dataset, "train", root=root, augment=chosen.loader_augments,
                              erasing=config.erasing, limit=config.train_limit)
-    test, loader, example = _test_data(config.dataset, root, args.limit or config.test_limit, config.eval_batch_size)
+    test, loader, example = _test_data(config.dataset, root, config.test_limit, config.eval_batch_size)
     result = stability_study(lambda: build_from_spec(config.spec), train_set, loader, example, config.train,
                              runs=args.runs, timesteps=args.timesteps, train_fn=chosen.train, state_dir=config.state.parent / "stability",
                              progress=_progress(),
@@ -195,29 +199,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with a one-line error (argparse's own prints the whole usage first) that points at ``--help``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spikeconv", description="Convert ANNs to low-latency spiking networks.")
+    parser = OneLineParser(prog="spikeconv", description="Convert ANNs to low-latency spiking networks.")
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"spikeconv {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = sub.add_parser("run", help="train (or load) the QReLU ANN, convert, simulate, print accuracy vs T")
-    run.add_argument("config", help="TOML run config, e.g. configs/mnist.toml")
+    run.add_argument("config", help="a TOML run config, or a packaged config's name (mnist, cifar10, cifar10_fast, ...)")
     run.add_argument("--data-root", help="data directory (default: $SPIKECONV_DATA or ../shared/data)")
     run.add_argument("--retrain", action="store_true", help="train even if the output checkpoint exists")
     run.add_argument("--json", help="also write the results to this JSON file")
-    run.add_argument("--epochs", type=int, help="override train.epochs (per stage) for a short run")
-    run.add_argument("--stages", type=int, help="override train.stages (training + fine-tuning = 2)")
+    run.add_argument("--epochs", type=positive_int, help="override train.epochs (per stage) for a short run")
+    run.add_argument("--stages", type=positive_int, help="override train.stages (training + fine-tuning = 2)")
+    run.add_argument("--limit", type=positive_int,
+                     help="override evaluate.test_limit: score an evenly strided subset of this many test samples")
     run.set_defaults(func=cmd_run)
 
     st = sub.add_parser("stability", help="train from N seeds; mean and std of ANN, SNN and their difference")
     st.add_argument("config")
-    st.add_argument("--runs", type=int, default=3)
-    st.add_argument("--timesteps", type=int, default=8)
-    st.add_argument("--epochs", type=int, help="override train.epochs (per stage)")
-    st.add_argument("--stages", type=int, help="override train.stages")
-    st.add_argument("--limit", type=int, help="evaluate on an evenly strided subset of the test set")
+    st.add_argument("--runs", type=positive_int, default=3)
+    st.add_argument("--timesteps", type=positive_int, default=8)
+    st.add_argument("--epochs", type=positive_int, help="override train.epochs (per stage)")
+    st.add_argument("--stages", type=positive_int, help="override train.stages")
+    st.add_argument("--limit", type=positive_int, help="evaluate on an evenly strided subset of the test set")
     st.add_argument("--data-root")
     st.add_argument("--json")
     st.set_defaults(func=cmd_stability)
@@ -225,9 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("tradeoff", help="Table 1: buffered SNN accuracy for S^max x T of a checkpoint")
     tr.add_argument("checkpoint")
     tr.add_argument("--max-strengths", type=int, nargs="+", default=[1, 2, 4])
-    tr.add_argument("--timesteps", type=int, nargs="+", default=[1, 2, 4, 8, 16])
-    tr.add_argument("--batch-size", type=int, default=500)
-    tr.add_argument("--limit", type=int)
+    tr.add_argument("--timesteps", type=positive_int, nargs="+", default=[1, 2, 4, 8, 16])
+    tr.add_argument("--batch-size", type=positive_int, default=500)
+    tr.add_argument("--limit", type=positive_int)
     tr.add_argument("--data-root")
     tr.add_argument("--json")
     add_calibration_options(tr)
@@ -235,17 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="ANN and SNN accuracy vs T for a saved checkpoint")
     ev.add_argument("checkpoint")
-    ev.add_argument("--timesteps", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    ev.add_argument("--timesteps", type=positive_int, nargs="+", default=[1, 2, 4, 8, 16])
     ev.add_argument("--neurons", nargs="+", choices=["if", "buffered"], default=["if", "buffered"])
     ev.add_argument("--max-strengths", type=int, nargs="+", default=[1, 2])
-    ev.add_argument("--batch-size", type=int, default=500)
-    ev.add_argument("--limit", type=int, help="evaluate on an evenly strided subset of this many test samples")
+    ev.add_argument("--batch-size", type=positive_int, default=500)
+    ev.add_argument("--limit", type=positive_int, help="evaluate on an evenly strided subset of this many test samples")
     ev.add_argument("--weight-bits", type=int, nargs="+", metavar="B",
                     help="also evaluate every variant with B-bit hardware weights (integer arithmetic on spikes)")
     ev.add_argument("--event-driven", action="store_true",
                     help="also evaluate every float-weight variant event-driven (spikeconv.sim.event_driven: the "
                          "sparse layers gather only their input spikes; paths fixed from a run on 64 calibration images)")
-    ev.add_argument("--calibrate-for", type=int, metavar="T",
+    ev.add_argument("--calibrate-for", type=positive_int, metavar="T",
                     help="also evaluate every variant after offset calibration for this T")
     ev.add_argument("--figure", metavar="PNG",
                     help="detectors: draw the quantized ANN's and the SNN's boxes on 4 images side by side")
@@ -260,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("model", help="registry name, torchvision:NAME, checkpoint.pt, model.onnx, model.pt2, "
                      "model.keras / model.h5 (Keras), TorchScript or file.py:Class")
     ins.add_argument("--weights", help="state dict for file.py:Class")
-    ins.add_argument("--input-shape", type=int, nargs="+",
+    ins.add_argument("--input-shape", type=positive_int, nargs="+",
                      help="per-sample shape, e.g. 1 28 28 (default: a checkpoint's data set, else 3 32 32)")
     ins.set_defaults(func=cmd_inspect)
 
@@ -279,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--neuron", default="buffered", choices=["if", "buffered"], help="neuron kind (default: buffered)")
     ex.add_argument("--max-strength", type=int, default=1, help="S^max, the largest spike strength (default: 1)")
     ex.add_argument("--reset", default="subtract", choices=["subtract", "zero"], help="reset rule (default: subtract)")
-    ex.add_argument("--phi", type=float, default=None,
+    ex.add_argument("--phi", type=phi_fraction, default=None,
                     help="initial membrane as a fraction of the threshold (default: each QReLU's phi; 0 for ReLU)")
     ex.add_argument("--data-root")
     add_calibration_options(ex)
@@ -309,19 +322,39 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from ..tasks.distributed import barrier, init_from_env, shutdown
 
+    from ..extras import first_missing, missing_dependency
+
     try:
+        missing = first_missing(getattr(args, "needs", ()))
+        if missing is not None:  # before any work: a command whose report needs an extra
+            raise SpikeconvError(f"'spikeconv {args.command}' {missing_dependency(missing)}")
         check_outputs(args)
         init_from_env()
         status = args.func(args)
         barrier()  # under torchrun: no process tears the group down while another still talks to it
         return status
-    except (SpikeconvError, ValueError, TypeError, FileNotFoundError) as exc:
+    except (SpikeconvError, ValueError, TypeError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"spikeconv: error: {message}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file the command reads or writes: permissions, a full disk, a missing folder
+        target = f" {exc.filename}" if exc.filename else ""
+        print(f"spikeconv: error: cannot access{target}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional dependency this input needs
+        print(f"spikeconv: error: '{args.command}' {missing_dependency(exc.name or str(exc))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("spikeconv: interrupted", file=sys.stderr)
+        print("spikeconv: interrupted; files are written atomically, so none is half-written (a training run "
+              "resumes from its last epoch)", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("SPIKECONV_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"spikeconv: internal error: {type(exc).__name__}: {first} (a bug: please report it; "
+              "SPIKECONV_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 3
     finally:
         shutdown()
 

@@ -39,7 +39,9 @@ def _checkpoint_input_shape(source: str) -> tuple[int, ...] | None:
     from ..tasks.checkpoint import load_checkpoint
     from ..tasks.samples import input_shape
 
-    if not source.endswith(".pt"):
+    from ..models.shipped import shipped_checkpoint
+
+    if not source.endswith(".pt") and shipped_checkpoint(source) is None:
         return None
     try:
         return input_shape(load_checkpoint(source))
@@ -70,6 +72,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..convert import ConversionConfig
     from ..tasks.exporting import export_checkpoint
 
+    from pathlib import Path
+
+    suffix = {"nir": ".nir", "hardware": ".npz"}[args.format]
+    if Path(args.out).suffix.lower() != suffix:
+        raise SpikeconvError(f"--out {args.out}: --format {args.format} writes a {suffix} file; name it *{suffix}")
     bits = args.weight_bits if args.weight_bits is not None else (8 if args.format == "hardware" else None)
     config = ConversionConfig(signed=args.neuron == "buffered", max_strength=args.max_strength, reset=args.reset,
                               phi=args.phi, percentile=calibration_options(args)[0].percentile, weight_bits=bits)

@@ -77,9 +77,14 @@ INPUT_ARGS = ("config", "checkpoint", "source", "model", "weights")
 OUTPUT_FILE_ARGS = ("json", "figure")
 
 
+#: commands whose ``--out`` is a folder (the others write one file there)
+FOLDER_OUT = ("analyze", "stream")
+
+
 def check_outputs(args) -> None:
-    """Refuse, before any work, an output that would overwrite an input of the same command or that names a
-    directory where a file is written (the results of a long run are then never lost at the end)."""
+    """Refuse, before any work, an output that would overwrite an input of the same command, that names a
+    directory where a file is written (or a file where a folder is), or that lies under a file (the results of
+    a long run are then never lost at the end)."""
     from ..errors import SpikeconvError
 
     inputs = {Path(v).resolve(): name for name in INPUT_ARGS if isinstance(v := getattr(args, name, None), str)}
@@ -88,5 +93,11 @@ def check_outputs(args) -> None:
         path = Path(value).resolve()
         if path in inputs:
             raise SpikeconvError(f"--{name} {value} is the {inputs[path]} this command reads; name another file")
-        if name in OUTPUT_FILE_ARGS and path.is_dir():
+        folder = name == "out" and getattr(args, "command", None) in FOLDER_OUT
+        if folder and path.exists() and not path.is_dir():
+            raise SpikeconvError(f"--{name} {value} is a file; name a folder for the command's files")
+        if not folder and path.is_dir():
             raise SpikeconvError(f"--{name} {value} is a directory; name a file, e.g. {Path(value) / 'results.json'}")
+        above = next(p for p in path.parents if p.exists())
+        if not above.is_dir():
+            raise SpikeconvError(f"--{name} {value} cannot be written: {above} is a file, not a directory")

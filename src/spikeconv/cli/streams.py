@@ -10,7 +10,7 @@ import torch
 
 from ..data.annotations import IMAGE_SUFFIXES
 from ..errors import SpikeconvError
-from .help import add_calibration_options, calibration_options
+from .help import add_calibration_options, calibration_options, positive_float, positive_int, unit_fraction
 from .report import _progress, _say
 
 EVENT_SUFFIXES = (".hdf5", ".h5", ".aedat4", ".bin")
@@ -140,18 +140,18 @@ def add_parser(sub) -> None:
                                   "simulated spike camera)")
     st.add_argument("--checkpoint", required=True, help="a detector checkpoint")
     st.add_argument("--out", required=True, help="directory for strip.png and stream.gif")
-    st.add_argument("--timesteps", type=int, default=8, help="SNN steps per clip (default 8)")
-    st.add_argument("--window", type=int, default=4, help="camera frames per SNN step (default 4)")
+    st.add_argument("--timesteps", type=positive_int, default=8, help="SNN steps per clip (default 8)")
+    st.add_argument("--window", type=positive_int, default=4, help="camera frames per SNN step (default 4)")
     st.add_argument("--mode", default="count", choices=["binary", "count"],
                     help="a step's input: binary frame of its window (paper 000 section B) or mean count (default)")
-    st.add_argument("--clips", type=int, default=6, help="clips spread over the stream (default 6)")
-    st.add_argument("--size", type=int, nargs=2, default=[250, 400], metavar=("H", "W"),
+    st.add_argument("--clips", type=positive_int, default=6, help="clips spread over the stream (default 6)")
+    st.add_argument("--size", type=positive_int, nargs=2, default=[250, 400], metavar=("H", "W"),
                     help="camera size of a .dat stream (default 250 400)")
-    st.add_argument("--gain", type=float, help="input per spike (default: mean input 0.45)")
+    st.add_argument("--gain", type=positive_float, help="input per spike (default: mean input 0.45)")
     st.add_argument("--video", action="store_true",
                     help="an image folder holds the frames of one video (one camera throughout), not separate stills")
     st.add_argument("--max-strength", type=int, default=1)
-    st.add_argument("--min-score", type=float, default=0.25)
+    st.add_argument("--min-score", type=unit_fraction, default=0.25)
     st.add_argument("--data-root")
     add_calibration_options(st)
-    st.set_defaults(func=cmd_stream)
+    st.set_defaults(func=cmd_stream, needs=("matplotlib",))

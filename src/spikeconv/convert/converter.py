@@ -157,6 +157,8 @@ def _prepare(model: nn.Module, example: Tensor, rules: Mapping[type, Any] | None
         raise ConversionError("the model is in training mode; call model.eval() before convert()")
     if not isinstance(example, Tensor) or example.dim() < 1:
         raise TypeError("example must be an input tensor with a batch dimension, e.g. one batch of data")
+    if example.shape[0] == 0:
+        raise ValueError("the example input is an empty batch; give at least one sample")
     if example.is_floating_point() and not bool(torch.isfinite(example).all()):
         raise ValueError("the example input contains NaN or infinite values")
     bad = [name for name, t in [*model.named_parameters(), *model.named_buffers()]
@@ -220,7 +222,10 @@ def convert(
         >>> [type(m).__name__ for m in snn.body]
         ['SkipSilentLinear', 'IFNeuron', 'SkipSilentLinear']
     """
-    config = config or ConversionConfig()
+    config = ConversionConfig() if config is None else config
+    if not isinstance(config, ConversionConfig):
+        raise TypeError(f"config must be a spikeconv.ConversionConfig, got {type(config).__name__}; e.g. "
+                        "ConversionConfig(signed=True, max_strength=2)")
     net, graph, node_rules, report = _prepare(model, example, rules)
     _check_supported(graph, node_rules)
     scaler = Scaler(net, graph, node_rules, config, report)
@@ -252,4 +257,5 @@ def convert(
         skip_silent_frames_(net)
     if config.weight_bits is not None:  # spikes that only integer layers and weighted adds read travel as int8
         int8_spikes_(net, graph, node_rules)
-    return SpikingNetwork(net, scaler.sigma[graph.outputs[0]], report, readout_softmax=scaler.readout_softmax)
+    return SpikingNetwork(net, scaler.sigma[graph.outputs[0]], report, readout_softmax=scaler.readout_softmax,
+                          input_shape=tuple(example.shape[1:]))

@@ -29,9 +29,10 @@ class SpikingNetwork(nn.Module):
     """
 
     def __init__(self, body: nn.Module, output_scale: Tensor, report: list[NodeReport],
-                 readout_softmax: int | None = None) -> None:
+                 readout_softmax: int | None = None, input_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.body = body
+        self.input_shape = input_shape  # per-sample shape of the conversion's example; simulate checks inputs
         self.register_buffer("output_scale", output_scale.detach().clone())
         self.report = report
         self.readout_softmax = readout_softmax

@@ -48,20 +48,30 @@ def data_bounds(net: nn.Module, nodes: list[Node], calibration: Iterable | None,
         return hook
 
     handles = [n.module.register_forward_hook(hook_for(n.index)) for n in nodes]
-    batches = 0
+    batches, informative = 0, False
     try:
         for batch in calibration:
             if isinstance(batch, (list, tuple)):
                 batch = batch[0]
             if not isinstance(batch, Tensor):
                 raise ConversionError(f"calibration batches must be tensors, got {type(batch).__name__}")
-            net(batch)
+            try:
+                net(batch)
+            except RuntimeError as exc:
+                raise ConversionError(f"a calibration batch of shape {tuple(batch.shape)} does not fit the model "
+                                      f"({str(exc).splitlines()[0]}); calibrate with inputs like the training "
+                                      "data") from exc
             batches += 1
+            if batch.numel() and not informative:  # one varying input is enough
+                informative = bool(batch.ne(batch.reshape(-1)[0]).any())
     finally:
         for handle in handles:
             handle.remove()
     if batches == 0:
         raise ConversionError("the calibration data yielded no batches; give at least one batch of inputs")
+    if not informative:
+        raise ConversionError("every calibration input is one constant value (all zeros?), so the activations "
+                              "it gives do not measure the data; calibrate with real training images")
     if not any(bool((torch.cat(seen[n.index], dim=-1) > 0).any()) for n in nodes):
         raise ConversionError(
             f"no activation of the {len(nodes)} plain ReLU layer(s) was ever positive on the calibration batches "

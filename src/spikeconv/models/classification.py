@@ -81,6 +81,23 @@ def vgg_relu_cifar(*, activation: Activation = nn.ReLU, num_classes: int = 10, i
     )
 
 
+@register_model("cnn_relu_bn_cifar")
+def cnn_relu_bn_cifar(*, activation: Activation = nn.ReLU, num_classes: int = 10, in_channels: int = 3,
+                      width: int = 32) -> nn.Sequential:
+    """The CNN of Keras tutorials: ``Conv -> ReLU -> BatchNorm`` twice, then ``MaxPool -> Dropout``, in three
+    stages of width w, 2w, 4w; a ``Dense -> ReLU -> BatchNorm -> Dropout`` head. Every BatchNorm follows its
+    activation (the usual order in Keras code): the converter moves each one through the max-pool
+    and folds it into the next layer."""
+    w, layers, channels = width, [], in_channels
+    for stage in (w, 2 * w, 4 * w):
+        for _ in range(2):
+            layers += [nn.Conv2d(channels, stage, 3, padding=1), activation(), nn.BatchNorm2d(stage)]
+            channels = stage
+        layers += [nn.MaxPool2d(2), nn.Dropout(0.2)]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(4 * w * 16, 128), activation(), nn.BatchNorm1d(128),
+                         nn.Dropout(0.3), nn.Linear(128, num_classes))
+
+
 def vgg_features(plan: Sequence[int | str], activation: Activation, in_channels: int) -> tuple[list[nn.Module], int]:
     """VGG body from a plan: an int is a 3x3 conv with that width; ``"S"`` makes the next conv stride 2."""
     layers: list[nn.Module] = []

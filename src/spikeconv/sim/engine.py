@@ -213,6 +213,37 @@ def _run(model: nn.Module, inputs: Tensor, timesteps: int, config: SimulationCon
     encoder, sequence = config.encoder, config.sequence
     if sequence and inputs.shape[0] < timesteps:
         raise ValueError(f"the input sequence has {inputs.shape[0]} steps, fewer than timesteps={timesteps}")
+    if encoder is None:
+        _check_fits(model, inputs, sequence)
+    try:
+        return _simulate_chunks(model, inputs, timesteps, config, kernel)
+    except RuntimeError as exc:  # a size the converted network cannot take (its channels were checked above)
+        expected = getattr(model, "input_shape", None)
+        sample = tuple(inputs.shape[2:] if sequence else inputs.shape[1:])
+        if encoder is None and expected is not None and sample != tuple(expected):
+            raise ValueError(f"inputs of per-sample shape {sample} do not fit this network, converted with inputs "
+                             f"of shape {tuple(expected)} ({str(exc).splitlines()[0]})") from exc
+        raise
+
+
+def _check_fits(model: nn.Module, inputs: Tensor, sequence: bool) -> None:
+    """Refuse inputs a converted network cannot take, naming the shape or dtype it was converted with."""
+    sample = tuple(inputs.shape[2:] if sequence else inputs.shape[1:])
+    batch = inputs.shape[1] if sequence else inputs.shape[0]
+    if batch == 0 or inputs.dim() < (3 if sequence else 2):
+        raise ValueError(f"inputs of shape {tuple(inputs.shape)} hold no samples; give a batch [B, ...]"
+                         f"{' of a sequence [T, B, ...]' if sequence else ''} with B >= 1")
+    if not inputs.is_floating_point():
+        raise TypeError(f"inputs must be floating point, got {inputs.dtype}; e.g. images.float() / 255")
+    expected = getattr(model, "input_shape", None)
+    if expected is not None and (len(sample) != len(expected) or sample[:1] != tuple(expected)[:1]):
+        raise ValueError(f"inputs of per-sample shape {sample} do not fit this network, converted with inputs of "
+                         f"shape {tuple(expected)} (channels first: [B, C, H, W])")
+
+
+def _simulate_chunks(model: nn.Module, inputs: Tensor, timesteps: int, config: SimulationConfig, kernel) -> Tensor:
+    """The simulation proper: chunks of steps through ``model``, the running mean readout after every step."""
+    encoder, sequence = config.encoder, config.sequence
     batch = inputs.shape[1] if sequence else inputs.shape[0]
     # int8 -V^b (NeuronRun.compact_state) saves memory traffic on the CPU and inside the fused scan; the eager
     # scan on a GPU is launch-bound and its int8 casts cost launches: float32 buffer 16% less time there (H200)

@@ -48,18 +48,44 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, spec: dict[str, A
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
+def find_checkpoint(source: str | os.PathLike) -> Path:
+    """The checkpoint file ``source`` names: a path, or the name of a shipped checkpoint
+    (``"mnist_lenet_qrelu"``, found inside the installed package). Raises :class:`CheckpointError` naming
+    the remedy when neither exists."""
+    from ..models.shipped import shipped_checkpoint, shipped_names
+
+    path = Path(source)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file (.pt)")
+    if path.is_file():
+        return path
+    shipped = shipped_checkpoint(str(source)) or shipped_checkpoint(path.name)
+    if shipped is not None and Path(str(source)).name == str(source):
+        return shipped
+    hint = (f"spikeconv ships one called {shipped.stem!r}: give that name" if shipped is not None else
+            f"give a path, or a shipped checkpoint's name ({', '.join(shipped_names('checkpoints'))}), or train "
+            "one with 'spikeconv run'")
+    raise CheckpointError(f"checkpoint {path} does not exist; {hint}")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; raise :class:`CheckpointError` naming the problem."""
+    """Read a checkpoint (a path or a shipped checkpoint's name) with ``weights_only=True``; raise
+    :class:`CheckpointError` naming the problem."""
     path = Path(path)
     kind = user_model_kind(path)
     if kind is not None:
         raise CheckpointError(f"{path} is {kind}, not a spikeconv checkpoint: 'spikeconv inspect {path}' reports what "
                               "converts; evaluate it through the Python API (convert(load_user_model(...)), docs/conversion.md)")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; check the path or train one with 'spikeconv run'")
+    path = find_checkpoint(path)
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged or foreign
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file (not a torch.save archive: "
+                              "empty, truncated or another format); re-create it with 'spikeconv run'")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path} was refused: it is not a weights-only file (it holds Python objects that "
+                              "loading would run); spikeconv reads only checkpoints of tensors and plain types") from exc
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file ({type(exc).__name__}); "
                               "re-create it with 'spikeconv run'") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

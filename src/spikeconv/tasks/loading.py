@@ -60,6 +60,9 @@ def _load_python(spec: str, weights: str | os.PathLike | None, kwargs: dict[str,
         raise CheckpointError(f"{path} has no nn.Module subclass named {class_name!r}")
     model = klass(**(kwargs or {}))
     if weights is not None:
+        if not Path(weights).is_file():
+            raise CheckpointError(f"state dict {weights} does not exist (--weights names a file saved with "
+                                  "torch.save(model.state_dict(), path))")
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
         except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as exc:
@@ -158,6 +161,10 @@ def load_user_model(source: str, *, weights: str | os.PathLike | None = None,
         return _load_python(source, weights, kwargs)
     path = Path(source)
     _refuse_other_forms(path, source)
+    from ..models.shipped import shipped_checkpoint
+
+    if not path.exists() and shipped_checkpoint(source) is not None:  # a shipped checkpoint by name
+        path = shipped_checkpoint(source)
     if not path.is_file():
         raise CheckpointError(f"model {source} does not exist; give file.py:Class, a .onnx, .pt2 (torch.export), "
                               "Keras (.keras, .h5) or TorchScript file, or a spikeconv checkpoint")
