@@ -31,7 +31,6 @@ SPIKECONV = {
     "spikeconv buffered, 99.9th pct, phi 0.5": dict(percentile=99.9, phi=0.5),
     "spikeconv buffered, 99.9th pct, phi 0.5, per channel": dict(percentile=99.9, phi=0.5, per_channel=True),
     "spikeconv buffered S^max=2, 99.9th pct, phi 0.5": dict(percentile=99.9, phi=0.5, max_strength=2),
-    "spikeconv default (ConversionConfig())": dict(),
 }
 # SpikingJelly's half_threshold flag gave the same accuracy in every cell of an earlier run on this VGG; it is
 # kept for its best mode only

@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--max-strength", type=int, default=1, help="S^max (multi-bit spikes)")
     parser.add_argument("--percentile", type=float, default=99.99)
     args = parser.parse_args()
-    neuron = dict(signed=True, phi=0.5) if args.buffered else dict(signed=False)
+    neuron = dict(signed=True, phi=0.5) if args.buffered else dict(signed=False, phi=0.0)
     print(f"| model | status | corr(SNN, ANN) at T={args.timesteps} | seconds |")
     print("|---|---|---|---|")
     for name in args.models:
@@ -47,7 +47,7 @@ def main() -> None:
         start = time.time()
         try:
             calib = [torch.rand(8, 3, args.size, args.size) for _ in range(4)]
-            snn = convert(model, x, ConversionConfig(percentile=args.percentile, maxpool=args.maxpool,
+            snn = convert(model, x, ConversionConfig(percentile=args.percentile, per_channel=False, maxpool=args.maxpool,
                                                      max_strength=args.max_strength, **neuron), calibration=calib)
             out = simulate(snn, x, args.timesteps)[-1]
             ref = model(x)

@@ -44,7 +44,8 @@ def main() -> None:
     for p, reset, coding in itertools.product(args.percentiles, args.resets, args.codings):
         start = time.time()
         input_scale = scale if coding == "poisson" else 1.0
-        cfg = ConversionConfig(percentile=p, reset=reset, signed=False, input_scale=input_scale,
+        cfg = ConversionConfig(percentile=p, reset=reset, signed=False, phi=0.0, per_channel=False,
+                               input_scale=input_scale,
                                maxpool=args.maxpool)
         snn = convert(model, example, cfg, calibration=calibration)
         encoder = PoissonEncoder(seed=0, scale=scale) if coding == "poisson" else None

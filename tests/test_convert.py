@@ -165,7 +165,7 @@ def test_relu_needs_calibration_and_percentile_bounds_are_used():
         convert(ann, x)
     with pytest.raises(ConversionError, match="no batches"):
         convert(ann, x, calibration=[])
-    snn_max = convert(ann, x, ConversionConfig(percentile=100), calibration=[x])
+    snn_max = convert(ann, x, ConversionConfig(percentile=100, per_channel=False), calibration=[x])
     lam_max = float(snn_max.report[[r.operation for r in snn_max.report].index("ReLU")].detail.split("=")[1])
     assert lam_max == pytest.approx(ann[1](ann[0](x)).max().item(), rel=1e-3)
     snn_pc = convert(ann, x, ConversionConfig(percentile=99.0, per_channel=True), calibration=[x])

@@ -9,6 +9,7 @@ ALLOWED = {
     "errors": set(),
     "atomic": set(),
     "cache": set(),
+    "extras": set(),
     "native": {"atomic", "cache"},
     "layers": set(),
     "neuron": {"errors", "native"},

@@ -77,8 +77,8 @@ def document(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def add_calibration_options(sub: argparse.ArgumentParser) -> None:
     """``--percentile`` and ``--calibration-samples``: how every command normalises plain-ReLU activations."""
-    sub.add_argument("--percentile", type=float, default=99.99,
-                     help="plain-ReLU models: each bound is this percentile of the layer's positive activations "
+    sub.add_argument("--percentile", type=float, default=99.9,
+                     help="plain-ReLU models: each bound is this percentile of a channel's positive activations "
                           "on training images (100 = max; paper 004's robust normalization)")
     sub.add_argument("--calibration-samples", type=positive_int, default=2000,
                      help="plain-ReLU models: training images the bounds are taken from")

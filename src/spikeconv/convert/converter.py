@@ -64,10 +64,14 @@ class ConversionConfig:
         reset: reset by subtraction (default) or to zero, for every neuron.
         max_strength: ``S^max``; 1 for single spikes. ``lambda = lambda^b / S^max``.
         signed: use the buffered neuron with negative spikes (paper 000 Algorithm 2).
-        phi: initial membrane fraction; ``None`` takes each QReLU's ``phi`` (0 for ReLU).
+        phi: initial membrane fraction; ``None`` takes each QReLU's ``phi``, and 0.5 for plain ReLUs
+            (``convert.ops.neurons.RELU_PHI``: the half-threshold start that rounds instead of flooring).
         percentile: for plain ReLU, the bound is this percentile of its positive calibration
             activations (100 = the maximum, Diehl 2015; 99.9/99.99 = robust normalization, paper 004).
-        per_channel: for plain ReLU, one bound per channel instead of per layer.
+        per_channel: for plain ReLU, one bound per channel instead of per layer. The plain-ReLU defaults
+            (99.9th percentile per channel, ``phi`` 0.5) were the most accurate at T = 8..256 on two CIFAR-10
+            CNNs (benchmarks/relu_latency.py, docs/results.md); paper 004's setting is ``percentile=99.99,
+            per_channel=False, phi=0.0``.
         input_scale: the value one input unit stands for (1 for analog input; the encoder's scale for
             rate-coded input, e.g. 1 for Poisson spikes of pixels in [0, 1]).
         voltage_clamp: paper 004's voltage clamp: a neuron ``d`` neuron layers deep holds its membrane
@@ -94,8 +98,8 @@ class ConversionConfig:
     max_strength: int = 1
     signed: bool = True
     phi: float | None = None
-    percentile: float = 99.99
-    per_channel: bool = False
+    percentile: float = 99.9
+    per_channel: bool = True
     input_scale: float = 1.0
     voltage_clamp: int = 0
     maxpool: MaxPoolMode = MaxPoolMode.COUNT

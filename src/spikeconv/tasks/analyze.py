@@ -43,7 +43,7 @@ class AnalyzeConfig:
     margins: tuple[float, ...] = (0.5, 0.8, 0.95)
     layer: str | None = None
     energy: EnergyTable = field(default_factory=EnergyTable)
-    percentile: float = 99.99
+    percentile: float = 99.9
 
     def conversion(self, voltage_clamp: int = 0) -> ConversionConfig:
         """The conversion the report analyses (``percentile``: the bounds of plain ReLU activations)."""

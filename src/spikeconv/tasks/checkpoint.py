@@ -123,12 +123,33 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     """Build the model of a checkpoint and load its weights; returns ``(model in eval mode, payload)``."""
     payload = load_checkpoint(path, map_location)
     model = build_from_spec(payload)
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"the weights in {path} do not fit model {payload.get('model')!r}: {exc}") from exc
+    state = payload.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds no state_dict; re-create it with 'spikeconv run'")
+    misfit = _misfit(model.state_dict(), state)
+    if misfit:
+        raise CheckpointError(f"the weights in {path} do not fit model {payload.get('model')!r} "
+                              f"{payload.get('model_kwargs', {})}: {misfit}; the checkpoint's spec and weights disagree")
+    model.load_state_dict(state)
     bad = [name for name, t in payload["state_dict"].items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         raise CheckpointError(f"{path} holds NaN or infinite values in {', '.join(bad[:4])}"
                               f"{f' and {len(bad) - 4} more' if len(bad) > 4 else ''}; the training diverged or the file is damaged")
     return model.eval(), payload
+
+
+def _misfit(expected: dict[str, torch.Tensor], given: dict[str, Any]) -> str:
+    """What keeps ``given`` from loading into a model with ``expected`` tensors ("" when it loads)."""
+    shapes = [k for k in expected if k in given and tuple(getattr(given[k], "shape", ())) != tuple(expected[k].shape)]
+    missing = [k for k in expected if k not in given]
+    extra = [k for k in given if k not in expected]
+    parts = []
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} tensor(s) of another shape (e.g. {k!r}: {tuple(given[k].shape)} in the file, "
+                     f"{tuple(expected[k].shape)} in the model)")
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]!r})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected (e.g. {extra[0]!r})")
+    return ", ".join(parts)

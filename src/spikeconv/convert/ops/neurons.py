@@ -18,6 +18,12 @@ from ...quant import QReLU
 from ..registry import REGISTRY, Role, Rule
 
 
+#: the initial membrane of a plain (Q-less) ReLU's neuron, as a fraction of V_th, unless ConversionConfig.phi
+#: says otherwise. Half the threshold centres the SNN's rounding of each rate (floor -> round): measured on two
+#: plain-ReLU CIFAR-10 CNNs against phi = 0 at T = 8 (benchmarks/relu_latency.py, docs/results.md).
+RELU_PHI = 0.5
+
+
 class NeuronRule(Rule):
     """QReLU / ReLU / clipped ReLU -> :class:`~spikeconv.neuron.IFNeuron`."""
 
@@ -43,7 +49,7 @@ class NeuronRule(Rule):
         return True
 
     def spiking(self, node, config, scaler):
-        phi = config.phi if config.phi is not None else getattr(node.module, "phi", 0.0)
+        phi = config.phi if config.phi is not None else getattr(node.module, "phi", RELU_PHI)
         neuron = NeuronConfig(threshold=config.threshold, reset=config.reset, max_strength=config.max_strength,
                               signed=config.signed, phi=phi)
         return IFNeuron(neuron, clamp_steps=(scaler.depth[node.index] - 1) * config.voltage_clamp)
