@@ -36,7 +36,13 @@ def installed(tmp_path_factory):
 
 def _spikeconv(installed, *args, timeout=600):
     bin_dir, work = installed
+    from spikeconv.data import data_root
+
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    try:  # outside a checkout the data root is found only through the environment (docs/data.md)
+        env["SPIKECONV_DATA"] = str(data_root())
+    except FileNotFoundError:
+        pass
     return subprocess.run([str(bin_dir / "spikeconv"), *args], cwd=work, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
