@@ -28,7 +28,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
         spikeconv.errors.DataError: data root /nonexistent does not exist ...
     """
     if root is None:
-        root = os.environ.get("SPIKECONV_DATA")
+        root = os.environ.get("SPIKECONV_DATA") or None  # an empty variable counts as unset
     if root is not None:
         path = Path(root).expanduser()
         if not path.is_dir():
