@@ -19,11 +19,12 @@ DETECTORS = {name for name in CHECKPOINT_FILES if name.startswith("coco128")}
 COMMANDS = {
     "evaluate": ["--limit", "8", "--timesteps", "2", "--neurons", "buffered", "--max-strengths", "1",
                  "--calibration-samples", "64", "--batch-size", "8"],
-    "tradeoff": ["--limit", "8", "--timesteps", "2", "--max-strengths", "1", "--batch-size", "8"],
+    "tradeoff": ["--limit", "8", "--timesteps", "2", "--max-strengths", "1", "--batch-size", "8",
+                 "--calibration-samples", "64"],
     "analyze": ["--out", "{out}", "--limit", "8", "--timesteps", "2", "--detail-samples", "2", "--batch-size", "8",
                 "--calibration-samples", "64"],
     "inspect": [],
-    "export": ["--out", "{out}.nir"],
+    "export": ["--out", "{out}.nir", "--calibration-samples", "64"],
     "doctor": [],
     "stability": ["--runs", "2"],
     "run": [],  # run reads a config: given a model file it says so (the configs of the shipped models: below)
