@@ -36,7 +36,8 @@ def test_sigint_during_training_leaves_a_resumable_state_and_no_checkpoint(tmp_p
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err[-2000:]
-    assert err.strip().splitlines()[-1].startswith("spikeconv: interrupted")
+    # (a progress bar torn down by the signal may print its own note after ours)
+    assert any(line.startswith("spikeconv: interrupted") for line in err.splitlines())
     assert not (tmp_path / "model.pt").exists()
     assert not list(tmp_path.rglob("*.tmp"))
     epochs_done = torch.load(state, weights_only=True)["epoch"]
