@@ -23,8 +23,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         from .config import load_run_config
 
         config = load_run_config(args.source)
-        trained = config.for_training().output  # a packaged config's model trained in this directory, if any
-        source = trained if trained.is_file() else config.output
+        source = config.trained_output() or config.output  # a missing one is named by load_model
     model, payload = load_model(source)
     from ..analysis import EnergyTable
 

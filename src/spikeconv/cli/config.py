@@ -48,6 +48,12 @@ class RunConfig:
         return dataclasses.replace(self, output=here / "checkpoints" / self.output.name,
                                    state=here / "runs" / self.output.stem / "state.pt", packaged=False)
 
+    def trained_output(self) -> Path | None:
+        """The checkpoint a run of this config reuses, or ``None`` when there is none yet: for a packaged config
+        a model trained from it in the current directory comes before the shipped one."""
+        candidates = dict.fromkeys((self.for_training().output, self.output))
+        return next((path for path in candidates if path.is_file()), None)
+
     @property
     def spec(self) -> dict[str, Any]:
         """The part of the config a checkpoint stores to rebuild the model."""

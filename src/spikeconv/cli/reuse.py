@@ -120,15 +120,13 @@ def trained_model(config: RunConfig, source: str, retrain: bool,
     state must be resumable (:func:`prepare_state`)."""
     from ..tasks.checkpoint import load_model
 
-    training = config.for_training()
-    # a packaged config prefers a model the user trained from it in this directory to the shipped one
-    reusable = [path for path in dict.fromkeys((training.output, config.output)) if path.is_file()]
-    if reusable and not retrain:
-        model, payload = load_model(reusable[0])
-        check_reuse(config, payload, source, reusable[0])
-        _say(f"loaded trained model {reusable[0]} (use --retrain to train again)")
+    reusable = config.trained_output()
+    if reusable is not None and not retrain:
+        model, payload = load_model(reusable)
+        check_reuse(config, payload, source, reusable)
+        _say(f"loaded trained model {reusable} (use --retrain to train again)")
         return model, payload
-    config = training
+    config = config.for_training()
     if config.output.is_dir():
         raise ConfigError(f"train.output {config.output} is a directory; name a .pt file")
     check_accepts(config)
