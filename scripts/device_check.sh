@@ -1,35 +1,64 @@
 #!/usr/bin/env bash
-# Issue 5's GPU checks in one prepared run for a lent GPU machine (the `device` tool; see
-# docs/simulation.md): the CUDA tests (tests/test_cuda.py), then benchmarks/peers.py on CUDA for the two
-# random-weight CIFAR nets at batch 32 and 256, T = 8; logs and JSON under $OUT.
+# Every GPU figure in one prepared run on a lent GPU machine (the `device` tool), within about 8 minutes:
+#   1. benchmarks/gpu_suite.py: the fast CIFAR-10 recipe trained on the GPU and converted (T table, offset
+#      calibration), its plain-ReLU twin at T = 16..256, a wider network, the 8-seed stability study,
+#      ablations, paper 000's ResNet-18 recipe for the time that is left;
+#   2. benchmarks/peers.py: the engine (eager, compiled, Triton scan) against SpikingJelly's multi-step IF
+#      at batch 32 and 256, T = 8;
+# then one JSON, $OUT/device_check.json, holding both.
 #
-# Here, once:   bash scripts/fetch_peer_wheels.sh           (the peers as wheels, into .whl/)
-# There:        device run, carry [".whl"], command "bash scripts/device_check.sh", timeout_s 340
-# Dry run here: DEVICE=cpu PYTHON=.venv/bin/python OUT=/tmp/out MODELS=vgg_cifar_small REPEATS=2 \
-#               bash scripts/device_check.sh
+# Here, once:   copy the CIFAR-10 archives into ./shared/data/cifar10 (shared/ travels to the machine;
+#               .git/info/exclude keeps it out of git) and fetch SpikingJelly's wheel into .whl/
+#               (bash scripts/fetch_peer_wheels.sh)
+# There:        device run, carry [".whl"], command "bash scripts/device_check.sh", timeout_s 560
+# CI / CPU:     bash scripts/device_check.sh --smoke      (tiny slices on the CPU, about 40 s)
 #
 # The machine has its own python3 with PyTorch (no venv, nothing to fetch): spikeconv runs from src/.
-# Every step has its own time limit so that the logs of the earlier steps always come back.
+# Every step has its own time limit so that the earlier steps' figures always come back.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
 PYTHON=${PYTHON:-python3}
-DEVICE=${DEVICE:-cuda}
-MODELS=${MODELS:-vgg_cifar_small resnet18_cifar}
-REPEATS=${REPEATS:-15}
 OUT=${OUT:-/tmp/spikeconv_device}
+TOTAL=${TOTAL:-450}          # seconds for the whole script
+PEERS_RESERVE=${PEERS_RESERVE:-150}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
+export SPIKECONV_CACHE=${SPIKECONV_CACHE:-/tmp/spikeconv_cache}
+if [ -z "${SPIKECONV_DATA:-}" ] && [ -d shared/data/cifar10 ]; then export SPIKECONV_DATA=$PWD/shared/data; fi
+started=$(date +%s)
+log=$OUT/device_check.log
 if ls .whl/*.whl >/dev/null 2>&1; then
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=$PYTHONPATH:/tmp/site
 fi
+if [ "$SMOKE" = 1 ]; then
+  device=cpu suite_args=(--smoke --budget 200)
+  models=(vgg_cifar_small) batches=(2) repeats=1
+else
+  device=cuda
+  budget=$((TOTAL - PEERS_RESERVE - ($(date +%s) - started)))
+  suite_args=(--budget "$budget")
+  models=(vgg_cifar_small resnet18_cifar) batches=(32 256) repeats=10
+fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null
-  "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee "$OUT/machine.txt"
-timeout 100 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$OUT/pytest.log" | tail -5
-# batch 32 first (the issue's setting); each run writes its JSON after every model
-for batch in 32 256; do
-  limit=$([ "$batch" = 32 ] && echo 120 || echo 90)
-  # shellcheck disable=SC2086
-  timeout "$limit" "$PYTHON" benchmarks/peers.py --device "$DEVICE" --models $MODELS \
-    --batch "$batch" --repeats "$REPEATS" --memory --json "$OUT/peers_${DEVICE}_b$batch.json" 2>&1 | tee "$OUT/peers_${DEVICE}_b$batch.log"
+  "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee "$log"
+timeout $((TOTAL - PEERS_RESERVE + 20)) "$PYTHON" benchmarks/gpu_suite.py --device "$device" "${suite_args[@]}" \
+  --json "$OUT/gpu_suite.json" --out "$OUT" 2>&1 | tee -a "$log"
+for batch in "${batches[@]}"; do
+  left=$((TOTAL - ($(date +%s) - started)))
+  [ "$left" -lt 20 ] && { echo "peers at batch $batch skipped: $left s left" | tee -a "$log"; continue; }
+  limit=$([ "$batch" = "${batches[0]}" ] && echo $((left * 55 / 100)) || echo $((left - 5)))
+  timeout "$limit" "$PYTHON" benchmarks/peers.py --device "$device" --models "${models[@]}" --batch "$batch" \
+    --repeats "$repeats" --variants "IF (auto order)" "IF, compiled" "IF, fused scan" "IF, eager scan" SpikingJelly \
+    --json "$OUT/peers_${device}_b$batch.json" 2>&1 | tee -a "$log"
 done
+"$PYTHON" - "$OUT" <<'EOF' 2>&1 | tee -a "$log"
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+merged = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json")) if p.stem != "device_check"}
+(out / "device_check.json").write_text(json.dumps(merged, indent=1))
+print("wrote", out / "device_check.json", "with", sorted(merged))
+EOF
+echo "device_check: $(($(date +%s) - started)) s" | tee -a "$log"

@@ -88,7 +88,7 @@ def test_fast_config_selects_the_recipe_and_rejects_foreign_options(tmp_path):
     config = load_run_config(ROOT / "configs" / "cifar10_fast.toml")
     assert config.recipe == "fast" and isinstance(config.train, FastTrainConfig)
     bad = tmp_path / "bad.toml"
-    bad.write_text((ROOT / "configs" / "cifar10_fast.toml").read_text().replace("epochs = 16", "stages = 2"))
+    bad.write_text((ROOT / "configs" / "cifar10_fast.toml").read_text().replace("epochs = 20", "stages = 2"))
     with pytest.raises(ConfigError, match="stages.*'fast' recipe"):
         load_run_config(bad)
     bad.write_text((ROOT / "configs" / "cifar10_fast.toml").read_text().replace('recipe = "fast"', 'recipe = "fats"'))

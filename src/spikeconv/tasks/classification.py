@@ -145,10 +145,10 @@ def train_classifier(
 def _device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
+    if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValueError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-        return torch.device("cuda", torch.cuda.current_device())
+        return torch.device(name) if ":" in name else torch.device("cuda", torch.cuda.current_device())
     return torch.device(name)
 
 
@@ -202,6 +202,11 @@ def evaluate_snn(snn: nn.Module, loader: Iterable, timesteps: Sequence[int], *, 
     return {t: 100.0 * int(c) / total for t, c in zip(steps, correct)}
 
 
+def _on(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` where it is on ``device``, else a copy moved there (the caller's module stays put)."""
+    return module if _model_device(module) == device else copy.deepcopy(module).to(device)
+
+
 def dequantized(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every QReLU replaced by its unquantized clip ``min(max(x, 0), lambda^b)``."""
     clone = copy.deepcopy(model)
@@ -243,8 +248,11 @@ def accuracy_table(
     calibrate_for: int | None = None,
     calibration_passes: int = 2,
     progress: Progress = _plain,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
     """ANN (clip only), quantized-ANN and SNN accuracies (percent) for every variant and T.
+
+    Conversion runs on the CPU; the networks are evaluated on ``device`` (default: the model's).
 
     ``calibration`` batches set the bounds of plain ReLU activations (data-based normalization). With
     ``calibrate_for = T``, every variant is also evaluated after offset calibration for that T on the
@@ -253,9 +261,12 @@ def accuracy_table(
     Returns ``{"ann_accuracy", "qann_accuracy", "snn_accuracy": {variant key: {T: acc}}}``.
     """
     base = conversion or ConversionConfig()
+    run_on = _device(str(device)) if device is not None else _model_device(model)
+    if _model_device(model).type != "cpu":
+        model = copy.deepcopy(model).cpu()
     result: dict[str, Any] = {
-        "qann_accuracy": evaluate_ann(model, loader, progress=progress),
-        "ann_accuracy": evaluate_ann(dequantized(model), loader, progress=progress),
+        "qann_accuracy": evaluate_ann(_on(model, run_on), loader, progress=progress),
+        "ann_accuracy": evaluate_ann(dequantized(model).to(run_on), loader, progress=progress),
         "snn_accuracy": {},
     }
     for variant in variants:
@@ -264,7 +275,7 @@ def accuracy_table(
         cfg = ConversionConfig(**{**asdict(base), "signed": variant.neuron == "buffered",
                                   "max_strength": variant.max_strength,
                                   "weight_bits": variant.weight_bits or base.weight_bits})
-        snn = convert(model, example, cfg, calibration=calibration)
+        snn = convert(model, example.cpu(), cfg, calibration=calibration).to(run_on)
         if variant.events:  # paths fixed from a run on (up to 64) calibration images, else the example
             measured = next(iter(calibration))[:EVENT_SAMPLES] if calibration is not None else example
             snn = event_driven(snn, inputs=measured, timesteps=max(timesteps))
@@ -273,7 +284,8 @@ def accuracy_table(
         if calibrate_for is not None:
             if calibration is None:
                 raise ValueError("calibrate_for needs calibration batches (training inputs)")
-            calibrated = calibrate_offsets(snn, calibration, calibrate_for, iterations=calibration_passes)
+            calibrated = calibrate_offsets(snn, [x.to(run_on) for x in calibration], calibrate_for,
+                                           iterations=calibration_passes)
             key = f"{variant.key}+cal{calibrate_for}"
             result["snn_accuracy"][key] = evaluate_snn(calibrated, loader, timesteps, progress=progress,
                                                        desc=f"SNN {key}")

@@ -6,9 +6,10 @@ epochs only; BatchNorm without a learned scale; identity-initialised convolution
 logits scaled by ``logit_scale``; Nesterov SGD whose learning rate rises linearly for the first
 ``warmup`` of the steps and falls linearly to ``final_lr`` of its peak; BN biases at ``bias_scale`` times the
 learning rate; random 2-pixel translations (reflect padding) and horizontal flips drawn per batch on the
-uint8 tensors; an exponential moving average of the weights (``ema``) for the final model. On a CPU the
-forward and backward passes run in bfloat16 autocast with ``channels_last`` tensors (2.4x the float32
-throughput on this 2-core AVX-512 machine). QReLU bounds start at the ``calibration_percentile`` of their
+uint8 tensors; an exponential moving average of the weights (``ema``) for the final model. The forward and
+backward passes run in bfloat16 autocast with ``channels_last`` tensors (on a 2-core AVX-512 CPU 2.4x the
+float32 throughput); ``device = "cuda"`` (or ``"auto"`` with a GPU present) keeps the whole data set on the
+GPU and draws the batches and their augmentation there. QReLU bounds start at the ``calibration_percentile`` of their
 inputs and are learned at ``bound_lr``.
 
 The learning rate follows the "per 1024 samples" convention: with batch ``B`` and momentum ``m`` the SGD
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 from ..atomic import atomic_write
 from ..models import whitening_init_
 from ..quant import QReLU, calibrate_bounds_
-from .classification import Progress
+from .classification import Progress, _device
 from .train_state import check_positive_ints
 
 
@@ -57,9 +58,12 @@ class FastTrainConfig:
     calibration_percentile: float = 99.9
     bf16: bool = True
     seed: int = 0
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         check_positive_ints(self, ("epochs", "batch_size", "ema_every"))
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if not 0 < self.warmup < 1 or not 0 <= self.final_lr <= 1:
             raise ValueError("train.warmup must lie in (0, 1) and train.final_lr in [0, 1]")
         if not 0 <= self.ema < 1:
@@ -80,20 +84,28 @@ def augment(images: Tensor, translate: int, generator: torch.Generator) -> Tenso
     ``images`` is ``[B, C, H, W]``; one shift is drawn per image, applied by one gather.
     """
     b, _, h, w = images.shape
-    flip = torch.rand(b, generator=generator) < 0.5
+    device = images.device
+    flip = torch.rand(b, generator=generator, device=device) < 0.5
     images = torch.where(flip[:, None, None, None], images.flip(-1), images)
     if translate <= 0:
         return images
     padded = nn.functional.pad(images.float(), (translate,) * 4, mode="reflect").to(images.dtype)
-    dy = torch.randint(0, 2 * translate + 1, (b,), generator=generator)
-    dx = torch.randint(0, 2 * translate + 1, (b,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h))[:, None, :, None].expand(b, images.shape[1], h, w + 2 * translate)
+    dy = torch.randint(0, 2 * translate + 1, (b,), generator=generator, device=device)
+    dx = torch.randint(0, 2 * translate + 1, (b,), generator=generator, device=device)
+    rows = (dy[:, None] + torch.arange(h, device=device))[:, None, :, None].expand(b, images.shape[1], h, w + 2 * translate)
     out = padded.gather(2, rows)
-    cols = (dx[:, None] + torch.arange(w))[:, None, None, :].expand(b, images.shape[1], h, w)
+    cols = (dx[:, None] + torch.arange(w, device=device))[:, None, None, :].expand(b, images.shape[1], h, w)
     return out.gather(3, cols)
 
 
 def _param_groups(model: nn.Module, config: FastTrainConfig) -> list[dict[str, Any]]:
+    """Weights, BatchNorm biases (``bias_scale`` times the learning rate) and QReLU bounds.
+
+    ``weight_decay`` is per 1024 samples and decoupled from the learning rate: SGD shrinks a parameter by
+    ``lr_t * weight_decay_group = factor_t * wd`` per step, the same for weights and biases, where
+    ``wd = weight_decay * batch_size / (1024 (1 + 1 / (1 - m)))``; so each group's ``weight_decay`` is
+    ``wd`` divided by that group's learning rate.
+    """
     scale = 1024 * (1 + 1 / (1 - config.momentum))
     lr = config.lr / scale
     wd = config.weight_decay * config.batch_size / scale
@@ -105,8 +117,8 @@ def _param_groups(model: nn.Module, config: FastTrainConfig) -> list[dict[str, A
             continue
         key = "bounds" if id(p) in bounds else "biases" if id(p) in biases else "weights"
         groups[key].append(p)
-    return [{"params": groups["weights"], "lr": lr, "weight_decay": wd, "base": lr},
-            {"params": groups["biases"], "lr": lr * config.bias_scale, "weight_decay": wd / config.bias_scale,
+    return [{"params": groups["weights"], "lr": lr, "weight_decay": wd / lr, "base": lr},
+            {"params": groups["biases"], "lr": lr * config.bias_scale, "weight_decay": wd / (lr * config.bias_scale),
              "base": lr * config.bias_scale},
             {"params": groups["bounds"], "lr": lr * config.bound_lr, "weight_decay": 0.0,
              "base": lr * config.bound_lr}]
@@ -128,9 +140,12 @@ def train_fast(
     ``normalize`` maps a uint8 batch to the model's float input. With ``state_path`` the training state is
     saved after every epoch and an interrupted run resumes from it (epoch ``e`` draws its batches and
     augmentation from seed ``seed + e``, so a resumed run ends with the same weights). The model ends in
-    eval mode holding the EMA weights. Returns the per-epoch history.
+    eval mode holding the EMA weights, on the training device. Returns the per-epoch history.
     """
     torch.manual_seed(config.seed)
+    device = _device(config.device)
+    model.to(device)
+    images, labels = images.to(device), labels.to(device)
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.weight.requires_grad_(False)
@@ -143,15 +158,16 @@ def train_fast(
     if not resume:
         with torch.no_grad():
             whitening_init_(model.whiten, normalize(images[:5000]))
-            gen = torch.Generator().manual_seed(config.seed)
-            first = normalize(images[torch.randperm(len(images), generator=gen)[:config.batch_size]])
+            gen = torch.Generator(device).manual_seed(config.seed)
+            first = normalize(images[torch.randperm(len(images), generator=gen, device=device)[:config.batch_size]])
             _batchnorm_statistics_(model, first)
-            calibrate_bounds_(model, [first], p=config.calibration_percentile)
+            if any(isinstance(m, QReLU) for m in model.modules()):  # a plain-ReLU twin has no bounds
+                calibrate_bounds_(model, [first], p=config.calibration_percentile)
     model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(_param_groups(model, config), momentum=config.momentum, nesterov=True)
     ema = copy.deepcopy(model)
     if resume:
-        state = torch.load(state_file, map_location="cpu", weights_only=True)
+        state = torch.load(state_file, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -161,10 +177,12 @@ def train_fast(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction="sum")
     for epoch in range(start_epoch, config.epochs):
         model.whiten_bn.bias.requires_grad_(epoch < config.whiten_bias_epochs)
-        gen = torch.Generator().manual_seed(config.seed + 1 + epoch)
-        order = torch.randperm(len(images), generator=gen)
+        gen = torch.Generator(device).manual_seed(config.seed + 1 + epoch)
+        order = torch.randperm(len(images), generator=gen, device=device)
         model.train()
-        started, seen, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
+        started, seen = time.perf_counter(), 0
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         batches = range(steps_per_epoch)
         if progress is not None:
             batches = progress(batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
@@ -175,20 +193,21 @@ def train_fast(
             index = order[k * config.batch_size:(k + 1) * config.batch_size]
             x = normalize(augment(images[index], config.translate, gen)).contiguous(memory_format=torch.channels_last)
             y = labels[index]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                 logits = model(x)
             loss = loss_fn(logits.float() * config.logit_scale, y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower train.lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if step % config.ema_every == 0:
                 _ema_update_(ema, model, config.ema ** config.ema_every)
             seen += len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            loss_sum += loss.item()
-        record = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": 100.0 * correct / seen,
+            correct += (logits.argmax(1) == y).sum()
+            loss_sum += loss.detach()
+        if not torch.isfinite(loss_sum):  # checked once an epoch: a check per step would wait for the GPU
+            raise FloatingPointError(f"training diverged in epoch {epoch + 1} (loss {loss_sum.item()}); "
+                                     "lower train.lr")
+        record = {"epoch": epoch + 1, "loss": loss_sum.item() / seen, "train_accuracy": 100.0 * correct.item() / seen,
                   "seconds": time.perf_counter() - started}
         history.append(record)
         if state_file is not None:
