@@ -205,7 +205,9 @@ def ablation_step(suite: Suite, data: Data) -> dict[str, Any]:
         if rows and suite.left() < factor * (suite.seconds_per_run or 60.0) + 10:
             rows[name] = "skipped: out of time"
             continue
-        if args.smoke:
+        if args.smoke:  # one ablation checks the path
+            if rows:
+                break
             changes = {k: v for k, v in changes.items() if k != "epochs"}
         model, _, seconds = _train(_fast_config(args, **changes), data, activation=activation)
         rows[name] = {"qann_accuracy": evaluate_ann(model.to(args.device), data.loader),
@@ -220,14 +222,14 @@ def resnet18_step(suite: Suite, data: Data) -> dict[str, Any]:
     epochs = 1 if args.smoke else max(1, min(60, int((suite.left() - 40) / seconds_per_epoch)))
     train = dataclasses.replace(config.train, epochs=epochs, stages=1, device=args.device,
                                 workers=0 if args.smoke else 8, batch_size=32 if args.smoke else 256)
-    train_set = make_dataset("cifar10", "train", root=args.data_root, augment=True, limit=128 if args.smoke else None)
+    train_set = make_dataset("cifar10", "train", root=args.data_root, augment=True, limit=64 if args.smoke else None)
     model = build_from_spec(config.spec)
     started = time.monotonic()
     history = recipe("standard").train(model, train_set, train)
     seconds = time.monotonic() - started
     steps = [1, 2] if args.smoke else [1, 2, 4, 8]
     loader = make_loader(data.test if not args.smoke else make_dataset("cifar10", "test", root=args.data_root,
-                                                                       limit=64), 500)
+                                                                       limit=32), 500)
     table = accuracy_table(model, loader, data.example, steps, [SNNVariant("buffered", 1)], device=args.device)
     return {"epochs": epochs, "train_seconds": round(seconds, 1), "history": history, **table}
 

@@ -25,22 +25,23 @@ TOTAL=${TOTAL:-450}          # seconds for the whole script
 PEERS_RESERVE=${PEERS_RESERVE:-150}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
-export SPIKECONV_CACHE=${SPIKECONV_CACHE:-/tmp/spikeconv_cache}
+[ "$SMOKE" = 0 ] && export SPIKECONV_CACHE=${SPIKECONV_CACHE:-/tmp/spikeconv_cache}  # a bare machine
 if [ -z "${SPIKECONV_DATA:-}" ] && [ -d shared/data/cifar10 ]; then export SPIKECONV_DATA=$PWD/shared/data; fi
 started=$(date +%s)
 log=$OUT/device_check.log
-if ls .whl/*.whl >/dev/null 2>&1; then
+if [ "$SMOKE" = 0 ] && ls .whl/*.whl >/dev/null 2>&1; then
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=$PYTHONPATH:/tmp/site
 fi
 if [ "$SMOKE" = 1 ]; then
   device=cpu suite_args=(--smoke --budget 200)
-  models=(vgg_cifar_small) batches=(2) repeats=1
+  models=(vgg_cifar_small) batches=(2) repeats=1 variants=("IF (auto order)" SpikingJelly)
 else
   device=cuda
   budget=$((TOTAL - PEERS_RESERVE - ($(date +%s) - started)))
   suite_args=(--budget "$budget")
   models=(vgg_cifar_small resnet18_cifar) batches=(32 256) repeats=10
+  variants=("IF (auto order)" "IF, compiled" "IF, fused scan" SpikingJelly)
 fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null
   "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee "$log"
@@ -51,7 +52,7 @@ for batch in "${batches[@]}"; do
   [ "$left" -lt 20 ] && { echo "peers at batch $batch skipped: $left s left" | tee -a "$log"; continue; }
   limit=$([ "$batch" = "${batches[0]}" ] && echo $((left * 55 / 100)) || echo $((left - 5)))
   timeout "$limit" "$PYTHON" benchmarks/peers.py --device "$device" --models "${models[@]}" --batch "$batch" \
-    --repeats "$repeats" --variants "IF (auto order)" "IF, compiled" "IF, fused scan" "IF, eager scan" SpikingJelly \
+    --repeats "$repeats" --variants "${variants[@]}" \
     --json "$OUT/peers_${device}_b$batch.json" 2>&1 | tee -a "$log"
 done
 "$PYTHON" - "$OUT" <<'EOF' 2>&1 | tee -a "$log"
