@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch import nn
 
+from spikeconv import IFNeuron, convert
 from spikeconv.cli.config import load_run_config
 from spikeconv.errors import ConfigError
 from spikeconv.models import build_model, whitening_init_
 from spikeconv.quant import QReLU
-from spikeconv.tasks.fast import FastTrainConfig, augment, lr_factor, train_fast
+from spikeconv.tasks.fast import FastTrainConfig, _param_groups, augment, lr_factor, train_fast
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,3 +109,23 @@ def test_typos_in_any_table_are_refused_with_the_closest_key(tmp_path, table, li
     path.write_text(text)
     with pytest.raises(ConfigError, match=expected):
         load_run_config(path)
+
+
+def test_weight_decay_is_decoupled_from_the_learning_rate():
+    # each group shrinks its parameters by lr * weight_decay = wd per step (times the schedule's factor)
+    config = FastTrainConfig(batch_size=512, momentum=0.85, weight_decay=0.0153, bias_scale=64.0)
+    groups = _param_groups(_tiny(), config)
+    wd = 0.0153 * 512 / (1024 * (1 + 1 / 0.15))
+    assert [g["lr"] * g["weight_decay"] for g in groups[:2]] == pytest.approx([wd, wd], rel=1e-12)
+    assert groups[1]["lr"] == pytest.approx(64.0 * groups[0]["lr"]) and groups[2]["weight_decay"] == 0.0
+
+
+def test_fastnet_without_the_stem_quantizer_computes_both_convolutions_on_the_analog_input():
+    torch.manual_seed(0)
+    net = build_model("fastnet_cifar", activation=lambda: QReLU(levels=4, phi=0.5), widths=(8, 16, 16),
+                      stem_activation=False).eval()
+    with_stem = _tiny().eval()
+    x = torch.randn(2, 3, 32, 32)
+    neurons = [type(m).__name__ for m in convert(net, x).modules() if isinstance(m, IFNeuron)]
+    assert len(neurons) == len([m for m in convert(with_stem, x).modules() if isinstance(m, IFNeuron)]) - 1 == 6
+    assert "act0.bound" not in net.state_dict() and "act0.bound" in with_stem.state_dict()

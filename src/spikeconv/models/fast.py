@@ -26,16 +26,19 @@ class FastNet(nn.Module):
     ``whiten`` is a 2x2 convolution (valid padding, 32 -> 31 pixels) whose weights
     :func:`whitening_init_` sets from the training images and the training recipe freezes; the BatchNorm
     after it brings its channels, whose scales differ by 20x, to one range before the first quantizer.
+    With ``stem_activation=False`` the whitened image goes straight into the first convolution (no
+    quantizer between them; the SNN computes both convolutions on the analog input).
     """
 
     def __init__(self, *, activation: Activation, num_classes: int = 10, in_channels: int = 3,
-                 widths: tuple[int, int, int] = (64, 256, 256), whiten_width: int = 24) -> None:
+                 widths: tuple[int, int, int] = (64, 256, 256), whiten_width: int = 24,
+                 stem_activation: bool = True) -> None:
         super().__init__()
         if whiten_width % 2:
             raise ValueError(f"whiten_width must be even (eigenvectors and their negatives), got {whiten_width}")
         self.whiten = nn.Conv2d(in_channels, whiten_width, 2, padding=0, bias=False)
         self.whiten_bn = nn.BatchNorm2d(whiten_width)
-        self.act0 = activation()
+        self.act0 = activation() if stem_activation else nn.Identity()
         blocks: list[nn.Module] = []
         cin = whiten_width
         for width in widths:
@@ -85,6 +88,7 @@ def whitening_init_(conv: nn.Conv2d, images: Tensor, eps: float = 5e-4) -> None:
 
 @register_model("fastnet_cifar")
 def fastnet_cifar(*, activation: Activation = nn.ReLU, num_classes: int = 10, in_channels: int = 3,
-                  widths: tuple[int, int, int] = (64, 256, 256)) -> FastNet:
+                  widths: tuple[int, int, int] = (64, 256, 256), stem_activation: bool = True) -> FastNet:
     """The fast CIFAR-10 network (:class:`FastNet`), widths 64 / 256 / 256 by default."""
-    return FastNet(activation=activation, num_classes=num_classes, in_channels=in_channels, widths=tuple(widths))
+    return FastNet(activation=activation, num_classes=num_classes, in_channels=in_channels, widths=tuple(widths),
+                   stem_activation=stem_activation)
