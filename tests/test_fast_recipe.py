@@ -129,3 +129,18 @@ def test_fastnet_without_the_stem_quantizer_computes_both_convolutions_on_the_an
     neurons = [type(m).__name__ for m in convert(net, x).modules() if isinstance(m, IFNeuron)]
     assert len(neurons) == len([m for m in convert(with_stem, x).modules() if isinstance(m, IFNeuron)]) - 1 == 6
     assert "act0.bound" not in net.state_dict() and "act0.bound" in with_stem.state_dict()
+
+
+def test_free_options_do_not_block_a_resume_and_the_others_do():
+    import dataclasses
+
+    from spikeconv.cli.reuse import _fingerprint, _same_settings
+
+    config = load_run_config(ROOT / "configs" / "cifar10_fast.toml")
+    recorded = _fingerprint(config)
+    assert "device" not in recorded["train"] and "bn_samples" not in recorded["train"]
+    moved = dataclasses.replace(config, train=dataclasses.replace(config.train, device="cpu", bn_samples=0))
+    assert _same_settings(recorded, moved)
+    assert _same_settings({**recorded, "train": {**recorded["train"], "device": "auto"}}, config)  # older record
+    faster = dataclasses.replace(config, train=dataclasses.replace(config.train, lr=1.0))
+    assert not _same_settings(recorded, faster) and not _same_settings(None, config)

@@ -50,12 +50,28 @@ def check_reuse(config: RunConfig, payload: dict[str, Any], source: str, path) -
 
 
 def _fingerprint(config: RunConfig) -> dict[str, Any]:
-    """What a training state must have been written with to be resumed: model spec and training options."""
+    """What a training state must have been written with to be resumed: model spec and training options,
+    less the options a resumed run may change (:func:`spikeconv.tasks.train_state.free_option`)."""
     import dataclasses
 
-    train = {k: v for k, v in dataclasses.asdict(config.train).items() if k != "workers"}
+    from ..tasks.train_state import free_options
+
+    free = free_options(type(config.train))
+    train = {k: v for k, v in dataclasses.asdict(config.train).items() if k not in free}
     return json.loads(json.dumps({"spec": config.spec, "train": train, "train_limit": config.train_limit,
                                   "erasing": config.erasing}, default=str))
+
+
+def _same_settings(recorded: Any, config: RunConfig) -> bool:
+    """Whether a recorded fingerprint matches ``config`` (free options in the record, e.g. from an older
+    spikeconv that kept them, do not count)."""
+    from ..tasks.train_state import free_options
+
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("train"), dict):
+        return False
+    free = free_options(type(config.train))
+    recorded = {**recorded, "train": {k: v for k, v in recorded["train"].items() if k not in free}}
+    return recorded == _fingerprint(config)
 
 
 def prepare_state(config: RunConfig, retrain: bool) -> None:
@@ -83,7 +99,7 @@ def prepare_state(config: RunConfig, retrain: bool) -> None:
             recorded = json.loads(marker.read_text())
         except (OSError, ValueError):
             recorded = None
-        if recorded != _fingerprint(config):
+        if not _same_settings(recorded, config):
             raise ConfigError(f"training state {state} was written by a run with other settings (or by an older "
                               "spikeconv); pass --retrain to start afresh, or delete it")
         _say(f"resuming from {state}")

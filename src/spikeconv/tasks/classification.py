@@ -19,7 +19,7 @@ from ..layers.replace import set_submodule
 from ..quant import QReLU, calibrate_bounds_, param_groups
 from ..sim import event_driven, simulate
 from .distributed import all_sum, barrier, is_main, rank_and_size
-from .train_state import check_positive_ints, distributed, epoch_loader, resume_, save_state
+from .train_state import check_positive_ints, distributed, epoch_loader, free_option, resume_, save_state
 
 Progress = Callable[..., Iterable]
 
@@ -50,8 +50,8 @@ class TrainConfig:
     seed: int = 0
     calibration_percentile: float = 99.9
     calibration_batches: int = 4
-    workers: int = 0
-    device: str = "auto"
+    workers: int = free_option(0)
+    device: str = free_option("auto")
     amp: bool = True
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ from ..data.detection import collate
 from ..quant import QReLU, calibrate_bounds_, param_groups
 from .classification import Progress, _device, _plain
 from .distributed import all_sum, barrier, is_main, rank_and_size
-from .train_state import check_positive_ints, distributed, epoch_loader, resume_, save_state
+from .train_state import check_positive_ints, distributed, epoch_loader, free_option, resume_, save_state
 from .yolo import LossWeights, layout, yolo_loss
 
 
@@ -44,8 +44,8 @@ class DetectionTrainConfig:
     seed: int = 0
     calibration_percentile: float = 99.9
     calibration_batches: int = 2
-    workers: int = 0
-    device: str = "auto"
+    workers: int = free_option(0)
+    device: str = free_option("auto")
     amp: bool = True
     init: str | None = None
 

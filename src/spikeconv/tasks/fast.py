@@ -6,7 +6,10 @@ epochs only; BatchNorm without a learned scale; identity-initialised convolution
 logits scaled by ``logit_scale``; Nesterov SGD whose learning rate rises linearly for the first
 ``warmup`` of the steps and falls linearly to ``final_lr`` of its peak; BN biases at ``bias_scale`` times the
 learning rate; random 2-pixel translations (reflect padding) and horizontal flips drawn per batch on the
-uint8 tensors; an exponential moving average of the weights (``ema``) for the final model. The forward and
+uint8 tensors; an exponential moving average of the weights (``ema``) for the final model, whose BatchNorm
+statistics are then recomputed on ``bn_samples`` un-augmented training images (the running statistics of
+training belong to the last step's weights, not to their average: on the shipped run, 2,000 test images, the
+average scored 84.2% with them and 88.0% with its own; the last step's weights 86.5%). The forward and
 backward passes run in bfloat16 autocast with ``channels_last`` tensors (on a 2-core AVX-512 CPU 2.4x the
 float32 throughput); ``device = "cuda"`` (or ``"auto"`` with a GPU present) keeps the whole data set on the
 GPU and draws the batches and their augmentation there. QReLU bounds start at the ``calibration_percentile`` of their
@@ -33,7 +36,7 @@ from ..atomic import atomic_write
 from ..models import whitening_init_
 from ..quant import QReLU, calibrate_bounds_
 from .classification import Progress, _device
-from .train_state import check_positive_ints
+from .train_state import check_positive_ints, free_option
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,15 @@ class FastTrainConfig:
     ema: float = 0.99
     ema_every: int = 5
     calibration_percentile: float = 99.9
+    bn_samples: int = free_option(4096)
     bf16: bool = True
     seed: int = 0
-    device: str = "auto"
+    device: str = free_option("auto")
 
     def __post_init__(self) -> None:
         check_positive_ints(self, ("epochs", "batch_size", "ema_every"))
+        if isinstance(self.bn_samples, bool) or not isinstance(self.bn_samples, int) or self.bn_samples < 0:
+            raise ValueError(f"train.bn_samples must be a non-negative integer, got {self.bn_samples!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if not 0 < self.warmup < 1 or not 0 <= self.final_lr <= 1:
@@ -217,6 +223,11 @@ def train_fast(
         if on_epoch is not None:
             on_epoch(epoch + 1, record)
     model.load_state_dict(ema.state_dict())
+    if config.bn_samples:  # statistics of the averaged weights, not of the last step's
+        with torch.no_grad():
+            gen = torch.Generator(device).manual_seed(config.seed)
+            index = torch.randperm(len(images), generator=gen, device=device)[:config.bn_samples]
+            _batchnorm_statistics_(model, normalize(images[index]))
     model.to(memory_format=torch.contiguous_format)
     model.eval()
     return history

@@ -4,8 +4,9 @@ epoch's shuffled batches, and wrapping the model for DistributedDataParallel und
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable
+from dataclasses import field, fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,6 +15,18 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..atomic import atomic_write
 from .distributed import is_main, rank_and_size
+
+
+def free_option(default: Any) -> Any:
+    """A training option that a run may change and still resume its saved state (the loader's workers, the
+    device, a step after the last epoch): ``workers: int = free_option(0)``. The state fingerprint of
+    :func:`spikeconv.cli.reuse.prepare_state` leaves such options out."""
+    return field(default=default, metadata={"free": True})
+
+
+def free_options(config_type: type) -> set[str]:
+    """The names of ``config_type``'s :func:`free_option` fields."""
+    return {f.name for f in fields(config_type) if f.metadata.get("free")}
 
 
 def check_positive_ints(config: Any, names: tuple[str, ...]) -> None:
