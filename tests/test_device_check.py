@@ -7,13 +7,16 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import ROOT
 
 
 @pytest.mark.usefixtures("data_available")
 def test_device_check_smoke_runs_every_step_and_writes_one_json(tmp_path):
-    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
+    # the run's threads are this process's, so that its sums and the re-evaluation below split the same way
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable,
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}
     done = subprocess.run(["bash", str(ROOT / "scripts" / "device_check.sh"), "--smoke"], env=env,
                           capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -98,7 +98,8 @@ def augment(images: Tensor, translate: int, generator: torch.Generator) -> Tenso
     padded = nn.functional.pad(images.float(), (translate,) * 4, mode="reflect").to(images.dtype)
     dy = torch.randint(0, 2 * translate + 1, (b,), generator=generator, device=device)
     dx = torch.randint(0, 2 * translate + 1, (b,), generator=generator, device=device)
-    rows = (dy[:, None] + torch.arange(h, device=device))[:, None, :, None].expand(b, images.shape[1], h, w + 2 * translate)
+    rows = (dy[:, None] + torch.arange(h, device=device))[:, None, :, None]
+    rows = rows.expand(b, images.shape[1], h, w + 2 * translate)
     out = padded.gather(2, rows)
     cols = (dx[:, None] + torch.arange(w, device=device))[:, None, None, :].expand(b, images.shape[1], h, w)
     return out.gather(3, cols)
@@ -124,7 +125,8 @@ def _param_groups(model: nn.Module, config: FastTrainConfig) -> list[dict[str, A
         key = "bounds" if id(p) in bounds else "biases" if id(p) in biases else "weights"
         groups[key].append(p)
     return [{"params": groups["weights"], "lr": lr, "weight_decay": wd / lr, "base": lr},
-            {"params": groups["biases"], "lr": lr * config.bias_scale, "weight_decay": wd / (lr * config.bias_scale),
+            {"params": groups["biases"], "lr": lr * config.bias_scale,
+             "weight_decay": wd / (lr * config.bias_scale),
              "base": lr * config.bias_scale},
             {"params": groups["bounds"], "lr": lr * config.bound_lr, "weight_decay": 0.0,
              "base": lr * config.bound_lr}]
