@@ -180,7 +180,6 @@ def stability_step(suite: Suite, data: Data) -> dict[str, Any]:
             break
         else:
             model, _, _ = _train(_fast_config(args, seed=seed), data)
-        model = model.cpu()
         ann = evaluate_ann(model.to(args.device), data.loader)
         snn = convert(model.cpu(), data.example, ConversionConfig(signed=True)).to(args.device)
         at8 = evaluate_snn(snn, data.loader, [8])[8]

@@ -19,7 +19,7 @@ from ..layers.replace import set_submodule
 from ..quant import QReLU, calibrate_bounds_, param_groups
 from ..sim import event_driven, simulate
 from .distributed import all_sum, barrier, is_main, rank_and_size
-from .train_state import check_positive_ints, distributed, epoch_loader, free_option, resume_, save_state
+from .train_state import check_device, check_positive_ints, distributed, epoch_loader, free_option, resume_, save_state
 
 Progress = Callable[..., Iterable]
 
@@ -55,8 +55,7 @@ class TrainConfig:
     amp: bool = True
 
     def __post_init__(self) -> None:
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        check_device(self)
         check_positive_ints(self, ("epochs", "stages", "batch_size", "calibration_batches"))
         if not self.lr > 0 or not self.bound_lr >= 0:
             raise ValueError("train.lr must be > 0 and train.bound_lr >= 0")

@@ -12,8 +12,8 @@ training belong to the last step's weights, not to their average: on the shipped
 average scored 84.2% with them and 88.0% with its own; the last step's weights 86.5%). The forward and
 backward passes run in bfloat16 autocast with ``channels_last`` tensors (on a 2-core AVX-512 CPU 2.4x the
 float32 throughput); ``device = "cuda"`` (or ``"auto"`` with a GPU present) keeps the whole data set on the
-GPU and draws the batches and their augmentation there. QReLU bounds start at the ``calibration_percentile`` of their
-inputs and are learned at ``bound_lr``.
+GPU and draws the batches and their augmentation there. QReLU bounds start at the
+``calibration_percentile`` of their inputs and are learned at ``bound_lr``.
 
 The learning rate follows the "per 1024 samples" convention: with batch ``B`` and momentum ``m`` the SGD
 step is ``lr / (1024 (1 + 1 / (1 - m)))`` on the summed loss.
@@ -36,7 +36,7 @@ from ..atomic import atomic_write
 from ..models import whitening_init_
 from ..quant import QReLU, calibrate_bounds_
 from .classification import Progress, _device
-from .train_state import check_positive_ints, free_option
+from .train_state import check_device, check_positive_ints, free_option
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,7 @@ class FastTrainConfig:
         check_positive_ints(self, ("epochs", "batch_size", "ema_every"))
         if isinstance(self.bn_samples, bool) or not isinstance(self.bn_samples, int) or self.bn_samples < 0:
             raise ValueError(f"train.bn_samples must be a non-negative integer, got {self.bn_samples!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        check_device(self)
         if not 0 < self.warmup < 1 or not 0 <= self.final_lr <= 1:
             raise ValueError("train.warmup must lie in (0, 1) and train.final_lr in [0, 1]")
         if not 0 <= self.ema < 1:
@@ -166,8 +165,7 @@ def train_fast(
     if not resume:
         with torch.no_grad():
             whitening_init_(model.whiten, normalize(images[:5000]))
-            gen = torch.Generator(device).manual_seed(config.seed)
-            first = normalize(images[torch.randperm(len(images), generator=gen, device=device)[:config.batch_size]])
+            first = normalize(_seeded_sample(images, config.batch_size, config.seed))
             _batchnorm_statistics_(model, first)
             if any(isinstance(m, QReLU) for m in model.modules()):  # a plain-ReLU twin has no bounds
                 calibrate_bounds_(model, [first], p=config.calibration_percentile)
@@ -227,12 +225,16 @@ def train_fast(
     model.load_state_dict(ema.state_dict())
     if config.bn_samples:  # statistics of the averaged weights, not of the last step's
         with torch.no_grad():
-            gen = torch.Generator(device).manual_seed(config.seed)
-            index = torch.randperm(len(images), generator=gen, device=device)[:config.bn_samples]
-            _batchnorm_statistics_(model, normalize(images[index]))
+            _batchnorm_statistics_(model, normalize(_seeded_sample(images, config.bn_samples, config.seed)))
     model.to(memory_format=torch.contiguous_format)
     model.eval()
     return history
+
+
+def _seeded_sample(images: Tensor, count: int, seed: int) -> Tensor:
+    """``count`` of ``images``, drawn without replacement by a generator seeded with ``seed`` on their device."""
+    gen = torch.Generator(images.device).manual_seed(seed)
+    return images[torch.randperm(len(images), generator=gen, device=images.device)[:count]]
 
 
 @torch.no_grad()

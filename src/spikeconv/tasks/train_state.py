@@ -29,6 +29,12 @@ def free_options(config_type: type) -> set[str]:
     return {f.name for f in fields(config_type) if f.metadata.get("free")}
 
 
+def check_device(config: Any) -> None:
+    """Raise ``ValueError`` unless ``config.device`` is ``"auto"``, ``"cpu"`` or ``"cuda"``."""
+    if config.device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"train.device must be 'auto', 'cpu' or 'cuda', got {config.device!r}")
+
+
 def check_positive_ints(config: Any, names: tuple[str, ...]) -> None:
     """Raise ``ValueError`` naming ``train.<name>`` unless each of ``names`` is a positive integer (not a bool)."""
     for name in names:
