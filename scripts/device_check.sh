@@ -12,6 +12,7 @@
 #               (bash scripts/fetch_peer_wheels.sh)
 # There:        device run, carry [".whl"], command "bash scripts/device_check.sh", timeout_s 560
 # CI / CPU:     bash scripts/device_check.sh --smoke      (tiny slices on the CPU, about 40 s)
+# Peers only:   SUITE=0 TOTAL=230 bash scripts/device_check.sh   (the engine timings alone, about a minute)
 #
 # The machine has its own python3 with PyTorch (no venv, nothing to fetch): spikeconv runs from src/.
 # Every step has its own time limit so that the earlier steps' figures always come back.
@@ -45,8 +46,10 @@ else
 fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null
   "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } | tee "$log"
-timeout $((TOTAL - PEERS_RESERVE + 20)) "$PYTHON" benchmarks/gpu_suite.py --device "$device" "${suite_args[@]}" \
-  --json "$OUT/gpu_suite.json" --out "$OUT" 2>&1 | tee -a "$log"
+if [ "${SUITE:-1}" = 1 ]; then
+  timeout $((TOTAL - PEERS_RESERVE + 20)) "$PYTHON" benchmarks/gpu_suite.py --device "$device" "${suite_args[@]}" \
+    --json "$OUT/gpu_suite.json" --out "$OUT" 2>&1 | tee -a "$log"
+fi
 for batch in "${batches[@]}"; do
   left=$((TOTAL - ($(date +%s) - started)))
   [ "$left" -lt 20 ] && { echo "peers at batch $batch skipped: $left s left" | tee -a "$log"; continue; }

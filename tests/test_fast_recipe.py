@@ -144,3 +144,31 @@ def test_free_options_do_not_block_a_resume_and_the_others_do():
     assert _same_settings({**recorded, "train": {**recorded["train"], "device": "auto"}}, config)  # older record
     faster = dataclasses.replace(config, train=dataclasses.replace(config.train, lr=1.0))
     assert not _same_settings(recorded, faster) and not _same_settings(None, config)
+
+
+def test_stem_without_batchnorm_trains_its_bias_at_the_weights_rate_and_converts():
+    torch.manual_seed(0)
+    net = build_model("fastnet_cifar", activation=lambda: QReLU(levels=4, phi=0.5), widths=(8, 16, 16),
+                      stem_norm=False).eval()
+    assert isinstance(net.whiten_bn, nn.Identity) and net.stem_bias is net.whiten.bias
+    groups = _param_groups(net, FastTrainConfig())
+    assert any(p is net.whiten.bias for p in groups[0]["params"])
+    assert not any(p is net.whiten.bias for g in groups[1:] for p in g["params"])
+    x = torch.rand(2, 3, 32, 32)
+    assert len([m for m in convert(net, x).modules() if isinstance(m, IFNeuron)]) == 7
+
+
+def test_lookahead_pulls_the_model_onto_an_average_whose_decay_grows_with_progress():
+    from spikeconv.tasks.fast import AVERAGES
+
+    model, ema = nn.Linear(2, 1, bias=False), nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[4.0, 8.0]]))
+        ema.weight.copy_(torch.tensor([[0.0, 0.0]]))
+    AVERAGES["lookahead"](ema, model, 0.5, 0.8)  # decay 0.8 * 0.5^3 = 0.1: ema = 0.9 * model
+    assert torch.allclose(ema.weight, torch.tensor([[3.6, 7.2]])) and torch.equal(model.weight, ema.weight)
+    model.weight.data.fill_(1.0)
+    AVERAGES["ema"](ema, model, 0.5, 0.5)  # plain EMA: the model keeps its own weights
+    assert torch.allclose(ema.weight, torch.tensor([[2.3, 4.1]])) and torch.equal(model.weight, torch.ones(1, 2))
+    with pytest.raises(ValueError, match="train.average must be one of"):
+        FastTrainConfig(average="swa")

@@ -27,17 +27,20 @@ class FastNet(nn.Module):
     :func:`whitening_init_` sets from the training images and the training recipe freezes; the BatchNorm
     after it brings its channels, whose scales differ by 20x, to one range before the first quantizer.
     With ``stem_activation=False`` the whitened image goes straight into the first convolution (no
-    quantizer between them; the SNN computes both convolutions on the analog input).
+    quantizer between them; the SNN computes both convolutions on the analog input). With
+    ``stem_norm=False`` the whitening convolution has a bias instead of a BatchNorm: its channels keep their
+    whitened scales (``e / (e + eps)`` of variance for eigenvalue ``e``, so the noisiest patch directions stay
+    small) instead of being brought to unit variance.
     """
 
     def __init__(self, *, activation: Activation, num_classes: int = 10, in_channels: int = 3,
                  widths: tuple[int, int, int] = (64, 256, 256), whiten_width: int = 24,
-                 stem_activation: bool = True) -> None:
+                 stem_activation: bool = True, stem_norm: bool = True) -> None:
         super().__init__()
         if whiten_width % 2:
             raise ValueError(f"whiten_width must be even (eigenvectors and their negatives), got {whiten_width}")
-        self.whiten = nn.Conv2d(in_channels, whiten_width, 2, padding=0, bias=False)
-        self.whiten_bn = nn.BatchNorm2d(whiten_width)
+        self.whiten = nn.Conv2d(in_channels, whiten_width, 2, padding=0, bias=not stem_norm)
+        self.whiten_bn = nn.BatchNorm2d(whiten_width) if stem_norm else nn.Identity()
         self.act0 = activation() if stem_activation else nn.Identity()
         blocks: list[nn.Module] = []
         cin = whiten_width
@@ -53,6 +56,11 @@ class FastNet(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d) and m is not self.whiten:
                 _dirac_init_(m)
+
+    @property
+    def stem_bias(self) -> nn.Parameter:
+        """The stem's bias (the BatchNorm's, or the whitening convolution's without one)."""
+        return self.whiten.bias if self.whiten.bias is not None else self.whiten_bn.bias
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.flatten(self.pool(self.blocks(self.act0(self.whiten_bn(self.whiten(x)))))))
@@ -88,7 +96,8 @@ def whitening_init_(conv: nn.Conv2d, images: Tensor, eps: float = 5e-4) -> None:
 
 @register_model("fastnet_cifar")
 def fastnet_cifar(*, activation: Activation = nn.ReLU, num_classes: int = 10, in_channels: int = 3,
-                  widths: tuple[int, int, int] = (64, 256, 256), stem_activation: bool = True) -> FastNet:
+                  widths: tuple[int, int, int] = (64, 256, 256), stem_activation: bool = True,
+                  stem_norm: bool = True) -> FastNet:
     """The fast CIFAR-10 network (:class:`FastNet`), widths 64 / 256 / 256 by default."""
     return FastNet(activation=activation, num_classes=num_classes, in_channels=in_channels, widths=tuple(widths),
-                   stem_activation=stem_activation)
+                   stem_activation=stem_activation, stem_norm=stem_norm)

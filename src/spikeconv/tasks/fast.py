@@ -58,6 +58,7 @@ class FastTrainConfig:
     translate: int = 2
     ema: float = 0.99
     ema_every: int = 5
+    average: str = "ema"
     calibration_percentile: float = 99.9
     bn_samples: int = free_option(4096)
     bf16: bool = True
@@ -73,6 +74,8 @@ class FastTrainConfig:
             raise ValueError("train.warmup must lie in (0, 1) and train.final_lr in [0, 1]")
         if not 0 <= self.ema < 1:
             raise ValueError(f"train.ema must lie in [0, 1), got {self.ema}")
+        if self.average not in AVERAGES:
+            raise ValueError(f"train.average must be one of {sorted(AVERAGES)}, got {self.average!r}")
 
 
 def lr_factor(step: int, total: int, config: FastTrainConfig) -> float:
@@ -105,7 +108,8 @@ def augment(images: Tensor, translate: int, generator: torch.Generator) -> Tenso
 
 
 def _param_groups(model: nn.Module, config: FastTrainConfig) -> list[dict[str, Any]]:
-    """Weights, BatchNorm biases (``bias_scale`` times the learning rate) and QReLU bounds.
+    """Weights (convolution biases with them), BatchNorm biases (``bias_scale`` times the learning rate) and
+    QReLU bounds.
 
     ``weight_decay`` is per 1024 samples and decoupled from the learning rate: SGD shrinks a parameter by
     ``lr_t * weight_decay_group = factor_t * wd`` per step, the same for weights and biases, where
@@ -116,7 +120,7 @@ def _param_groups(model: nn.Module, config: FastTrainConfig) -> list[dict[str, A
     lr = config.lr / scale
     wd = config.weight_decay * config.batch_size / scale
     bounds = {id(m.bound) for m in model.modules() if isinstance(m, QReLU)}
-    biases = {id(m.bias) for m in model.modules() if isinstance(m, (nn.BatchNorm2d, nn.Conv2d)) and m.bias is not None}
+    biases = {id(m.bias) for m in model.modules() if isinstance(m, nn.BatchNorm2d) and m.bias is not None}
     groups: dict[str, list[nn.Parameter]] = {"weights": [], "biases": [], "bounds": []}
     for p in model.parameters():
         if not p.requires_grad:
@@ -182,7 +186,7 @@ def train_fast(
     total = steps_per_epoch * config.epochs
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction="sum")
     for epoch in range(start_epoch, config.epochs):
-        model.whiten_bn.bias.requires_grad_(epoch < config.whiten_bias_epochs)
+        model.stem_bias.requires_grad_(epoch < config.whiten_bias_epochs)
         gen = torch.Generator(device).manual_seed(config.seed + 1 + epoch)
         order = torch.randperm(len(images), generator=gen, device=device)
         model.train()
@@ -206,7 +210,7 @@ def train_fast(
             loss.backward()
             optimizer.step()
             if step % config.ema_every == 0:
-                _ema_update_(ema, model, config.ema ** config.ema_every)
+                AVERAGES[config.average](ema, model, step / total, config.ema ** config.ema_every)
             seen += len(y)
             correct += (logits.argmax(1) == y).sum()
             loss_sum += loss.detach()
@@ -260,6 +264,23 @@ def _ema_update_(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.lerp_(p.detach(), 1 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
+
+
+def _average(ema: nn.Module, model: nn.Module, progress: float, decay: float) -> None:
+    """Exponential moving average with a constant ``decay``; training goes on from the model's own weights."""
+    _ema_update_(ema, model, decay)
+
+
+@torch.no_grad()
+def _lookahead(ema: nn.Module, model: nn.Module, progress: float, decay: float) -> None:
+    """Lookahead: the average's decay grows as ``decay * progress^3`` (none at the start) and the model is
+    pulled back onto the average after each update (``model = ema``)."""
+    _ema_update_(ema, model, decay * progress ** 3)
+    for e, p in zip(ema.parameters(), model.parameters()):
+        p.copy_(e)
+
+
+AVERAGES: dict[str, Callable[[nn.Module, nn.Module, float, float], None]] = {"ema": _average, "lookahead": _lookahead}
 
 
 
