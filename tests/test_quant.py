@@ -42,6 +42,19 @@ def test_percentile_and_calibration():
         calibrate_bounds_(net, [])
 
 
+def test_calibration_under_batch_statistics_sees_what_a_training_step_sees_and_keeps_the_buffers():
+    # BatchNorm's running statistics (mean 0, var 1) pass x = 10 + k through (divided by sqrt(1 + eps));
+    # the batch's own (mean 60, var 850) normalise it to (k - 50) / sqrt(850 + eps), positive for k > 50
+    bn = nn.BatchNorm1d(1)
+    net = nn.Sequential(bn, QReLU(levels=4)).eval()
+    x = (10.0 + torch.arange(101.0)).unsqueeze(1)
+    assert calibrate_bounds_(net, [x], p=100)["1"] == pytest.approx(110 / math.sqrt(1 + bn.eps), rel=1e-6)
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
+    bound = calibrate_bounds_(net, [x], p=100, batch_statistics=True)["1"]
+    assert bound == pytest.approx(50 / math.sqrt(x.var(unbiased=False).item() + bn.eps), rel=1e-6)
+    assert all(torch.equal(v, bn.state_dict()[k]) for k, v in before.items()) and not net.training
+
+
 def test_param_groups_separate_bounds():
     net = nn.Sequential(nn.Linear(3, 3), QReLU(), nn.Linear(3, 2), QReLU())
     groups = param_groups(net, lr=0.2, bound_lr=0.02, weight_decay=1e-4)

@@ -35,11 +35,15 @@ def percentile(values: Tensor, p: float, *, seed: int = 0) -> Tensor:
 
 
 @torch.no_grad()
-def calibrate_bounds_(model: nn.Module, batches: Iterable[Tensor], *, p: float = 99.9) -> dict[str, float]:
+def calibrate_bounds_(model: nn.Module, batches: Iterable[Tensor], *, p: float = 99.9,
+                      batch_statistics: bool = False) -> dict[str, float]:
     """Set every QReLU's ``lambda^b`` to the ``p``-th percentile of its positive inputs over ``batches``.
 
     In place (hence the trailing underscore). Returns ``{module path: new bound}``. The model is run in
-    eval mode and put back in its previous mode; the hooks are removed also after an exception.
+    eval mode, or with ``batch_statistics=True`` in train mode (each BatchNorm normalises with its batch's
+    own statistics: the activations a training step sees, which is what an untrained network's bounds must
+    cover; its running statistics and every other buffer are restored afterwards), and put back in its
+    previous mode; the hooks are removed also after an exception.
 
     Example:
         >>> net = nn.Sequential(nn.Linear(2, 2), QReLU(levels=4))
@@ -61,10 +65,11 @@ def calibrate_bounds_(model: nn.Module, batches: Iterable[Tensor], *, p: float =
         return hook
 
     was_training = model.training
+    buffers = [(b, b.clone()) for b in model.buffers()] if batch_statistics else []
     try:
         for name, module in qrelus.items():
             handles.append(module.register_forward_pre_hook(make_hook(name)))
-        model.eval()
+        model.train(batch_statistics)
         count = 0
         for batch in batches:
             model(batch)
@@ -74,6 +79,8 @@ def calibrate_bounds_(model: nn.Module, batches: Iterable[Tensor], *, p: float =
     finally:
         for handle in handles:
             handle.remove()
+        for buffer, saved in buffers:
+            buffer.copy_(saved)
         model.train(was_training)
     result = {}
     for name, module in qrelus.items():

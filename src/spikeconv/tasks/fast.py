@@ -13,7 +13,9 @@ average scored 84.2% with them and 88.0% with its own; the last step's weights 8
 backward passes run in bfloat16 autocast with ``channels_last`` tensors (on a 2-core AVX-512 CPU 2.4x the
 float32 throughput); ``device = "cuda"`` (or ``"auto"`` with a GPU present) keeps the whole data set on the
 GPU and draws the batches and their augmentation there. QReLU bounds start at the
-``calibration_percentile`` of their inputs and are learned at ``bound_lr``.
+``calibration_percentile`` of their inputs under batch statistics (in eval mode the untrained network's
+last layer reached 12-16 on two of four seeds where a training step sees about 1.1, and its bound stayed
+there through training) and are learned at ``bound_lr`` without weight decay.
 
 The learning rate follows the "per 1024 samples" convention: with batch ``B`` and momentum ``m`` the SGD
 step is ``lr / (1024 (1 + 1 / (1 - m)))`` on the summed loss.
@@ -131,7 +133,8 @@ def _param_groups(model: nn.Module, config: FastTrainConfig) -> list[dict[str, A
             {"params": groups["biases"], "lr": lr * config.bias_scale,
              "weight_decay": wd / (lr * config.bias_scale),
              "base": lr * config.bias_scale},
-            {"params": groups["bounds"], "lr": lr * config.bound_lr, "weight_decay": 0.0,
+            {"params": groups["bounds"], "lr": lr * config.bound_lr,
+             "weight_decay": 0.0,
              "base": lr * config.bound_lr}]
 
 
@@ -172,7 +175,7 @@ def train_fast(
             first = normalize(_seeded_sample(images, config.batch_size, config.seed))
             _batchnorm_statistics_(model, first)
             if any(isinstance(m, QReLU) for m in model.modules()):  # a plain-ReLU twin has no bounds
-                calibrate_bounds_(model, [first], p=config.calibration_percentile)
+                calibrate_bounds_(model, [first], p=config.calibration_percentile, batch_statistics=True)
     model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(_param_groups(model, config), momentum=config.momentum, nesterov=True)
     ema = copy.deepcopy(model)
@@ -243,8 +246,8 @@ def _seeded_sample(images: Tensor, count: int, seed: int) -> Tensor:
 
 @torch.no_grad()
 def _batchnorm_statistics_(model: nn.Module, x: Tensor) -> None:
-    """Set every BatchNorm's running statistics from ``x`` (train-mode passes), so that the bounds
-    calibrated in eval mode see the activations training will see."""
+    """Set every BatchNorm's running statistics from ``x`` (train-mode passes): the untrained model in eval
+    mode then normalises as a training step does."""
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     momenta = [m.momentum for m in norms]
     for m in norms:
