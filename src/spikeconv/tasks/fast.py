@@ -13,9 +13,9 @@ average scored 84.2% with them and 88.0% with its own; the last step's weights 8
 backward passes run in bfloat16 autocast with ``channels_last`` tensors (on a 2-core AVX-512 CPU 2.4x the
 float32 throughput); ``device = "cuda"`` (or ``"auto"`` with a GPU present) keeps the whole data set on the
 GPU and draws the batches and their augmentation there. QReLU bounds start at the
-``calibration_percentile`` of their inputs under batch statistics (in eval mode the untrained network's
-last layer reached 12-16 on two of four seeds where a training step sees about 1.1, and its bound stayed
-there through training) and are learned at ``bound_lr`` without weight decay.
+``calibration_percentile`` of their inputs under batch statistics (in eval mode, the untrained network's
+last bound came out at 12.6 and 16.0 on two of four seeds where batch statistics give 1.0-1.2, and it stayed
+there through training; ``benchmarks/bound_init.py``) and are learned at ``bound_lr`` without weight decay.
 
 The learning rate follows the "per 1024 samples" convention: with batch ``B`` and momentum ``m`` the SGD
 step is ``lr / (1024 (1 + 1 / (1 - m)))`` on the summed loss.
@@ -133,8 +133,7 @@ def _param_groups(model: nn.Module, config: FastTrainConfig) -> list[dict[str, A
             {"params": groups["biases"], "lr": lr * config.bias_scale,
              "weight_decay": wd / (lr * config.bias_scale),
              "base": lr * config.bias_scale},
-            {"params": groups["bounds"], "lr": lr * config.bound_lr,
-             "weight_decay": 0.0,
+            {"params": groups["bounds"], "lr": lr * config.bound_lr, "weight_decay": 0.0,
              "base": lr * config.bound_lr}]
 
 
@@ -246,8 +245,8 @@ def _seeded_sample(images: Tensor, count: int, seed: int) -> Tensor:
 
 @torch.no_grad()
 def _batchnorm_statistics_(model: nn.Module, x: Tensor) -> None:
-    """Set every BatchNorm's running statistics from ``x`` (train-mode passes): the untrained model in eval
-    mode then normalises as a training step does."""
+    """Set every BatchNorm's running statistics from ``x``: the cumulative average over train-mode passes of
+    256-sample chunks."""
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     momenta = [m.momentum for m in norms]
     for m in norms:
