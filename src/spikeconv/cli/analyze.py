@@ -54,7 +54,8 @@ def add_parser(sub) -> None:
     an = sub.add_parser("analyze", help="per-layer diagnostics, error decomposition, operations: a report with figures")
     an.add_argument("source", help="a checkpoint, or a run config (its output checkpoint is used)")
     an.add_argument("--out", required=True, help="directory for report.md, report.json and the figures")
-    an.add_argument("--timesteps", type=positive_int, default=8)
+    an.add_argument("--timesteps", type=positive_int, default=8,
+                    help="simulation steps T (one value; the report reads the SNN out after every t <= T)")
     an.add_argument("--max-strength", type=int, default=1)
     an.add_argument("--plain-if", action="store_true", help="use the plain IF neuron instead of the buffered one")
     an.add_argument("--limit", type=positive_int, default=1000, help="test samples for the accuracy curves")
