@@ -5,14 +5,16 @@ Steps, in order of priority, each run only if its estimated time fits what is le
 1. ``fast``: ``configs/cifar10_fast.toml`` trained on the GPU (seed 0), quantized-ANN accuracy on the full
    test set and the converted SNN at T = 1..16 (buffered S^max = 1 and 2, plain IF) from one simulation
    per variant, then offset calibration (buffered S^max = 1 for T = 4, S^max = 2 for T = 2); checkpoint kept.
-2. ``relu``: the same network and recipe with plain ReLU (paper 004's path): SNN at T = 16..256 with the
+2. ``p4``: the same for ``configs/cifar10_fast_p4.toml`` (P = 4 levels: exact at T = 4 with S^max = 1 and
+   at T = 2 with S^max = 2).
+3. ``relu``: the same network and recipe with plain ReLU (paper 004's path): SNN at T = 16..256 with the
    default normalization (99.9th percentile per channel, V(0) = V_th / 2) and with paper 004's
    (99.99th per layer, V(0) = 0).
-3. ``ablations``: one recipe option changed at a time (quantized-ANN accuracy only).
-4. ``wide``: the GPU headline, widths 128 / 384 / 384 for twice the epochs.
-5. ``stability``: paper 000's Table 2 for the recipe: seeds 0..7 (seed 0 reused from step 1), mean and
+4. ``ablations``: one recipe option changed at a time (quantized-ANN accuracy only).
+5. ``wide``: the GPU headline, widths 128 / 384 / 384 for twice the epochs.
+6. ``stability``: paper 000's Table 2 for the recipe: seeds 0..7 (seed 0 reused from step 1), mean and
    sample std of the quantized ANN, the buffered SNN at T = 8 and their difference.
-6. ``resnet18``: paper 000's ResNet-18 recipe (``configs/cifar10_resnet18.toml``) for as many epochs as fit.
+7. ``resnet18``: paper 000's ResNet-18 recipe (``configs/cifar10_resnet18.toml``) for as many epochs as fit.
 
 ``--smoke`` runs every step on a few CPU-sized slices (tiny widths, one epoch, 200 test images) so that CI
 checks the script end to end. ``scripts/device_check.sh`` calls this and times the engine afterwards.
@@ -95,9 +97,9 @@ class Data:
         self.calibration = [x for x, _ in make_loader(calibration, 500)]
 
 
-def _fast_config(args: argparse.Namespace, **train_changes: Any):
-    """The shipped fast recipe on ``args.device``, with ``train_changes``; smoke runs shrink it."""
-    config = load_run_config("cifar10_fast")
+def _fast_config(args: argparse.Namespace, name: str = "cifar10_fast", **train_changes: Any):
+    """The packaged fast recipe ``name`` on ``args.device``, with ``train_changes``; smoke runs shrink it."""
+    config = load_run_config(name)
     changes = {"device": args.device, **train_changes}
     if args.smoke:
         changes.setdefault("epochs", 1)
@@ -130,19 +132,23 @@ def _offset_rows(model: torch.nn.Module, data: Data, device: str, cases: list[tu
     return rows
 
 
-def fast_step(suite: Suite, data: Data) -> dict[str, Any]:
+def fast_step(suite: Suite, data: Data, name: str = "cifar10_fast") -> dict[str, Any]:
+    """Train the packaged fast config ``name``, convert it (T table) and calibrate offsets for T = 4 and 2."""
     args = suite.args
-    config = _fast_config(args)
+    config = _fast_config(args, name)
     model, info, seconds = _train(config, data)
     epochs = [record["seconds"] for record in info["history"]]
-    suite.seconds_per_run = sum(epochs[1:]) * len(epochs) / (len(epochs) - 1) if len(epochs) > 1 else seconds
+    if suite.seconds_per_run is None:
+        suite.seconds_per_run = sum(epochs[1:]) * len(epochs) / (len(epochs) - 1) if len(epochs) > 1 else seconds
     steps = [1, 2, 4] if args.smoke else list(range(1, 17))
     variants = [SNNVariant("buffered", 1), SNNVariant("buffered", 2), SNNVariant("if", 1)]
     table = accuracy_table(model, data.loader, data.example, steps, variants, device=args.device)
-    suite.fast_model = model.cpu()
-    save_checkpoint(Path(args.out) / "cifar10_fastnet_qrelu_gpu.pt", suite.fast_model, info["spec"],
+    model = model.cpu()
+    if name == "cifar10_fast":  # the stability study reuses it as seed 0
+        suite.fast_model = model
+    save_checkpoint(Path(args.out) / f"{config.output.stem}_gpu.pt", model, info["spec"],
                     history=info["history"], command=f"benchmarks/gpu_suite.py on {_describe(args.device)}")
-    offsets = _offset_rows(suite.fast_model, data, args.device, [(1, 4), (2, 2)] if not args.smoke else [(1, 2)])
+    offsets = _offset_rows(model, data, args.device, [(1, 4), (2, 2)] if not args.smoke else [(1, 2)])
     return {"train_seconds": round(seconds, 1), "epochs": config.train.epochs, "history": info["history"],
             **table, "offset_calibrated": offsets}
 
@@ -253,6 +259,7 @@ def main() -> int:
     data = Data(args)
     suite.step("fast", 0, lambda: fast_step(suite, data))
     run = suite.seconds_per_run or 60.0
+    suite.step("p4", run + 30, lambda: fast_step(suite, data, "cifar10_fast_p4"))
     suite.step("relu", run + 30, lambda: relu_step(suite, data))
     suite.step("ablations", run + 10, lambda: ablation_step(suite, data))
     suite.step("wide", 5 * run + 20, lambda: wide_step(suite, data))

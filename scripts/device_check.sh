@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU figure in one prepared run on a lent GPU machine (the `device` tool), within about 8 minutes:
 #   1. benchmarks/gpu_suite.py: the fast CIFAR-10 recipe trained on the GPU and converted (T table, offset
-#      calibration), its plain-ReLU twin at T = 16..256, a wider network, the 8-seed stability study,
-#      ablations, paper 000's ResNet-18 recipe for the time that is left;
+#      calibration), the same with P = 4 levels, its plain-ReLU twin at T = 16..256, ablations, a wider
+#      network, the 8-seed stability study, paper 000's ResNet-18 recipe for the time that is left;
 #   2. benchmarks/peers.py: the engine (eager, compiled, Triton scan) against SpikingJelly's multi-step IF
 #      at batch 32 and 256, T = 8;
 # then one JSON, $OUT/device_check.json, holding both.

@@ -22,7 +22,7 @@ def test_device_check_smoke_runs_every_step_and_writes_one_json(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads((tmp_path / "device_check.json").read_text())
     steps = result["gpu_suite"]["steps"]
-    assert list(steps) == ["fast", "relu", "ablations", "wide", "stability", "resnet18"]
+    assert list(steps) == ["fast", "p4", "relu", "ablations", "wide", "stability", "resnet18"]
     assert not [k for k, v in steps.items() if "error" in v or "skipped" in v], steps
 
     fast = steps["fast"]
@@ -30,6 +30,7 @@ def test_device_check_smoke_runs_every_step_and_writes_one_json(tmp_path):
     assert all(list(row) == ["1", "2", "4"] for row in fast["snn_accuracy"].values())
     assert all(0 <= a <= 100 for row in fast["snn_accuracy"].values() for a in row.values())
     assert list(fast["offset_calibrated"]) == ["buffered/smax1+cal2"]
+    assert set(steps["p4"]["snn_accuracy"]) == set(fast["snn_accuracy"])
     assert list(steps["relu"]["paper_004_normalization"]["if/smax1"]) == ["16", "32"]
     runs = steps["stability"]["runs"]
     assert [r["seed"] for r in runs] == [0, 1]
@@ -47,5 +48,6 @@ def test_device_check_smoke_runs_every_step_and_writes_one_json(tmp_path):
 
     model, payload = load_model(tmp_path / "cifar10_fastnet_qrelu_gpu.pt")
     assert payload["model_kwargs"] == {"widths": [8, 16, 16]}
+    assert load_model(tmp_path / "cifar10_fastnet_qrelu_p4_gpu.pt")[1]["activation"]["levels"] == 4
     test = make_dataset("cifar10", "test", limit=200)
     assert evaluate_ann(model, make_loader(test, 500)) == fast["qann_accuracy"]  # the run's batch: same sums
