@@ -13,7 +13,9 @@ Steps, in order of priority, each run only if its estimated time fits what is le
 4. ``ablations``: one recipe option changed at a time (quantized-ANN accuracy only).
 5. ``wide``: the GPU headline, widths 128 / 384 / 384 for twice the epochs.
 6. ``stability``: paper 000's Table 2 for the recipe: seeds 0..7 (seed 0 reused from step 1), mean and
-   sample std of the quantized ANN, the buffered SNN at T = 8 and their difference.
+   sample std of the quantized ANN, the buffered SNN at T = 8 and their difference; each run's mean stem
+   BatchNorm bias too (the CPU-trained networks, which convert worse at low T, end with a negative mean and a
+   sparser stem; the one GPU network kept ends at +0.32).
 7. ``resnet18``: paper 000's ResNet-18 recipe (``configs/cifar10_resnet18.toml``) for as many epochs as fit.
 
 ``--smoke`` runs every step on a few CPU-sized slices (tiny widths, one epoch, 200 test images) so that CI
@@ -150,7 +152,7 @@ def fast_step(suite: Suite, data: Data, name: str = "cifar10_fast") -> dict[str,
                     history=info["history"], command=f"benchmarks/gpu_suite.py on {_describe(args.device)}")
     offsets = _offset_rows(model, data, args.device, [(1, 4), (2, 2)] if not args.smoke else [(1, 2)])
     return {"train_seconds": round(seconds, 1), "epochs": config.train.epochs, "history": info["history"],
-            **table, "offset_calibrated": offsets}
+            "stem_bias_mean": model.stem_bias.mean().item(), **table, "offset_calibrated": offsets}
 
 
 def relu_step(suite: Suite, data: Data) -> dict[str, Any]:
@@ -192,7 +194,8 @@ def stability_step(suite: Suite, data: Data) -> dict[str, Any]:
         ann = evaluate_ann(model.to(args.device), data.loader)
         snn = convert(model.cpu(), data.example, ConversionConfig(signed=True)).to(args.device)
         at8 = evaluate_snn(snn, data.loader, [8])[8]
-        rows.append({"seed": seed, "ann_accuracy": ann, "snn_accuracy": at8, "difference": at8 - ann})
+        rows.append({"seed": seed, "ann_accuracy": ann, "snn_accuracy": at8, "difference": at8 - ann,
+                     "stem_bias_mean": model.stem_bias.mean().item()})
     summary = {key: summarize([r[key] for r in rows]) for key in ("ann_accuracy", "snn_accuracy", "difference")}
     return {"timesteps": 8, "runs": rows, **summary}
 

@@ -37,6 +37,7 @@ def test_device_check_smoke_runs_every_step_and_writes_one_json(tmp_path):
     assert all(r["difference"] == pytest.approx(r["snn_accuracy"] - r["ann_accuracy"]) for r in runs)
     assert steps["stability"]["ann_accuracy"]["mean"] == pytest.approx(sum(r["ann_accuracy"] for r in runs) / 2)
     assert runs[0]["ann_accuracy"] == fast["qann_accuracy"]  # seed 0 is the model of the first step
+    assert runs[0]["stem_bias_mean"] == fast["stem_bias_mean"]
 
     peers = result["peers_cpu_b2"]["vgg_cifar_small"]["variants"]
     assert peers["spikeconv IF (auto order)"]["max_abs_diff"] == 0.0
