@@ -127,6 +127,47 @@ batch_size = 100
     assert result["snn_accuracy"] == pytest.approx(summarize([r["snn_accuracy"] for r in runs]))
 
 
+def test_stability_reuses_the_configs_checkpoint_as_its_own_seed(tmp_path, data_available, monkeypatch):
+    """``--reuse-checkpoint``: the trained checkpoint is the run of train.seed; only the later seeds train."""
+    from spikeconv.tasks.checkpoint import build_from_spec, save_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "tiny.toml"
+    config.write_text("""
+[data]
+dataset = "mnist"
+train_limit = 512
+[model]
+name = "lenet_mnist"
+levels = 4
+phi = 0.5
+kwargs = { width = 4 }
+[train]
+epochs = 2
+batch_size = 64
+lr = 0.1
+seed = 3
+output = "tiny.pt"
+[evaluate]
+batch_size = 100
+""")
+    root = str((ROOT / ".." / "shared" / "data").resolve())
+    common = ["--timesteps", "4", "--limit", "200", "--data-root", root]
+    assert main(["stability", str(config), "--runs", "2", "--reuse-checkpoint", *common]) == 2  # no tiny.pt yet
+    torch.manual_seed(0)
+    spec = load_run_config(config).spec
+    save_checkpoint(tmp_path / "tiny.pt", build_from_spec(spec), spec)  # untrained: near chance
+    assert main(["evaluate", "tiny.pt", *common, "--json", "ev.json"]) == 0
+    assert main(["stability", str(config), "--runs", "2", "--reuse-checkpoint", "--epochs", "2", *common]) == 2
+    assert main(["stability", str(config), "--runs", "2", "--reuse-checkpoint", *common, "--json", "st.json"]) == 0
+    runs = json.loads((tmp_path / "st.json").read_text())["runs"]
+    assert [r["seed"] for r in runs] == [3, 4]
+    assert runs[0]["ann_accuracy"] == json.loads((tmp_path / "ev.json").read_text())["qann_accuracy"]
+    assert runs[1]["ann_accuracy"] != runs[0]["ann_accuracy"]
+    states = sorted(p.name for p in tmp_path.rglob("seed*.pt"))
+    assert states == ["seed4.pt"]
+
+
 def test_tradeoff_command_gives_table1_for_a_checkpoint(tmp_path, data_available, capsys):
     out = tmp_path / "t1.json"
     assert main(["tradeoff", str(CHECKPOINTS / "mnist_lenet_qrelu.pt"), "--timesteps", "1", "2", "4",

@@ -145,12 +145,15 @@ def cmd_stability(args: argparse.Namespace) -> int:
     train_set = make_dataset(config.dataset, "train", root=root, augment=chosen.loader_augments,
                              erasing=config.erasing, limit=config.train_limit)
     test, loader, example = _test_data(config.dataset, root, config.test_limit, config.eval_batch_size)
+    changed = " and ".join(f"--{name}" for name in ("epochs", "stages") if getattr(args, name) is not None)
+    first = _first_run(config, args.config, changed) if args.reuse_checkpoint else None
     result = stability_study(lambda: build_from_spec(config.spec), train_set, loader, example, config.train,
                              runs=args.runs, timesteps=args.timesteps, train_fn=chosen.train, state_dir=config.state.parent / "stability",
                              progress=_progress(),
                              on_run=lambda r: _say(f"seed {r['seed']}: ANN {r['ann_accuracy']:.2f}%  "
-                                                   f"SNN(T={args.timesteps}) {r['snn_accuracy']:.2f}%"))
-    result.update(dataset=config.dataset, model=config.model, test_samples=len(test),
+                                                   f"SNN(T={args.timesteps}) {r['snn_accuracy']:.2f}%"),
+                             first=first)
+    result.update(dataset=config.dataset, model=config.model, test_samples=len(test), reused_first=first is not None,
                   epochs=config.train.epochs * getattr(config.train, "stages", 1))
     lines = [f"{config.model} on {config.dataset} ({len(test)} test samples), {args.runs} runs, "
              f"{result['epochs']} epochs each, buffered SNN at T={args.timesteps}: mean (std)"]
@@ -158,6 +161,24 @@ def cmd_stability(args: argparse.Namespace) -> int:
         lines.append(f"{label:<10} {result[key]['mean']:.2f} ({result[key]['std']:.2f})")
     _report(result, "\n".join(lines), args.json)
     return 0
+
+
+def _first_run(config, source: str, args_changed_training: str):
+    """The config's trained checkpoint as the study's run of seed ``train.seed`` (``--reuse-checkpoint``)."""
+    from ..tasks.checkpoint import load_model
+    from .reuse import check_reuse
+
+    path = config.trained_output()
+    if args_changed_training:
+        raise SpikeconvError(f"--reuse-checkpoint with {args_changed_training}: the checkpoint was trained for the "
+                             "config's epochs; leave out one of them")
+    if path is None:
+        raise SpikeconvError(f"--reuse-checkpoint: {source} has no trained checkpoint ({config.output} does not "
+                             "exist); run 'spikeconv run' on it first, or leave out --reuse-checkpoint")
+    model, payload = load_model(path)
+    check_reuse(config, payload, source, path)
+    _say(f"seed {config.train.seed}: reusing {path}")
+    return model
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -231,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--epochs", type=positive_int, help="override train.epochs (per stage)")
     st.add_argument("--stages", type=positive_int, help="override train.stages")
     st.add_argument("--limit", type=positive_int, help="evaluate on an evenly strided subset of the test set")
+    st.add_argument("--reuse-checkpoint", action="store_true",
+                    help="take the config's trained checkpoint as the run of its own seed (train.seed) instead of "
+                         "training it again; the other runs use seeds train.seed + 1, ...")
     st.add_argument("--data-root")
     st.add_argument("--json")
     st.set_defaults(func=cmd_stability)

@@ -45,12 +45,15 @@ def stability_study(
     state_dir: str | Path | None = None,
     progress: Progress = _plain,
     on_run: Callable[[dict[str, Any]], None] | None = None,
+    first: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Train ``runs`` models from seeds ``train.seed, train.seed + 1, ...`` and summarise them (Table 2).
 
     ``train_fn`` is the recipe's training function (:mod:`spikeconv.tasks.recipes`) and ``train`` its options.
 
     ``state_dir`` keeps each run's training state (``seed<s>.pt``) so an interrupted study resumes.
+    ``first``, a model already trained by this recipe with seed ``train.seed`` (a shipped checkpoint), is
+    evaluated as the first run instead of being trained again.
     Returns ``{"runs": [{seed, ann_accuracy, snn_accuracy, difference}, ...], "ann_accuracy": {mean,
     std}, "snn_accuracy": {...}, "difference": {...}, "timesteps": T}``.
     """
@@ -60,9 +63,12 @@ def stability_study(
     rows = []
     for index in range(runs):
         seed = train.seed + index
-        model = build()
-        state = Path(state_dir) / f"seed{seed}.pt" if state_dir is not None else None
-        train_fn(model, train_set, dataclasses.replace(train, seed=seed), state_path=state, progress=progress)
+        if index == 0 and first is not None:
+            model = first
+        else:
+            model = build()
+            state = Path(state_dir) / f"seed{seed}.pt" if state_dir is not None else None
+            train_fn(model, train_set, dataclasses.replace(train, seed=seed), state_path=state, progress=progress)
         ann = evaluate_ann(model, test_loader, progress=progress)
         snn = evaluate_snn(convert(model, example, conversion), test_loader, [timesteps], progress=progress)[timesteps]
         row = {"seed": seed, "ann_accuracy": ann, "snn_accuracy": snn, "difference": snn - ann}
