@@ -13,6 +13,7 @@ The peers are a benchmark extra, never needed by the library; install them with 
     .venv/bin/pip install -c <(printf 'torch==2.14.1\\ntorchvision==0.29.1\\n') spikingjelly snntorch sinabs norse
 
     python benchmarks/peers.py [--models vgg_cifar_small resnet18_cifar] [--batch 32] [--timesteps 8] [--memory]
+                               [--profile]
 
 ``--models`` also takes trained spikeconv CIFAR-10 checkpoints (``.pt``): then the input is the first
 ``--batch`` CIFAR-10 test images and the timing baseline is the ANN with its QReLUs replaced by ReLU.
@@ -242,6 +243,8 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None, dev
             "spikeconv buffered S^max=2, eager scan": (ours(buffered, fused=False), "buffered"),
         } if device == "cpu" else {  # the fused Triton scan (simulate(fused=True)), opt-in on CUDA
             "spikeconv IF, fused scan": (ours(sub, fused=True), "sub"),
+            # without silent-frame skipping: its per-layer checks wait for the GPU (host synchronisations)
+            "spikeconv IF, fused scan, dense": (ours(sub_dense, fused=True), "sub"),
             "spikeconv buffered S^max=2, fused scan": (ours(buffered, fused=True), "buffered")}),
         **({"spikeconv IF, event-driven": (ours(SimpleNamespace(body=event_driven(sub.body))), "sub"),
             "spikeconv IF, event-driven fixed": (  # paths fixed from one measured run (same input)
@@ -290,6 +293,38 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
+def profile_run(run: Callable[[], object], device: str, top: int = 6) -> dict[str, object]:
+    """Where one (warmed-up) run spends its time, from ``torch.profiler``: the operators it dispatches
+    (top level only, so a convolution counts once), on CUDA the kernels it launches and their summed device
+    time, and the ``top`` operators or kernels by self time. At small batches a GPU simulator is bound by
+    launches and host overhead rather than by its kernels; ``device_ms`` against the timed median says which."""
+    from torch.profiler import ProfilerActivity, profile
+    cuda = torch.device(device).type == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    synchronize(device)
+    with profile(activities=activities) as prof:
+        run()
+        synchronize(device)
+    events = prof.events()
+    top_level = [e for e in events if e.name.startswith("aten::") and
+                 (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))]
+    averages = prof.key_averages()
+    # a value read back to the host (item, nonzero) waits for every queued kernel: on a GPU, a stall
+    syncs = sum(e.name in ("aten::_local_scalar_dense", "aten::nonzero") for e in events)
+    result: dict[str, object] = {"aten_ops": len(top_level), "host_syncs": syncs}
+    if cuda:
+        kernels = [e for e in averages if e.device_type == torch.autograd.DeviceType.CUDA]
+        result["kernels"] = sum(e.count for e in kernels)
+        result["device_ms"] = sum(e.self_device_time_total for e in kernels) / 1e3
+        ranked = sorted(kernels, key=lambda e: e.self_device_time_total, reverse=True)
+        result["top"] = [[e.key[:60], e.count, round(e.self_device_time_total / 1e3, 4)] for e in ranked[:top]]
+    else:
+        ranked = sorted((e for e in averages if e.key.startswith("aten::")), key=lambda e: e.self_cpu_time_total,
+                        reverse=True)
+        result["top"] = [[e.key, e.count, round(e.self_cpu_time_total / 1e3, 4)] for e in ranked[:top]]
+    return result
+
+
 def device_peak_mib(run: Callable[[], object], device: str) -> float:
     """Peak memory a simulator allocates on an accelerator during a run, above what was allocated before it
     (PyTorch's caching allocator counts every tensor; the run is warmed up first)."""
@@ -316,6 +351,8 @@ def main() -> None:
     parser.add_argument("--weight-bits", type=int, help="hardware weights for every SNN (spikeconv: integer layers)")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help="cpu, or cuda: every network and the input there")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one run of each variant (operators, CUDA kernels and their time)")
     parser.add_argument("--json")
     args = parser.parse_args()
     steps = args.timesteps
@@ -356,6 +393,9 @@ def main() -> None:
         for key in variants:
             rows[key]["median_s"] = statistics.median(times[key])
             rows[key]["ratio_to_ann"] = rows[key]["median_s"] / base
+        if args.profile:
+            for key, (run, _) in variants.items():
+                rows[key]["profile"] = profile_run(run, args.device)
         if args.memory and args.device != "cpu":
             for key, (run, _) in variants.items():
                 rows[key]["peak_mib"] = device_peak_mib(run, args.device)
@@ -374,6 +414,9 @@ def main() -> None:
             diff = "-" if row["max_abs_diff"] is None else f"{row['max_abs_diff']:.1e}"
             mem = f"{row['peak_mib']:.0f}" if row.get("peak_mib") is not None else "-"
             print(f"| {key} | {row['median_s']:.3f} | {row['ratio_to_ann']:.2f} | {diff} | {mem} |", flush=True)
+        for key, row in rows.items():
+            if "profile" in row:
+                print(f"profile {key}: {json.dumps(row['profile'])}")
         if args.json:  # after each model, so that a run stopped at a time limit keeps what it measured
             with open(args.json, "w") as handle:
                 json.dump(results, handle, indent=2)

@@ -3,8 +3,9 @@
 #   1. benchmarks/gpu_suite.py: the fast CIFAR-10 recipe trained on the GPU and converted (T table, offset
 #      calibration), the same with P = 4 levels, its plain-ReLU twin at T = 16..256, ablations, a wider
 #      network, the 8-seed stability study, paper 000's ResNet-18 recipe for the time that is left;
-#   2. benchmarks/peers.py: the engine (eager, compiled, Triton scan) against SpikingJelly's multi-step IF
-#      at batch 32 and 256, T = 8;
+#   2. benchmarks/peers.py: the engine (eager, compiled, Triton scan with and without silent-frame skipping)
+#      against SpikingJelly's multi-step IF at batch 32 and 256, T = 8, each variant profiled once (operators,
+#      CUDA kernels, host synchronisations);
 # then one JSON, $OUT/device_check.json, holding both.
 #
 # Here, once:   copy the CIFAR-10 archives into ./shared/data/cifar10 (shared/ travels to the machine;
@@ -55,7 +56,7 @@ for batch in "${batches[@]}"; do
   [ "$left" -lt 20 ] && { echo "peers at batch $batch skipped: $left s left" | tee -a "$log"; continue; }
   limit=$([ "$batch" = "${batches[0]}" ] && echo $((left * 55 / 100)) || echo $((left - 5)))
   timeout "$limit" "$PYTHON" benchmarks/peers.py --device "$device" --models "${models[@]}" --batch "$batch" \
-    --repeats "$repeats" --variants "${variants[@]}" \
+    --repeats "$repeats" --variants "${variants[@]}" --profile \
     --json "$OUT/peers_${device}_b$batch.json" 2>&1 | tee -a "$log"
 done
 "$PYTHON" - "$OUT" <<'EOF' 2>&1 | tee -a "$log"

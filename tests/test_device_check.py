@@ -41,6 +41,8 @@ def test_device_check_smoke_runs_every_step_and_writes_one_json(tmp_path):
 
     peers = result["peers_cpu_b2"]["vgg_cifar_small"]["variants"]
     assert peers["spikeconv IF (auto order)"]["max_abs_diff"] == 0.0
+    profile = peers["spikeconv IF (auto order)"]["profile"]
+    assert profile["aten_ops"] > 0 and profile["host_syncs"] >= 1 and len(profile["top"]) > 0
 
     # the checkpoint the run kept reproduces its reported accuracy on the same 200 test images
     from spikeconv.data import make_dataset, make_loader
