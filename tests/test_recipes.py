@@ -96,44 +96,7 @@ def test_summary_uses_the_sample_standard_deviation():
     assert summarize([5.0]) == {"mean": 5.0, "std": 0.0}
 
 
-def test_stability_command_trains_independent_seeds(tmp_path, data_available, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    config = tmp_path / "tiny.toml"
-    config.write_text("""
-[data]
-dataset = "mnist"
-train_limit = 512
-[model]
-name = "lenet_mnist"
-levels = 4
-phi = 0.5
-kwargs = { width = 4 }
-[train]
-epochs = 2
-batch_size = 64
-lr = 0.1
-seed = 3
-[evaluate]
-batch_size = 100
-""")
-    root = str((ROOT / ".." / "shared" / "data").resolve())
-    assert main(["stability", str(config), "--runs", "2", "--timesteps", "4", "--limit", "200",
-                 "--data-root", root, "--json", "st.json"]) == 0
-    result = json.loads((tmp_path / "st.json").read_text())
-    runs = result["runs"]
-    assert [r["seed"] for r in runs] == [3, 4] and runs[0]["ann_accuracy"] != runs[1]["ann_accuracy"]
-    for r in runs:
-        assert r["difference"] == pytest.approx(r["snn_accuracy"] - r["ann_accuracy"])
-    assert result["snn_accuracy"] == pytest.approx(summarize([r["snn_accuracy"] for r in runs]))
-
-
-def test_stability_reuses_the_configs_checkpoint_as_its_own_seed(tmp_path, data_available, monkeypatch):
-    """``--reuse-checkpoint``: the trained checkpoint is the run of train.seed; only the later seeds train."""
-    from spikeconv.tasks.checkpoint import build_from_spec, save_checkpoint
-
-    monkeypatch.chdir(tmp_path)
-    config = tmp_path / "tiny.toml"
-    config.write_text("""
+TINY_STABILITY = """
 [data]
 dataset = "mnist"
 train_limit = 512
@@ -150,22 +113,46 @@ seed = 3
 output = "tiny.pt"
 [evaluate]
 batch_size = 100
-""")
-    root = str((ROOT / ".." / "shared" / "data").resolve())
-    common = ["--timesteps", "4", "--limit", "200", "--data-root", root]
-    assert main(["stability", str(config), "--runs", "2", "--reuse-checkpoint", *common]) == 2  # no tiny.pt yet
+"""
+STABILITY_OPTIONS = ["--timesteps", "4", "--limit", "200", "--data-root",
+                     str((ROOT / ".." / "shared" / "data").resolve())]
+
+
+def test_stability_command_trains_independent_seeds(tmp_path, data_available, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_STABILITY)
+    assert main(["stability", str(config), "--runs", "2", *STABILITY_OPTIONS, "--json", "st.json"]) == 0
+    result = json.loads((tmp_path / "st.json").read_text())
+    runs = result["runs"]
+    assert [r["seed"] for r in runs] == [3, 4] and runs[0]["ann_accuracy"] != runs[1]["ann_accuracy"]
+    for r in runs:
+        assert r["difference"] == pytest.approx(r["snn_accuracy"] - r["ann_accuracy"])
+    assert result["snn_accuracy"] == pytest.approx(summarize([r["snn_accuracy"] for r in runs]))
+    assert not result["reused_first"]
+
+
+def test_stability_reuses_the_configs_checkpoint_as_its_own_seed(tmp_path, data_available, monkeypatch):
+    """``--reuse-checkpoint``: the trained checkpoint is the run of train.seed; only the later seeds train."""
+    from spikeconv.tasks.checkpoint import build_from_spec, save_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_STABILITY)
+    reuse = ["stability", str(config), "--runs", "2", "--reuse-checkpoint", *STABILITY_OPTIONS]
+    assert main(reuse) == 2  # no tiny.pt yet
     torch.manual_seed(0)
     spec = load_run_config(config).spec
     save_checkpoint(tmp_path / "tiny.pt", build_from_spec(spec), spec)  # untrained: near chance
-    assert main(["evaluate", "tiny.pt", *common, "--json", "ev.json"]) == 0
-    assert main(["stability", str(config), "--runs", "2", "--reuse-checkpoint", "--epochs", "2", *common]) == 2
-    assert main(["stability", str(config), "--runs", "2", "--reuse-checkpoint", *common, "--json", "st.json"]) == 0
-    runs = json.loads((tmp_path / "st.json").read_text())["runs"]
-    assert [r["seed"] for r in runs] == [3, 4]
+    assert main(["evaluate", "tiny.pt", *STABILITY_OPTIONS, "--json", "ev.json"]) == 0
+    assert main([*reuse, "--epochs", "2"]) == 2  # the checkpoint was trained for the config's epochs
+    assert main([*reuse, "--json", "st.json"]) == 0
+    result = json.loads((tmp_path / "st.json").read_text())
+    runs = result["runs"]
+    assert [r["seed"] for r in runs] == [3, 4] and result["reused_first"]
     assert runs[0]["ann_accuracy"] == json.loads((tmp_path / "ev.json").read_text())["qann_accuracy"]
     assert runs[1]["ann_accuracy"] != runs[0]["ann_accuracy"]
-    states = sorted(p.name for p in tmp_path.rglob("seed*.pt"))
-    assert states == ["seed4.pt"]
+    assert sorted(p.name for p in tmp_path.rglob("seed*.pt")) == ["seed4.pt"]  # seed 3 was not trained
 
 
 def test_tradeoff_command_gives_table1_for_a_checkpoint(tmp_path, data_available, capsys):
