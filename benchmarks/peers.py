@@ -243,8 +243,6 @@ def build(name: str, batch: int, steps: int, weight_bits: int | None = None, dev
             "spikeconv buffered S^max=2, eager scan": (ours(buffered, fused=False), "buffered"),
         } if device == "cpu" else {  # the fused Triton scan (simulate(fused=True)), opt-in on CUDA
             "spikeconv IF, fused scan": (ours(sub, fused=True), "sub"),
-            # without silent-frame skipping: its per-layer checks wait for the GPU (host synchronisations)
-            "spikeconv IF, fused scan, dense": (ours(sub_dense, fused=True), "sub"),
             "spikeconv buffered S^max=2, fused scan": (ours(buffered, fused=True), "buffered")}),
         **({"spikeconv IF, event-driven": (ours(SimpleNamespace(body=event_driven(sub.body))), "sub"),
             "spikeconv IF, event-driven fixed": (  # paths fixed from one measured run (same input)

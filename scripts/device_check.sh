@@ -3,9 +3,8 @@
 #   1. benchmarks/gpu_suite.py: the fast CIFAR-10 recipe trained on the GPU and converted (T table, offset
 #      calibration), the same with P = 4 levels, its plain-ReLU twin at T = 16..256, ablations, a wider
 #      network, the 8-seed stability study, paper 000's ResNet-18 recipe for the time that is left;
-#   2. benchmarks/peers.py: the engine (eager, compiled, Triton scan with and without silent-frame skipping)
-#      against SpikingJelly's multi-step IF at batch 32 and 256, T = 8, each variant profiled once (operators,
-#      CUDA kernels, host synchronisations);
+#   2. benchmarks/peers.py: the engine (eager, compiled, Triton scan) against SpikingJelly's multi-step IF
+#      at batch 32 and 256, T = 8, each variant profiled once (operators, CUDA kernels, host synchronisations);
 # then one JSON, $OUT/device_check.json, holding both.
 #
 # Here, once:   copy the CIFAR-10 archives into ./shared/data/cifar10 (shared/ travels to the machine;
