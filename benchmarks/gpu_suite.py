@@ -7,8 +7,8 @@ Steps, in order of priority, each run only if its estimated time fits what is le
    per variant, then offset calibration (buffered S^max = 1 for T = 4, S^max = 2 for T = 2); checkpoint kept.
 2. ``p4``: the same for ``configs/cifar10_fast_p4.toml`` (P = 4 levels: exact at T = 4 with S^max = 1 and
    at T = 2 with S^max = 2).
-3. ``relu``: the same network and recipe with plain ReLU (paper 004's path): SNN at T = 16..256 with the
-   default normalization (99.9th percentile per channel, V(0) = V_th / 2) and with paper 004's
+3. ``relu``: the same network and recipe with plain ReLU (paper 004's path; checkpoint kept): SNN at
+   T = 16..256 with the default normalization (99.9th percentile per channel, V(0) = V_th / 2) and with paper 004's
    (99.99th per layer, V(0) = 0).
 4. ``ablations``: one recipe option changed at a time (quantized-ANN accuracy only).
 5. ``wide``: the GPU headline, widths 128 / 384 / 384 for twice the epochs.
@@ -134,6 +134,12 @@ def _offset_rows(model: torch.nn.Module, data: Data, device: str, cases: list[tu
     return rows
 
 
+def _keep(args: argparse.Namespace, config, model: torch.nn.Module, info: dict[str, Any]) -> None:
+    """Save the trained ``model`` as ``<out>/<config's checkpoint name>_gpu.pt``."""
+    save_checkpoint(Path(args.out) / f"{config.output.stem}_gpu.pt", model, info["spec"],
+                    history=info["history"], command=f"benchmarks/gpu_suite.py on {_describe(args.device)}")
+
+
 def fast_step(suite: Suite, data: Data, name: str = "cifar10_fast") -> dict[str, Any]:
     """Train the packaged fast config ``name``, convert it (T table) and calibrate offsets for T = 4 and 2."""
     args = suite.args
@@ -148,8 +154,7 @@ def fast_step(suite: Suite, data: Data, name: str = "cifar10_fast") -> dict[str,
     model = model.cpu()
     if name == "cifar10_fast":  # the stability study reuses it as seed 0
         suite.fast_model = model
-    save_checkpoint(Path(args.out) / f"{config.output.stem}_gpu.pt", model, info["spec"],
-                    history=info["history"], command=f"benchmarks/gpu_suite.py on {_describe(args.device)}")
+    _keep(args, config, model, info)
     offsets = _offset_rows(model, data, args.device, [(1, 4), (2, 2)] if not args.smoke else [(1, 2)])
     return {"train_seconds": round(seconds, 1), "epochs": config.train.epochs, "history": info["history"],
             "stem_bias_mean": model.stem_bias.mean().item(), **table, "offset_calibrated": offsets}
@@ -157,7 +162,9 @@ def fast_step(suite: Suite, data: Data, name: str = "cifar10_fast") -> dict[str,
 
 def relu_step(suite: Suite, data: Data) -> dict[str, Any]:
     args = suite.args
-    model, info, seconds = _train(_fast_config(args), data, activation={"kind": "relu"})
+    config = _fast_config(args, "cifar10_fast_relu")
+    model, info, seconds = _train(config, data)
+    _keep(args, config, model.cpu(), info)
     steps = [16, 32] if args.smoke else [16, 32, 64, 128, 256]
     loader = make_loader(data.test, 100)  # T = 256 folded on the GPU: 25,600 frames per batch
     default = accuracy_table(model, loader, data.example, steps,

@@ -296,6 +296,7 @@ def profile_run(run: Callable[[], object], device: str, top: int = 6) -> dict[st
     (top level only, so a convolution counts once), on CUDA the kernels it launches and their summed device
     time, and the ``top`` operators or kernels by self time. At small batches a GPU simulator is bound by
     launches and host overhead rather than by its kernels; ``device_ms`` against the timed median says which."""
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # else the profiler logs an error on a machine without CUDA
     from torch.profiler import ProfilerActivity, profile
     cuda = torch.device(device).type == "cuda"
     activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
