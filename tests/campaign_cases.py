@@ -170,6 +170,8 @@ def option_cases() -> list[Case]:
         ("evaluate", "--weight-bits 1", "between 2 and 8", lambda ws: ev(ws, "--weight-bits", "1")),
         ("evaluate", "--weight-bits 9", "between 2 and 8", lambda ws: ev(ws, "--weight-bits", "9")),
         ("evaluate", "--calibrate-for 0", "positive", lambda ws: ev(ws, "--calibrate-for", "0")),
+        ("evaluate", "--warmup 0", "positive", lambda ws: ev(ws, "--warmup", "0")),
+        ("evaluate", "--warmup above every T", "exceeds", lambda ws: ev(ws, "--timesteps", "2", "--warmup", "4")),
         ("evaluate", "--percentile 0", "percentile", lambda ws: ev(ws, "--percentile", "0")),
         ("evaluate", "--percentile 101", "percentile", lambda ws: ev(ws, "--percentile", "101")),
         ("evaluate", "--percentile nan", "percentile", lambda ws: ev(ws, "--percentile", "nan")),

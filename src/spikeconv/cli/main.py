@@ -34,7 +34,7 @@ def _test_data(dataset: str, root: str | None, limit: int | None, batch_size: in
 
 def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_size: int, limit: int | None,
                     root: str | None, calibrate_for: int | None = None,
-                    calibration_samples: int = 2000, conversion=None) -> dict[str, Any]:
+                    calibration_samples: int = 2000, conversion=None, warmup=()) -> dict[str, Any]:
     from ..tasks.classification import accuracy_table
     from ..tasks.samples import OnDemand, images
 
@@ -42,7 +42,8 @@ def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_s
     # decoded only if a plain ReLU, offset calibration or an event-driven run reads them
     calibration = OnDemand(lambda: images(spec, "train", limit=calibration_samples, root=root))
     result = accuracy_table(model, loader, example, timesteps, variants, progress=_progress(),
-                            calibration=calibration, calibrate_for=calibrate_for, conversion=conversion)
+                            calibration=calibration, calibrate_for=calibrate_for, conversion=conversion,
+                            warmup=warmup)
     result = {"dataset": spec["dataset"], "test_samples": len(test), "model": spec["model"], **result}
     result["snn_accuracy"] = {k: {str(t): a for t, a in v.items()} for k, v in result["snn_accuracy"].items()}
     return result
@@ -209,13 +210,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.calibrate_for is not None and args.calibrate_for < 1:
         raise SpikeconvError(f"--calibrate-for must be a positive T, got {args.calibrate_for}")
     conversion, samples = calibration_options(args)
+    for rho in args.warmup or []:
+        if rho > max(args.timesteps):
+            raise SpikeconvError(f"--warmup {rho} exceeds the largest of --timesteps {args.timesteps}: the pre-run "
+                                 "reads the run's own first steps; give a T >= the warm-up")
     if is_detection(payload):
+        if args.warmup:
+            raise SpikeconvError("--warmup applies to classifiers; evaluate the detector without it")
         from .detection import evaluate_detection_checkpoint
 
         return evaluate_detection_checkpoint(model, payload, args, variants)
     result = _evaluate_model(model, payload, args.timesteps, variants, batch_size=args.batch_size,
                              limit=args.limit, root=args.data_root, calibrate_for=args.calibrate_for,
-                             calibration_samples=samples, conversion=conversion)
+                             calibration_samples=samples, conversion=conversion, warmup=args.warmup or ())
     _report(result, format_table(result), args.json)
     return 0
 
@@ -284,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "sparse layers gather only their input spikes; paths fixed from a run on 64 calibration images)")
     ev.add_argument("--calibrate-for", type=positive_int, metavar="T",
                     help="also evaluate every variant after offset calibration for this T")
+    ev.add_argument("--warmup", type=positive_int, nargs="+", metavar="RHO",
+                    help="also evaluate every variant with a warm-up of RHO steps (each neuron layer pre-runs RHO "
+                         "steps of its input and shifts its initial membrane; docs/conversion.md), at the T >= RHO")
     ev.add_argument("--figure", metavar="PNG",
                     help="detectors: draw the quantized ANN's and the SNN's boxes on 4 images side by side")
     ev.add_argument("--splits", nargs="+", metavar="SPLIT",

@@ -38,7 +38,7 @@ def format_table(result: dict[str, Any]) -> str:
              f"{'SNN':<{width}}" + "".join(f"{'T=' + str(t):>9}" for t in steps)]
     for key, accs in variants.items():
         accs = {int(k): v for k, v in accs.items()}
-        lines.append(f"{key:<{width}}" + "".join(f"{accs[t]:>9.2f}" for t in steps))
+        lines.append(f"{key:<{width}}" + "".join(f"{accs[t]:>9.2f}" if t in accs else f"{'-':>9}" for t in steps))
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from .functional import (
     true_divide,
 )
 from .modules import IFNeuron, NeuronRun, is_constant, SpikingMaxPool2d, SpikingModule, SpikingSoftmax
+from .warmup import warmed_up_membrane
 
 __all__ = [
     "AnalogNeuron",
@@ -34,4 +35,5 @@ __all__ = [
     "if_step",
     "is_constant",
     "true_divide",
+    "warmed_up_membrane",
 ]

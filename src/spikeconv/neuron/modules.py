@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from .config import NeuronConfig, check_spike_dtype, compact_buffer_fits, if_init
 from .functional import ScanKernel, if_scan_
+from .warmup import warmed_up_membrane
 
 
 @dataclass
@@ -39,6 +40,8 @@ class NeuronRun:
     output: Any = None  # that tensor (IF neurons)
     compact_state: bool = False  # set by engines that keep ``start`` exact: threshold-1 buffered neurons then
     # keep -V^b in int8 while it fits (spikeconv.neuron.compact_buffer_fits) and widen it before it could not
+    warmup: int = 0  # IF neurons set V(0) from a pre-run of this many steps (spikeconv.neuron.warmup); the
+    # engine then gives the whole run to every neuron as one chunk
 
 
 def is_constant(x: Tensor, steps: int, batch: int) -> bool:
@@ -128,6 +131,8 @@ class IFNeuron(SpikingModule):
             # a run whose engine keeps ``start`` exact starts a threshold-1 buffer in int8 ...
             compact = run.compact_state and compact_buffer_fits(self.config, 1)
             run.state = if_init(like, self.config, buffer_dtype=torch.int8 if compact else None)
+            if run.warmup:
+                run.state = run.state._replace(v=self._warm_membrane(current, constant, run))
         buffer = run.state.buffer
         if buffer is not None and buffer.dtype == torch.int8 and not compact_buffer_fits(
                 self.config, run.start + run.steps):  # ... and widens it (exactly) before V^b could pass 127
@@ -146,6 +151,15 @@ class IFNeuron(SpikingModule):
             run.output = active
         spikes = active if skip == 0 else torch.cat([active.new_zeros((skip, *active.shape[1:])), active])
         return spikes.flatten(0, 1)
+
+    def _warm_membrane(self, current: Tensor, constant: bool, run: NeuronRun) -> Tensor:
+        if self.clamp_steps:
+            raise ValueError("a warm-up sets V(0) from the first steps' input, which the voltage clamp "
+                             f"(clamp_steps={self.clamp_steps}) holds back; use one of the two")
+        if run.start != 0 or (not constant and current.shape[0] < run.warmup):
+            raise ValueError(f"a warm-up of {run.warmup} steps needs the first {run.warmup} steps in one chunk; "
+                             "simulate with order='layer'")
+        return warmed_up_membrane(current, self.config, run.warmup, constant).to(run.state.v.dtype)
 
     def extra_repr(self) -> str:
         c = self.config

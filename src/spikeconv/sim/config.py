@@ -1,6 +1,7 @@
 """One frozen, validated description of how :func:`spikeconv.sim.simulate` runs a network.
 
-Every way of running gives the same spikes; the options only trade memory against speed:
+Every way of running gives the same spikes (except ``warmup``, which changes the neurons' start); the
+options only trade memory against speed:
 
 * **chunking**: ``chunk`` steps are folded into the batch at once (``1``: step by step, the least memory;
   ``None``: chosen by the engine, see :func:`spikeconv.sim.engine.choose_chunk`); ``memory_budget`` caps a
@@ -54,6 +55,9 @@ class SimulationConfig:
         sequence: the inputs are already frames ``[T, B, ...]``.
         reuse_outputs: neurons write each chunk's spikes into their previous output tensor when no hook
             observes the run (fewer fresh pages; every neuron's output stays allocated).
+        warmup: ``rho``: every IF neuron layer first runs ``rho <= T`` steps on its input and starts the run
+            from the initial membrane that pre-run implies (:mod:`spikeconv.neuron.warmup`); the whole run is
+            then one chunk (layer order). 0: none. Unlike the other options it changes the spikes.
 
     Example:
         >>> SimulationConfig(chunk=1).chunk
@@ -68,8 +72,17 @@ class SimulationConfig:
     encoder: Encoder | None = None
     sequence: bool = False
     reuse_outputs: bool = False
+    warmup: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"warmup must be a number of steps >= 0, got {self.warmup!r}")
+        if self.warmup and self.chunk is not None and self.chunk < ALL_STEPS:
+            raise ValueError(f"warmup={self.warmup} needs each neuron layer to see its whole input at once; "
+                             f"drop chunk={self.chunk} (order='layer' or the default order)")
+        if self.warmup and self.memory_budget is not None:
+            raise ValueError(f"warmup={self.warmup} runs all steps at once, which a memory_budget cannot cap; "
+                             "drop one of them")
         if self.chunk is not None and (isinstance(self.chunk, bool) or not isinstance(self.chunk, int) or self.chunk < 1):
             raise ValueError(f"chunk must be a positive integer or None, got {self.chunk!r}")
         if self.memory_budget is not None and (isinstance(self.memory_budget, bool)
@@ -95,7 +108,7 @@ class SimulationConfig:
 
         Example:
             >>> SimulationConfig.from_options(order="step", fused=False)
-            SimulationConfig(chunk=1, memory_budget=None, kernel=<Kernel.EAGER: 'eager'>, encoder=None, sequence=False, reuse_outputs=False)
+            SimulationConfig(chunk=1, memory_budget=None, kernel=<Kernel.EAGER: 'eager'>, encoder=None, sequence=False, reuse_outputs=False, warmup=0)
         """
         order = getattr(order, "value", order)
         if order not in (None, "auto", "layer", "step"):

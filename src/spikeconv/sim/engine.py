@@ -107,7 +107,7 @@ def observed(model: nn.Module) -> bool:
 
 @contextmanager
 def neuron_runs(model: nn.Module, batch: int, kernel: ScanKernel | None = None,
-                reuse_output: bool = False, compact_state: bool = False) -> Iterator[list[NeuronRun]]:
+                reuse_output: bool = False, compact_state: bool = False, warmup: int = 0) -> Iterator[list[NeuronRun]]:
     """Attach fresh :class:`NeuronRun` records to every neuron of ``model``; remove them on exit.
 
     ``kernel`` is the neuron scan the IF neurons use (None: eager; see :func:`compiled_scan_kernel`).
@@ -117,7 +117,9 @@ def neuron_runs(model: nn.Module, batch: int, kernel: ScanKernel | None = None,
     chunk, counted from the run's start), so buffered neurons with threshold 1 may keep ``-V^b`` in int8 for
     as long as it fits (``steps * S^max <= 127``, :func:`spikeconv.neuron.compact_buffer_fits`) and widen it
     to the membrane's dtype, exactly, before a chunk that could pass that bound.
-    The records are removed also when the body raises, so no state outlives a run.
+    ``warmup``: IF neurons start from the membrane a pre-run of that many steps implies (the caller gives
+    them the whole run as one chunk). The records are removed also when the body raises, so no state
+    outlives a run.
     """
     neurons = neurons_of(model)
     busy = [n for n in neurons if n._run is not None]
@@ -125,7 +127,7 @@ def neuron_runs(model: nn.Module, batch: int, kernel: ScanKernel | None = None,
         raise RuntimeError("this network is already being simulated (re-entrant simulate calls are not supported)")
     scratch: dict = {}  # one scratch pool for all neurons: scratch never outlives a step
     runs = [NeuronRun(steps=1, batch=batch, kernel=kernel, reuse_output=reuse_output, work=scratch,
-                      compact_state=compact_state) for _ in neurons]
+                      compact_state=compact_state, warmup=warmup) for _ in neurons]
     try:
         for neuron, run in zip(neurons, runs):
             neuron._run = run
@@ -181,7 +183,7 @@ def simulate(model: nn.Module, inputs: Tensor, timesteps: int, config: Simulatio
             gives the same spikes.
         **options: shorthand for the config (:meth:`SimulationConfig.from_options`): ``order`` (``"auto"``,
             ``"layer"``, ``"step"``), ``chunk``, ``memory_budget``, ``compile``, ``fused``, ``encoder``,
-            ``sequence``, ``reuse_outputs``.
+            ``sequence``, ``reuse_outputs``, ``warmup``.
 
     Returns:
         ``readout[t-1] = (1/t) * sum_{t'<=t} model_output(t')`` for ``t = 1..T``.
@@ -206,6 +208,9 @@ def simulate(model: nn.Module, inputs: Tensor, timesteps: int, config: Simulatio
 
 def _run(model: nn.Module, inputs: Tensor, timesteps: int, config: SimulationConfig) -> Tensor:
     _check_inputs(inputs, timesteps)
+    if config.warmup > timesteps:
+        raise ValueError(f"warmup={config.warmup} steps exceed timesteps={timesteps}: the pre-run reads the run's "
+                         "own input; use warmup <= timesteps")
     if not neurons_of(model):
         raise ValueError(f"{type(model).__name__} has no spiking neurons, so simulating it would return its own "
                          "output as if it were a spiking network's: convert it first (snn = convert(ann, x))")
@@ -249,11 +254,13 @@ def _simulate_chunks(model: nn.Module, inputs: Tensor, timesteps: int, config: S
     # scan on a GPU is launch-bound and its int8 casts cost launches: float32 buffer 16% less time there (H200)
     compact = inputs.device.type == "cpu" or kernel is fused_scan_kernel
     step_chunk, memory_budget = choose_chunk(inputs.device, batch, config)
+    if config.warmup:  # every neuron's pre-run reads the first steps of its input: one chunk of all steps
+        step_chunk, memory_budget = timesteps, None
     step_chunk = min(step_chunk, timesteps)
     readout: Tensor | None = None
     running: Tensor | None = None
     with neuron_runs(model, batch, kernel, reuse_output=config.reuse_outputs and not observed(model),
-                     compact_state=compact) as runs:
+                     compact_state=compact, warmup=config.warmup) as runs:
         start = 0
         while start < timesteps:
             measuring = memory_budget is not None and start == 0 and step_chunk > 1

@@ -246,6 +246,7 @@ def accuracy_table(
     calibration: Iterable[Tensor] | None = None,
     calibrate_for: int | None = None,
     calibration_passes: int = 2,
+    warmup: Sequence[int] = (),
     progress: Progress = _plain,
     device: str | torch.device | None = None,
 ) -> dict[str, Any]:
@@ -256,6 +257,8 @@ def accuracy_table(
     ``calibration`` batches set the bounds of plain ReLU activations (data-based normalization). With
     ``calibrate_for = T``, every variant is also evaluated after offset calibration for that T on the
     same batches (:func:`spikeconv.analysis.calibrate_offsets`), under the key ``"<variant>+cal<T>"``.
+    Every ``rho`` in ``warmup`` adds the variant run with a warm-up of ``rho`` steps
+    (:mod:`spikeconv.neuron.warmup`), read at the ``T >= rho``, under ``"<variant>+warm<rho>"``.
 
     Returns ``{"ann_accuracy", "qann_accuracy", "snn_accuracy": {variant key: {T: acc}}}``.
     """
@@ -288,4 +291,11 @@ def accuracy_table(
             key = f"{variant.key}+cal{calibrate_for}"
             result["snn_accuracy"][key] = evaluate_snn(calibrated, loader, timesteps, progress=progress,
                                                        desc=f"SNN {key}")
+        for rho in warmup:
+            steps = [t for t in timesteps if t >= rho]
+            if not steps:
+                raise ValueError(f"a warm-up of {rho} steps needs a T >= {rho} to read; the table has {list(timesteps)}")
+            key = f"{variant.key}+warm{rho}"
+            result["snn_accuracy"][key] = evaluate_snn(snn, loader, steps, progress=progress, desc=f"SNN {key}",
+                                                       warmup=rho)
     return result

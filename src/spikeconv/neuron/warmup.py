@@ -1,0 +1,70 @@
+r"""Warm-up: a neuron layer's initial membrane set from a pre-run over its own input.
+
+Hao et al. (ICLR 2023, "Bridging the gap between ANNs and SNNs by calibrating offset spikes") find that a
+converted neuron's spike count after T steps is most often one spike away from its ANN activation, that the
+membrane left at the end of a run says which way, and that shifting the initial membrane by a threshold
+moves the count by one spike. They run each layer for ``rho`` steps first, shift ``V(0)`` and run again.
+
+spikeconv's rule, per neuron, after a pre-run of ``rho`` steps on the first ``rho`` input currents of the
+run (the same neuron, from the usual ``V(0) = phi * V_th`` and ``V^b(0) = 0``), with ``N(rho)`` the net spike
+count and ``V(rho)`` the membrane left::
+
+    up   = floor(V(rho) / V_th)                 if V(rho) >= V_th, else 0   (charge that never left as spikes)
+    down = min(ceil(-V(rho) / V_th), N(rho))     if V(rho) < 0,     else 0   (spikes that later input undid)
+    V(0) <- phi * V_th + V_th * (up - down)
+
+then the run proper starts from that ``V(0)``. With ``rho = T`` the shift is the whole offset the pre-run
+measured (Hao et al. shift by one spike and iterate); a neuron whose charge arrives late then sends its
+spikes early enough to end at the ANN's count. A neuron whose input exceeds what ``T`` steps can send (the
+ANN's clipping) keeps ``V(rho) >= V_th`` but already fires at its maximum, so its count does not change.
+
+Cost: ``rho`` more neuron steps per layer (the convolutions run once: the pre-run reads the currents of the
+run itself). On hardware that streams layer by layer, each layer starts ``rho`` steps later; report results
+with warm-up apart from plain ones (``simulate(..., warmup=rho)``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .config import NeuronConfig, if_init
+from .functional import if_scan, if_scan_constant
+
+
+def warmed_up_membrane(current: Tensor, config: NeuronConfig, steps: int, constant: bool = False) -> Tensor:
+    r"""The initial membrane ``V(0)`` after a pre-run of ``steps`` steps on ``current`` (module docstring).
+
+    ``current`` is ``[T, ...]`` with ``T >= steps`` (its first ``steps`` entries are used), or, with
+    ``constant=True``, one current ``[...]`` for every step.
+
+    Example (a charge that arrives at the last of 4 steps: 1 spike without warm-up, 3 with it)::
+
+        >>> from spikeconv.neuron import NeuronConfig, if_init, if_scan
+        >>> cfg = NeuronConfig(phi=0.5)
+        >>> x = torch.tensor([[0.0], [0.0], [0.0], [3.0]])
+        >>> if_scan(x, if_init(x[0], cfg), cfg)[0].sum().item()
+        1.0
+        >>> v0 = warmed_up_membrane(x, cfg, steps=4)
+        >>> v0.item(), if_scan(x, if_init(x[0], cfg)._replace(v=v0), cfg)[0].sum().item()
+        (2.5, 3.0)
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"warm-up steps must be a positive integer, got {steps!r}")
+    like = current if constant else current[0]
+    if not constant and current.shape[0] < steps:
+        raise ValueError(f"a warm-up of {steps} steps needs that many input steps, got {current.shape[0]}")
+    start = if_init(like, config)
+    if constant:
+        spikes, final = if_scan_constant(current, steps, start, config)
+    else:
+        spikes, final = if_scan(current[:steps], start, config)
+    threshold = config.threshold
+    v, count = final.v, spikes.sum(0).to(final.v.dtype)
+    zero = torch.zeros_like(v)
+    up = torch.where(v >= threshold, torch.floor(v / threshold), zero)
+    down = torch.where((v < 0) & (count > 0), torch.minimum(torch.ceil(-v / threshold), count), zero)
+    return start.v + threshold * (up - down)
+
+
+__all__ = ["warmed_up_membrane"]
