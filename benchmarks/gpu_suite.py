@@ -4,7 +4,8 @@ Steps, in order of priority, each run only if its estimated time fits what is le
 
 1. ``fast``: ``configs/cifar10_fast.toml`` trained on the GPU (seed 0), quantized-ANN accuracy on the full
    test set and the converted SNN at T = 1..16 (buffered S^max = 1 and 2, plain IF) from one simulation
-   per variant, then offset calibration (buffered S^max = 1 for T = 4, S^max = 2 for T = 2); checkpoint kept.
+   per variant, then offset calibration (buffered S^max = 1 for T = 4, S^max = 2 for T = 2) and warm-up
+   (S^max = 1 at T = 8 and 4, S^max = 2 at T = 2, each with a pre-run of T steps); checkpoint kept.
 2. ``p4``: the same for ``configs/cifar10_fast_p4.toml`` (P = 4 levels: exact at T = 4 with S^max = 1 and
    at T = 2 with S^max = 2).
 3. ``relu``: the same network and recipe with plain ReLU (paper 004's path; checkpoint kept): SNN at
@@ -134,6 +135,16 @@ def _offset_rows(model: torch.nn.Module, data: Data, device: str, cases: list[tu
     return rows
 
 
+def _warmup_rows(model: torch.nn.Module, data: Data, device: str, cases: list[tuple[int, int]]) -> dict[str, float]:
+    """Buffered SNN accuracy with a warm-up of T steps (spikeconv.neuron.warmup), ``{"buffered/smax<S>+warm<T>":
+    accuracy at T}``."""
+    rows = {}
+    for strength, steps in cases:
+        snn = convert(model.cpu(), data.example, ConversionConfig(signed=True, max_strength=strength)).to(device)
+        rows[f"buffered/smax{strength}+warm{steps}"] = evaluate_snn(snn, data.loader, [steps], warmup=steps)[steps]
+    return rows
+
+
 def _keep(args: argparse.Namespace, config, model: torch.nn.Module, info: dict[str, Any]) -> None:
     """Save the trained ``model`` as ``<out>/<config's checkpoint name>_gpu.pt``."""
     save_checkpoint(Path(args.out) / f"{config.output.stem}_gpu.pt", model, info["spec"],
@@ -156,8 +167,10 @@ def fast_step(suite: Suite, data: Data, name: str = "cifar10_fast") -> dict[str,
         suite.fast_model = model
     _keep(args, config, model, info)
     offsets = _offset_rows(model, data, args.device, [(1, 4), (2, 2)] if not args.smoke else [(1, 2)])
+    warm = _warmup_rows(model, data, args.device, [(1, 8), (1, 4), (2, 2)] if not args.smoke else [(1, 2)])
     return {"train_seconds": round(seconds, 1), "epochs": config.train.epochs, "history": info["history"],
-            "stem_bias_mean": model.stem_bias.mean().item(), **table, "offset_calibrated": offsets}
+            "stem_bias_mean": model.stem_bias.mean().item(), **table, "offset_calibrated": offsets,
+            "warmup": warm}
 
 
 def relu_step(suite: Suite, data: Data) -> dict[str, Any]:

@@ -30,6 +30,7 @@ def test_device_check_smoke_runs_every_step_and_writes_one_json(tmp_path):
     assert all(list(row) == ["1", "2", "4"] for row in fast["snn_accuracy"].values())
     assert all(0 <= a <= 100 for row in fast["snn_accuracy"].values() for a in row.values())
     assert list(fast["offset_calibrated"]) == ["buffered/smax1+cal2"]
+    assert list(fast["warmup"]) == ["buffered/smax1+warm2"] and 0 <= fast["warmup"]["buffered/smax1+warm2"] <= 100
     assert set(steps["p4"]["snn_accuracy"]) == set(fast["snn_accuracy"])
     assert list(steps["relu"]["paper_004_normalization"]["if/smax1"]) == ["16", "32"]
     runs = steps["stability"]["runs"]
