@@ -46,6 +46,7 @@ def test_warmup_runs_one_chunk_in_any_order_and_refuses_what_it_cannot_do():
     snn = convert(ann, x, ConversionConfig(signed=True), calibration=[x])
     default = simulate(snn, x, 8, warmup=8)  # batch 128 on the CPU: the default order folds 1 step a chunk
     assert torch.equal(default, simulate(snn, x, 8, order="layer", warmup=8))
+    assert torch.equal(default, simulate(snn, x, 8, warmup=8, fused=False))  # the pre-run's scan: C or eager
     assert not torch.equal(default, simulate(snn, x, 8))  # the second layer's input is not constant
     with pytest.raises(ValueError, match="exceed timesteps"):
         simulate(snn, x, 4, warmup=8)

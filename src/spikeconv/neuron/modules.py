@@ -159,7 +159,7 @@ class IFNeuron(SpikingModule):
         if run.start != 0 or (not constant and current.shape[0] < run.warmup):
             raise ValueError(f"a warm-up of {run.warmup} steps needs the first {run.warmup} steps in one chunk; "
                              "simulate with order='layer'")
-        return warmed_up_membrane(current, self.config, run.warmup, constant).to(run.state.v.dtype)
+        return warmed_up_membrane(current, self.config, run.warmup, constant, run.kernel).to(run.state.v.dtype)
 
     def extra_repr(self) -> str:
         c = self.config

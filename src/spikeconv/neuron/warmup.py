@@ -29,14 +29,16 @@ import torch
 from torch import Tensor
 
 from .config import NeuronConfig, if_init
-from .functional import if_scan, if_scan_constant
+from .functional import ScanKernel, if_scan_
 
 
-def warmed_up_membrane(current: Tensor, config: NeuronConfig, steps: int, constant: bool = False) -> Tensor:
+def warmed_up_membrane(current: Tensor, config: NeuronConfig, steps: int, constant: bool = False,
+                       kernel: ScanKernel | None = None) -> Tensor:
     r"""The initial membrane ``V(0)`` after a pre-run of ``steps`` steps on ``current`` (module docstring).
 
     ``current`` is ``[T, ...]`` with ``T >= steps`` (its first ``steps`` entries are used), or, with
-    ``constant=True``, one current ``[...]`` for every step.
+    ``constant=True``, one current ``[...]`` for every step. ``kernel``: the neuron scan of the pre-run
+    (:func:`spikeconv.neuron.if_scan_`; None: eager); every kernel gives the same spikes.
 
     Example (a charge that arrives at the last of 4 steps: 1 spike without warm-up, 3 with it)::
 
@@ -55,10 +57,10 @@ def warmed_up_membrane(current: Tensor, config: NeuronConfig, steps: int, consta
     if not constant and current.shape[0] < steps:
         raise ValueError(f"a warm-up of {steps} steps needs that many input steps, got {current.shape[0]}")
     start = if_init(like, config)
-    if constant:
-        spikes, final = if_scan_constant(current, steps, start, config)
-    else:
-        spikes, final = if_scan(current[:steps], start, config)
+    final = if_init(like, config)  # advanced in place by the pre-run
+    negated = config.signed and config.threshold == 1.0  # the buffer then holds -V^b (zero either way)
+    spikes = if_scan_(current if constant else current[:steps], final, config, steps=steps if constant else None,
+                      kernel=kernel, negated_buffer=negated)
     threshold = config.threshold
     v, count = final.v, spikes.sum(0).to(final.v.dtype)
     zero = torch.zeros_like(v)
