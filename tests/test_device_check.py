@@ -53,6 +53,6 @@ def test_device_check_smoke_runs_every_step_and_writes_one_json(tmp_path):
     model, payload = load_model(tmp_path / "cifar10_fastnet_qrelu_gpu.pt")
     assert payload["model_kwargs"] == {"widths": [8, 16, 16]}
     assert load_model(tmp_path / "cifar10_fastnet_qrelu_p4_gpu.pt")[1]["activation"]["levels"] == 4
-    assert load_model(tmp_path / "cifar10_fastnet_relu_gpu.pt")[1]["activation"] == {"kind": "relu"}
+    assert load_model(tmp_path / "cifar10_fastnet_relu_gpu.pt")[1]["activation"]["kind"] == "relu"
     test = make_dataset("cifar10", "test", limit=200)
     assert evaluate_ann(model, make_loader(test, 500)) == fast["qann_accuracy"]  # the run's batch: same sums
