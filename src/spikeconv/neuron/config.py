@@ -83,6 +83,17 @@ class IFState(NamedTuple):
 INT8_BUFFER_LIMIT = 127
 
 
+def negated_buffer(config: NeuronConfig) -> bool:
+    """True if engines keep ``-V^b`` in the state's buffer for this neuron: buffered (signed) with threshold 1,
+    where the negated buffer saves one pass a step (a fresh buffer is 0 either way).
+
+    Example:
+        >>> negated_buffer(NeuronConfig(signed=True)), negated_buffer(NeuronConfig(signed=True, threshold=2.0))
+        (True, False)
+    """
+    return config.signed and config.threshold == 1.0
+
+
 def compact_buffer_fits(config: NeuronConfig, steps: int) -> bool:
     """True if a buffered neuron may keep ``-V^b`` in int8 for a run of ``steps`` steps: threshold 1 (so
     ``V^b`` counts whole spikes) and ``0 <= V^b <= steps * S^max <= INT8_BUFFER_LIMIT`` at every step.
@@ -93,7 +104,7 @@ def compact_buffer_fits(config: NeuronConfig, steps: int) -> bool:
         >>> compact_buffer_fits(NeuronConfig(max_strength=2, signed=True), steps=64)  # V^b could reach 128
         False
     """
-    return config.signed and config.threshold == 1.0 and steps * config.max_strength <= INT8_BUFFER_LIMIT
+    return negated_buffer(config) and steps * config.max_strength <= INT8_BUFFER_LIMIT
 
 
 def if_init(like: Tensor, config: NeuronConfig, buffer_dtype: torch.dtype | None = None) -> IFState:
@@ -112,7 +123,7 @@ def if_init(like: Tensor, config: NeuronConfig, buffer_dtype: torch.dtype | None
     v = torch.full_like(like, config.phi * config.threshold)
     if buffer_dtype not in (None, torch.int8):
         raise ValueError(f"buffer_dtype must be None (the membrane's dtype) or torch.int8, got {buffer_dtype}")
-    if buffer_dtype is not None and not (config.signed and config.threshold == 1.0):
+    if buffer_dtype is not None and not negated_buffer(config):
         raise ValueError("an int8 buffer holds -V^b of a buffered (signed) neuron with threshold 1; "
                          "use buffer_dtype=None for other neurons")
     buffer = torch.zeros_like(like, dtype=buffer_dtype) if config.signed else None

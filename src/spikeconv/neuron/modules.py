@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .config import NeuronConfig, check_spike_dtype, compact_buffer_fits, if_init
+from .config import NeuronConfig, check_spike_dtype, compact_buffer_fits, if_init, negated_buffer
 from .functional import ScanKernel, if_scan_
 from .warmup import warmed_up_membrane
 
@@ -138,7 +138,7 @@ class IFNeuron(SpikingModule):
                 self.config, run.start + run.steps):  # ... and widens it (exactly) before V^b could pass 127
             run.state = run.state._replace(buffer=buffer.to(run.state.v.dtype))
         # with threshold 1 the run keeps -V^b in state.buffer (one pass less per step; it starts at 0)
-        negated = self.config.signed and self.config.threshold == 1.0
+        negated = negated_buffer(self.config)
         steps = run.steps - skip
         out = _reusable(run, steps, like, dtype)
         if constant:
@@ -156,9 +156,7 @@ class IFNeuron(SpikingModule):
         if self.clamp_steps:
             raise ValueError("a warm-up sets V(0) from the first steps' input, which the voltage clamp "
                              f"(clamp_steps={self.clamp_steps}) holds back; use one of the two")
-        if run.start != 0 or (not constant and current.shape[0] < run.warmup):
-            raise ValueError(f"a warm-up of {run.warmup} steps needs the first {run.warmup} steps in one chunk; "
-                             "simulate with order='layer'")
+        # the engine gives a warmed-up run one chunk of all steps (SimulationConfig refuses smaller chunks)
         return warmed_up_membrane(current, self.config, run.warmup, constant, run.kernel).to(run.state.v.dtype)
 
     def extra_repr(self) -> str:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .config import NeuronConfig, if_init
+from .config import NeuronConfig, if_init, negated_buffer
 from .functional import ScanKernel, if_scan_
 
 
@@ -56,17 +56,15 @@ def warmed_up_membrane(current: Tensor, config: NeuronConfig, steps: int, consta
     like = current if constant else current[0]
     if not constant and current.shape[0] < steps:
         raise ValueError(f"a warm-up of {steps} steps needs that many input steps, got {current.shape[0]}")
-    start = if_init(like, config)
     final = if_init(like, config)  # advanced in place by the pre-run
-    negated = config.signed and config.threshold == 1.0  # the buffer then holds -V^b (zero either way)
     spikes = if_scan_(current if constant else current[:steps], final, config, steps=steps if constant else None,
-                      kernel=kernel, negated_buffer=negated)
+                      kernel=kernel, negated_buffer=negated_buffer(config))
     threshold = config.threshold
     v, count = final.v, spikes.sum(0).to(final.v.dtype)
     zero = torch.zeros_like(v)
     up = torch.where(v >= threshold, torch.floor(v / threshold), zero)
     down = torch.where((v < 0) & (count > 0), torch.minimum(torch.ceil(-v / threshold), count), zero)
-    return start.v + threshold * (up - down)
+    return config.phi * threshold + threshold * (up - down)
 
 
 __all__ = ["warmed_up_membrane"]
