@@ -15,8 +15,8 @@ Steps, in order of priority, each run only if its estimated time fits what is le
 5. ``wide``: the GPU headline, widths 128 / 384 / 384 for twice the epochs.
 6. ``stability``: paper 000's Table 2 for the recipe: seeds 0..7 (seed 0 reused from step 1), mean and
    sample std of the quantized ANN, the buffered SNN at T = 8 and their difference; each run's mean stem
-   BatchNorm bias too (the CPU-trained networks, which convert worse at low T, end with a negative mean and a
-   sparser stem; the one GPU network kept ends at +0.32).
+   BatchNorm bias too (the CPU-trained networks end with negative means, -0.21 and -0.14 for seeds 0 and 1,
+   and seed 0 converts worse at low T than the one GPU network kept, whose mean is +0.32).
 7. ``resnet18``: paper 000's ResNet-18 recipe (``configs/cifar10_resnet18.toml``) for as many epochs as fit.
 
 ``--smoke`` runs every step on a few CPU-sized slices (tiny widths, one epoch, 200 test images) so that CI
@@ -152,7 +152,8 @@ def _keep(args: argparse.Namespace, config, model: torch.nn.Module, info: dict[s
 
 
 def fast_step(suite: Suite, data: Data, name: str = "cifar10_fast") -> dict[str, Any]:
-    """Train the packaged fast config ``name``, convert it (T table) and calibrate offsets for T = 4 and 2."""
+    """Train the packaged fast config ``name``, convert it (T table), calibrate offsets for T = 4 and 2 and
+    add the warm-up rows."""
     args = suite.args
     config = _fast_config(args, name)
     model, info, seconds = _train(config, data)

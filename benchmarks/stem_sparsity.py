@@ -1,6 +1,6 @@
 """The stem of the fast CIFAR-10 network: its BatchNorm bias and how sparse its QReLU output is.
 
-CPU-trained FastNets convert worse at low T than the GPU-trained one with near-equal ANNs
+The shipped CPU-trained FastNet converts worse at low T than the GPU-trained one with a near-equal ANN
 (docs/training.md); the clearest difference in their weights is the stem. This prints, per checkpoint, the
 mean of the whitening BatchNorm's bias and the share of ``act0`` outputs at each QReLU level (test images),
 and with ``--train-epochs N`` trains the recipe for N epochs per precision and prints the bias mean after
