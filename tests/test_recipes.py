@@ -132,7 +132,7 @@ def test_stability_command_trains_independent_seeds(tmp_path, data_available, mo
     assert not result["reused_first"]
 
 
-def test_stability_reuses_the_configs_checkpoint_as_its_own_seed(tmp_path, data_available, monkeypatch):
+def test_stability_reuses_the_configs_checkpoint_as_its_own_seed(tmp_path, data_available, monkeypatch, capsys):
     """``--reuse-checkpoint``: the trained checkpoint is the run of train.seed; only the later seeds train."""
     from spikeconv.tasks.checkpoint import build_from_spec, save_checkpoint
 
@@ -153,6 +153,20 @@ def test_stability_reuses_the_configs_checkpoint_as_its_own_seed(tmp_path, data_
     assert runs[0]["ann_accuracy"] == json.loads((tmp_path / "ev.json").read_text())["qann_accuracy"]
     assert runs[1]["ann_accuracy"] != runs[0]["ann_accuracy"]
     assert sorted(p.name for p in tmp_path.rglob("seed*.pt")) == ["seed4.pt"]  # seed 3 was not trained
+
+    # a study split over sessions: new seeds pooled with the earlier JSON; seeds, T and test set must fit
+    pool = ["stability", str(config), "--runs", "1", "--include", "st.json", *STABILITY_OPTIONS]
+    refusals = {"seed 4 would be run twice": [*pool, "--seed", "4"],
+                "its timesteps is 4, this study's is 8": [*pool[:-6], "--timesteps", "8", *pool[-4:], "--seed", "5"],
+                "--reuse-checkpoint with --seed": [*pool, "--seed", "5", "--reuse-checkpoint"]}
+    for cause, argv in refusals.items():
+        capsys.readouterr()
+        assert main(argv) == 2 and cause in capsys.readouterr().err
+    assert main([*pool, "--seed", "5", "--json", "pooled.json"]) == 0
+    pooled = json.loads((tmp_path / "pooled.json").read_text())
+    assert [r["seed"] for r in pooled["runs"]] == [3, 4, 5] and pooled["runs"][:2] == runs
+    for key in ("ann_accuracy", "snn_accuracy", "difference"):
+        assert pooled[key] == pytest.approx(summarize([r[key] for r in pooled["runs"]]))
 
 
 def test_tradeoff_command_gives_table1_for_a_checkpoint(tmp_path, data_available, capsys):

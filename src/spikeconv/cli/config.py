@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -42,7 +44,6 @@ class RunConfig:
         ``./runs/`` of the current directory; any other config writes where it says."""
         if not self.packaged:
             return self
-        import dataclasses
 
         here = Path.cwd()
         return dataclasses.replace(self, output=here / "checkpoints" / self.output.name,
@@ -218,3 +219,28 @@ def _calibrate_for(path, evaluate: dict[str, Any]) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{path}: evaluate.calibrate_for must be a positive integer T, got {value!r}")
     return value
+
+
+def _load_config(args: argparse.Namespace) -> RunConfig:
+    """The run config with the command line's ``--epochs``/``--stages``/``--seed`` overrides applied."""
+    config = load_run_config(args.config)
+    overrides = {k: getattr(args, k) for k in ("epochs", "stages", "seed") if getattr(args, k, None) is not None}
+    unknown = [k for k in overrides if not hasattr(config.train, k)]
+    if unknown:
+        raise ConfigError(f"--{unknown[0]} does not apply to the {config.recipe!r} training recipe of {args.config}")
+    if overrides:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, **overrides))
+    if getattr(args, "limit", None):
+        config = dataclasses.replace(config, test_limit=args.limit)
+    return config
+
+
+def _test_data(dataset: str, root: str | None, limit: int | None, batch_size: int):
+    """``(test set, this process's loader of it, a 2-sample example batch)``; under torchrun each process
+    gets its whole batches (:func:`spikeconv.tasks.distributed.shard_batches`)."""
+    from ..data import make_dataset, make_loader
+    from ..tasks.distributed import shard_batches
+
+    test = make_dataset(dataset, "test", root=root, limit=limit)
+    example = next(iter(make_loader(test, 2)))[0]
+    return test, make_loader(shard_batches(test, batch_size), batch_size), example

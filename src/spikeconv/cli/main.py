@@ -16,20 +16,11 @@ from typing import Any
 from ..errors import SpikeconvError
 from .help import add_calibration_options, calibration_options, phi_fraction, positive_int
 from .models import cmd_doctor, cmd_export, cmd_inspect
+from .config import _load_config, _test_data
+from .stability import cmd_stability
 from .report import _progress, _report, _say, check_outputs, format_table, format_tradeoff
 
 log = logging.getLogger("spikeconv")
-
-
-def _test_data(dataset: str, root: str | None, limit: int | None, batch_size: int):
-    """``(test set, this process's loader of it, a 2-sample example batch)``; under torchrun each process
-    gets its whole batches (:func:`spikeconv.tasks.distributed.shard_batches`)."""
-    from ..data import make_dataset, make_loader
-    from ..tasks.distributed import shard_batches
-
-    test = make_dataset(dataset, "test", root=root, limit=limit)
-    example = next(iter(make_loader(test, 2)))[0]
-    return test, make_loader(shard_batches(test, batch_size), batch_size), example
 
 
 def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_size: int, limit: int | None,
@@ -47,24 +38,6 @@ def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_s
     result = {"dataset": spec["dataset"], "test_samples": len(test), "model": spec["model"], **result}
     result["snn_accuracy"] = {k: {str(t): a for t, a in v.items()} for k, v in result["snn_accuracy"].items()}
     return result
-
-
-def _load_config(args: argparse.Namespace):
-    """The run config with the command line's ``--epochs``/``--stages`` overrides applied."""
-    import dataclasses
-
-    from .config import load_run_config
-
-    config = load_run_config(args.config)
-    overrides = {k: getattr(args, k) for k in ("epochs", "stages") if getattr(args, k, None) is not None}
-    unknown = [k for k in overrides if not hasattr(config.train, k)]
-    if unknown:
-        raise SpikeconvError(f"--{unknown[0]} does not apply to the {config.recipe!r} training recipe of {args.config}")
-    if overrides:
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, **overrides))
-    if getattr(args, "limit", None):
-        config = dataclasses.replace(config, test_limit=args.limit)
-    return config
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -128,58 +101,6 @@ def cmd_tradeoff(args: argparse.Namespace) -> int:
                              conversion=conversion)
     _report(result, format_tradeoff(result), args.json)
     return 0
-
-
-def cmd_stability(args: argparse.Namespace) -> int:
-    from ..data import make_dataset
-    from ..tasks.checkpoint import build_from_spec
-    from ..tasks.recipes import recipe
-    from ..tasks.stability import stability_study
-
-    config = _load_config(args)
-    root = args.data_root or config.data_root
-    chosen = recipe(config.recipe)
-    if chosen.task != "classification":
-        raise SpikeconvError(f"{args.config} trains a {chosen.task} model; 'spikeconv stability' repeats "
-                             "classification runs (paper 000 Table 2): run the detector's config with other "
-                             "train.seed values instead")
-    train_set = make_dataset(config.dataset, "train", root=root, augment=chosen.loader_augments,
-                             erasing=config.erasing, limit=config.train_limit)
-    test, loader, example = _test_data(config.dataset, root, config.test_limit, config.eval_batch_size)
-    changed = " and ".join(f"--{name}" for name in ("epochs", "stages") if getattr(args, name) is not None)
-    first = _first_run(config, args.config, changed) if args.reuse_checkpoint else None
-    result = stability_study(lambda: build_from_spec(config.spec), train_set, loader, example, config.train,
-                             runs=args.runs, timesteps=args.timesteps, train_fn=chosen.train, state_dir=config.state.parent / "stability",
-                             progress=_progress(),
-                             on_run=lambda r: _say(f"seed {r['seed']}: ANN {r['ann_accuracy']:.2f}%  "
-                                                   f"SNN(T={args.timesteps}) {r['snn_accuracy']:.2f}%"),
-                             first=first)
-    result.update(dataset=config.dataset, model=config.model, test_samples=len(test), reused_first=first is not None,
-                  epochs=config.train.epochs * getattr(config.train, "stages", 1))
-    lines = [f"{config.model} on {config.dataset} ({len(test)} test samples), {args.runs} runs, "
-             f"{result['epochs']} epochs each, buffered SNN at T={args.timesteps}: mean (std)"]
-    for key, label in (("ann_accuracy", "ANN"), ("snn_accuracy", "SNN"), ("difference", "SNN - ANN")):
-        lines.append(f"{label:<10} {result[key]['mean']:.2f} ({result[key]['std']:.2f})")
-    _report(result, "\n".join(lines), args.json)
-    return 0
-
-
-def _first_run(config, source: str, args_changed_training: str):
-    """The config's trained checkpoint as the study's run of seed ``train.seed`` (``--reuse-checkpoint``)."""
-    from ..tasks.checkpoint import load_model
-    from .reuse import check_reuse
-
-    path = config.trained_output()
-    if args_changed_training:
-        raise SpikeconvError(f"--reuse-checkpoint with {args_changed_training}: the checkpoint was trained for the "
-                             "config's epochs; leave out one of them")
-    if path is None:
-        raise SpikeconvError(f"--reuse-checkpoint: {source} has no trained checkpoint ({config.output} does not "
-                             "exist); run 'spikeconv run' on it first, or leave out --reuse-checkpoint")
-    model, payload = load_model(path)
-    check_reuse(config, payload, source, path)
-    _say(f"seed {config.train.seed}: reusing {path}")
-    return model
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -262,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--reuse-checkpoint", action="store_true",
                     help="take the config's trained checkpoint as the run of its own seed (train.seed) instead of "
                          "training it again; the other runs use seeds train.seed + 1, ...")
+    st.add_argument("--seed", type=int, help="override train.seed: the runs use seeds SEED, SEED + 1, ...")
+    st.add_argument("--include", nargs="+", metavar="JSON",
+                    help="pool earlier 'stability --json' results of the same config (other seeds) into the summary")
     st.add_argument("--data-root")
     st.add_argument("--json")
     st.set_defaults(func=cmd_stability)

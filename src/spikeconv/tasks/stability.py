@@ -46,6 +46,7 @@ def stability_study(
     progress: Progress = _plain,
     on_run: Callable[[dict[str, Any]], None] | None = None,
     first: nn.Module | None = None,
+    earlier: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train ``runs`` models from seeds ``train.seed, train.seed + 1, ...`` and summarise them (Table 2).
 
@@ -53,14 +54,20 @@ def stability_study(
 
     ``state_dir`` keeps each run's training state (``seed<s>.pt``) so an interrupted study resumes.
     ``first``, a model already trained by this recipe with seed ``train.seed`` (a shipped checkpoint), is
-    evaluated as the first run instead of being trained again.
+    evaluated as the first run instead of being trained again. ``earlier`` holds rows of the same study run
+    before (other seeds, e.g. on another machine); they are pooled into the summary ahead of the new runs.
     Returns ``{"runs": [{seed, ann_accuracy, snn_accuracy, difference}, ...], "ann_accuracy": {mean,
     std}, "snn_accuracy": {...}, "difference": {...}, "timesteps": T}``.
     """
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")
     conversion = conversion or ConversionConfig()
-    rows = []
+    rows = list(earlier or [])
+    seeds = [row["seed"] for row in rows] + [train.seed + index for index in range(runs)]
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise ValueError(f"seed {repeated[0]} would be run twice: the earlier results already hold it; start the "
+                         "new runs at another seed")
     for index in range(runs):
         seed = train.seed + index
         if index == 0 and first is not None:
