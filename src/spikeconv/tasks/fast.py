@@ -10,8 +10,11 @@ uint8 tensors; an exponential moving average of the weights (``ema``) for the fi
 statistics are then recomputed on ``bn_samples`` un-augmented training images (the running statistics of
 training belong to the last step's weights, not to their average: on the shipped run, 2,000 test images, the
 average scored 84.2% with them and 88.0% with its own; the last step's weights 86.5%). The forward and
-backward passes run in bfloat16 autocast with ``channels_last`` tensors (on a 2-core AVX-512 CPU 2.4x the
-float32 throughput); ``device = "cuda"`` (or ``"auto"`` with a GPU present) keeps the whole data set on the
+backward passes use ``channels_last`` tensors and, where the processor computes bfloat16 natively
+(``bf16 = "auto"``: a CUDA GPU that supports it, a CPU with AVX-512 BF16 or AMX), bfloat16 autocast: on a
+2-core AVX-512 BF16 CPU 2.4x the float32 throughput, while on a 2-core AVX2 CPU, which only emulates it,
+one step of batch 1024 takes 95 s against 12.5 s in float32 (``benchmarks/train_precision.py``);
+``device = "cuda"`` (or ``"auto"`` with a GPU present) keeps the whole data set on the
 GPU and draws the batches and their augmentation there. QReLU bounds start at the
 ``calibration_percentile`` of their inputs under batch statistics (in eval mode, the untrained network's
 last bound came out at 12.6 and 16.0 on two of four seeds where batch statistics give 1.0-1.2, and it stayed
@@ -24,6 +27,7 @@ step is ``lr / (1024 (1 + 1 / (1 - m)))`` on the summed loss.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -39,6 +43,27 @@ from ..models import whitening_init_
 from ..quant import QReLU, calibrate_bounds_
 from .classification import Progress, _device
 from .train_state import check_device, check_positive_ints, free_option
+
+
+log = logging.getLogger("spikeconv")
+
+
+def uses_bf16(setting: bool | str, device: torch.device) -> bool:
+    """Whether training on ``device`` runs in bfloat16 autocast: ``setting`` itself, or for ``"auto"`` whether
+    the device computes bfloat16 natively (CUDA: ``torch.cuda.is_bf16_supported()``; CPU: the AVX-512 BF16 or
+    AMX-BF16 instructions in ``torch.cpu.get_capabilities()``). Emulated bfloat16 is several times slower than
+    float32, so ``"auto"`` never picks it.
+
+    Example:
+        >>> uses_bf16(False, torch.device("cpu")), uses_bf16(True, torch.device("cpu"))
+        (False, True)
+    """
+    if setting != "auto":
+        return bool(setting)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return device.type == "cpu" and bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
 
 @dataclass(frozen=True)
@@ -63,7 +88,7 @@ class FastTrainConfig:
     average: str = "ema"
     calibration_percentile: float = 99.9
     bn_samples: int = free_option(4096)
-    bf16: bool = True
+    bf16: bool | str = "auto"
     seed: int = 0
     device: str = free_option("auto")
 
@@ -72,6 +97,8 @@ class FastTrainConfig:
         if isinstance(self.bn_samples, bool) or not isinstance(self.bn_samples, int) or self.bn_samples < 0:
             raise ValueError(f"train.bn_samples must be a non-negative integer, got {self.bn_samples!r}")
         check_device(self)
+        if self.bf16 not in (True, False, "auto"):
+            raise ValueError(f"train.bf16 must be true, false or \"auto\", got {self.bf16!r}")
         if not 0 < self.warmup < 1 or not 0 <= self.final_lr <= 1:
             raise ValueError("train.warmup must lie in (0, 1) and train.final_lr in [0, 1]")
         if not 0 <= self.ema < 1:
@@ -186,6 +213,8 @@ def train_fast(
         start_epoch, history = int(state["epoch"]), list(state["history"])
     steps_per_epoch = len(images) // config.batch_size
     total = steps_per_epoch * config.epochs
+    bf16 = uses_bf16(config.bf16, device)
+    log.info("fast recipe on %s in %s", device, "bfloat16 autocast" if bf16 else "float32")
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction="sum")
     for epoch in range(start_epoch, config.epochs):
         model.stem_bias.requires_grad_(epoch < config.whiten_bias_epochs)
@@ -205,7 +234,7 @@ def train_fast(
             index = order[k * config.batch_size:(k + 1) * config.batch_size]
             x = normalize(augment(images[index], config.translate, gen)).contiguous(memory_format=torch.channels_last)
             y = labels[index]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x)
             loss = loss_fn(logits.float() * config.logit_scale, y)
             optimizer.zero_grad(set_to_none=True)
