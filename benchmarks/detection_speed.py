@@ -5,7 +5,7 @@ Usage: MALLOC_MMAP_THRESHOLD_=65536 python benchmarks/detection_speed.py checkpo
 Median of ``repeats`` runs on ``batch`` COCO128 val2017 images (letterboxed to the checkpoint's input size);
 the buffered neuron at S^max = 1 and 2. The ANN pass is the faster of the QReLU ANN and its clipped-ReLU
 twin in channels-last layout (the SNN runs channels-last). Peak memory: resident-set high-water mark above the level before the
-run (``benchmarks/peers.py peak_memory_mib``). Ratios are from one run on a noisy machine.
+run (``benchmarks/measure.py peak_memory_mib``). Ratios are from one run on a noisy machine.
 """
 
 import argparse
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peers import peak_memory_mib  # noqa: E402
+from measure import peak_memory_mib  # noqa: E402
 
 from spikeconv import ConversionConfig, convert, simulate  # noqa: E402
 from spikeconv.data.detection import coco128, collate  # noqa: E402

@@ -197,6 +197,9 @@ def option_cases() -> list[Case]:
         ("analyze", "--batch-size 0", "batch", lambda ws: an(ws, "--batch-size", "0")),
         ("analyze", "--split on a classifier", "detectors", lambda ws: an(ws, "--split", "val")),
         ("analyze", "--mac-pj -1", "pj|energy", lambda ws: an(ws, "--mac-pj", "-1")),
+        ("analyze", "--warmup above --timesteps", "warmup", lambda ws: an(ws, "--timesteps", "2", "--warmup", "3")),
+        ("analyze", "--warmup on a detector", "detector", lambda ws: ["analyze", str(ws.detector), "--out",
+                                                                      str(ws.root / "report"), "--warmup", "2"]),
     ]
     ex = lambda ws, *extra: ["export", str(ws.ckpt), "--out", str(ws.root / "o.npz"), *extra]  # noqa: E731
     rows += [
@@ -248,6 +251,10 @@ def option_cases() -> list[Case]:
         ("stability", "--limit 0", "limit", lambda ws: ["stability", str(ws.config), "--limit", "0"]),
         ("stability", "a checkpoint instead of a config", "model file", lambda ws: ["stability", str(ws.ckpt)]),
         ("stability", "a detection config", "classification", lambda ws: ["stability", "coco128_yolo"]),
+        ("stability", "--include a file that is not JSON", "include.*stability JSON",
+         lambda ws: ["stability", str(ws.config), "--include", str(ws.bad["empty"])]),
+        ("stability", "--include of another config's study", "include.*same config",
+         lambda ws: ["stability", str(ws.config), "--include", str(ws.file("other.json", '{"runs": [], "model": "x"}'))]),
         ("run", "--epochs 0", "epochs", lambda ws: ["run", str(ws.config), "--epochs", "0", "--retrain"]),
         ("run", "--stages 0", "stages", lambda ws: ["run", str(ws.config), "--stages", "0"]),
         ("run", "--stages on the fast recipe", "stages", lambda ws: ["run", "cifar10_fast", "--stages", "2"]),

@@ -155,6 +155,36 @@ def test_analyze_command_writes_a_report(tmp_path, data_available):
         assert parts == pytest.approx(summary["total"], abs=1e-5)
 
 
+def test_analyze_with_a_warmup_reports_the_warmed_up_snn(tmp_path, data_available, capsys):
+    """``--warmup RHO``: the report's accuracy is the warmed-up simulation's on the same images."""
+    import json
+
+    from conftest import CHECKPOINTS
+
+    from spikeconv.cli.main import main
+    from spikeconv.data import make_dataset, make_loader
+    from spikeconv.tasks.checkpoint import load_model
+
+    ckpt = CHECKPOINTS / "mnist_lenet_qrelu.pt"
+    args = ["analyze", str(ckpt), "--out", str(tmp_path), "--timesteps", "3", "--limit", "100", "--detail-samples",
+            "8", "--batch-size", "50"]
+    assert main([*args, "--warmup", "4"]) == 2 and "warmup=4 must lie in 0..timesteps=3" in capsys.readouterr().err
+    assert main([*args, "--warmup", "3"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["conversion"]["warmup"] == 3 and "warm-up of 3 steps" in (tmp_path / "report.md").read_text()
+    model, _ = load_model(ckpt)
+    x, y = next(iter(make_loader(make_dataset("mnist", "test", limit=100), 100)))
+    snn = convert(model, x[:2], ConversionConfig(signed=True, max_strength=1))
+    assert report["snn_accuracy_per_t"]["3"] == (simulate(snn, x, 3, warmup=3)[-1].argmax(1) == y).sum().item()
+    rates = {}
+    for warmup in (0, 3):  # the per-layer details (first 8 images) come from the warmed-up run too
+        with record(snn) as rec:
+            simulate(snn, x[:8], 3, warmup=warmup)
+        rates[warmup] = {name: r.spikes.abs().mean().item() for name, r in rec.items()}
+    assert report["firing_rates"] == pytest.approx(rates[3], abs=1e-6)
+    assert max(abs(rates[3][k] - rates[0][k]) for k in rates[0]) > 0.01
+
+
 def test_quantized_twin_equals_the_quantized_ann():
     """The twin with steps=T computes the QReLU network with P = T * S^max levels exactly."""
     torch.manual_seed(0)

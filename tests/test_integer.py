@@ -15,10 +15,14 @@ from helpers import tiny_resnet
 from spikeconv import ConversionConfig, convert, simulate
 from spikeconv.analysis import count_operations, layer_rate_errors, record
 from spikeconv.layers import IntegerConv2d, IntegerLinear, integer_kernels_available, quantize_weight, weight_grid
+from spikeconv.layers.onednn import saturating_pairs
 from spikeconv.neuron import IFNeuron, NeuronConfig, if_init
 from spikeconv.neuron.functional import if_scan_
 
 kernels = pytest.mark.skipif(not integer_kernels_available(), reason="no oneDNN int8 kernels in this build")
+#: the path of signed spikes through oneDNN's zero point (or self-padding) on this CPU: split into two unsigned
+#: calls where the kernels add pairs in saturating int16 (no VNNI; spikeconv/layers/onednn.py)
+ZERO_POINT, SELF_PADDED = ("split", "split") if saturating_pairs() else ("kernel", "self-padded")
 
 
 def _spikes(shape, signed, strength, seed):
@@ -212,16 +216,22 @@ def test_convert_with_weight_bits_installs_integer_layers_where_spikes_flow():
 
 
 @kernels
-def test_integer_network_matches_its_float64_twin():
-    """The same converted network run by the int8 kernels (float32 out) and by float64 layers (no kernel):
-    the readouts agree up to the rare spike that a rounding difference moves across threshold."""
+@pytest.mark.parametrize("signed", [False, True])
+def test_integer_network_equals_its_twin_with_float64_sums(signed, monkeypatch):
+    """The same converted network with its integer layers run by the int8 kernels and by exact float64
+    sums (``_exact_float64``; every other layer the same float32 code): bit for bit, on every CPU. Signed
+    spikes on a CPU without VNNI take the split path (layers/onednn.py); a CPU with VNNI takes the zero point,
+    so both are checked here wherever this runs."""
     model, x = tiny_resnet(seed=3)
-    snn = convert(model, x, ConversionConfig(weight_bits=8, signed=False))
-    twin = copy.deepcopy(snn).double()
+    snn = convert(model, x, ConversionConfig(weight_bits=8, signed=signed, max_strength=2))
+    twin = copy.deepcopy(snn)
+    layers = [m for m in twin.modules() if isinstance(m, (IntegerConv2d, IntegerLinear))]
+    assert len(layers) == 5
+    for layer in layers:
+        monkeypatch.setattr(layer, "_integer_forward", layer._exact_float64)
     with torch.no_grad():
         readout = simulate(snn, x, 8)
-        reference = simulate(twin, x.double(), 8)
-    assert torch.allclose(readout.double(), reference, atol=1e-4, rtol=1e-4)
+        assert torch.equal(readout, simulate(twin, x, 8)) and readout.abs().sum() > 0
 
 
 @kernels
@@ -373,7 +383,7 @@ def test_signed_layers_without_negative_spikes_run_the_unsigned_kernel(side):
     positive = _spikes((4, 8, side, side), False, 2, side).to(torch.int8).contiguous(memory_format=torch.channels_last)
     mixed = _spikes((4, 8, side, side), True, 2, side + 1).to(torch.int8).contiguous(memory_format=torch.channels_last)
     assert bool((mixed < 0).any()) and not bool((positive < 0).any())
-    assert conv._path(positive) == "kernel" and conv._path(mixed) == ("shifted" if side == 4 else "kernel")  # 289 > 256
+    assert conv._path(positive) == "kernel" and conv._path(mixed) == ("shifted" if side == 4 else ZERO_POINT)  # 289 > 256
     with torch.no_grad():
         for x in (positive, mixed, positive):  # each call picks its own path; the memo keeps both packings
             assert torch.equal(conv(x), _exact_conv(conv, x.float()))
@@ -381,7 +391,8 @@ def test_signed_layers_without_negative_spikes_run_the_unsigned_kernel(side):
             exact = (flat.double() @ _codes(linear).double().t()).float() * linear.weight_scale + linear.bias.detach()
             assert torch.equal(linear(flat), exact)
     # one packed weight per zero point; the shifted path shares the unsigned kernel's (zero point 0)
-    expected = {"packed, zero point 0", "packed, zero point 128"} if side == 17 else {"packed, zero point 0", "offset"}
+    expected = ({"packed, zero point 0", "packed, zero point 128"} if side == 17 and ZERO_POINT == "kernel" else
+                {"packed, zero point 0"} if side == 17 else {"packed, zero point 0", "offset"})
     assert {key for key in conv._memo.entries if key != "weight zero points" and key != "unit"} == expected
 
 
@@ -392,15 +403,15 @@ def test_shifted_path_is_chosen_by_map_size_and_exactness_bound():
     torch.manual_seed(2)
     small = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, padding=1), 8, input_signed=True, spike_bound=2)
     x_small, x_large = _spikes((3, 8, 16, 16), True, 2, 0), _spikes((3, 8, 17, 17), True, 2, 1)
-    assert small._path(x_small) == "shifted" and small._path(x_large) == "kernel"  # 256 vs 289 output positions
+    assert small._path(x_small) == "shifted" and small._path(x_large) == ZERO_POINT  # 256 vs 289 output positions
     strided = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, 2, padding=1), 8, input_signed=True, spike_bound=2)
     assert strided._path(x_large) == "shifted"  # 9x9 outputs
     unpadded = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 1), 8, input_signed=True, spike_bound=2)
-    assert unpadded._path(x_small[..., :8, :8]) == "shifted" and unpadded._path(x_large[..., :9, :9]) == "kernel"
+    assert unpadded._path(x_small[..., :8, :8]) == "shifted" and unpadded._path(x_large[..., :9, :9]) == ZERO_POINT
     x_tiny = x_small[..., :8, :8]
     unknown = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, padding=1), 8, input_signed=True)
     unsigned = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, padding=1), 8)
-    assert unknown._path(x_tiny) == "self-padded" and unknown._path(x_large[..., :9, :9]) == "kernel"
+    assert unknown._path(x_tiny) == SELF_PADDED and unknown._path(x_large[..., :9, :9]) == ZERO_POINT
     assert unsigned._path(x_small) == "kernel"
     wide = IntegerConv2d.from_layer(nn.Conv2d(4096, 2, 3, padding=1), 8, input_signed=True, spike_bound=8)
     negative = torch.zeros(1, 4096, 4, 4)
@@ -413,6 +424,44 @@ def test_shifted_path_is_chosen_by_map_size_and_exactness_bound():
                          (unknown, x_tiny)):
             assert torch.equal(layer(x), _exact_conv(layer, x))
             assert torch.equal(layer(x.to(torch.int8)), _exact_conv(layer, x))
-    assert {"offset", "packed, zero point 0", "packed, zero point 128"} <= set(small._memo.entries)
+    zero_points = {"packed, zero point 0"} | ({"packed, zero point 128"} if ZERO_POINT == "kernel" else set())
+    assert {"offset", *zero_points} <= set(small._memo.entries)
     with pytest.raises(ValueError, match="spike_bound"):
         IntegerConv2d.from_layer(nn.Conv2d(2, 2, 3), 8, spike_bound=200)
+
+
+@kernels
+@pytest.mark.parametrize("strength", [1, 2, 8, 127])
+def test_split_and_float64_paths_are_exact_where_pair_sums_saturate(strength, monkeypatch):
+    """On a CPU without VNNI (forced here, so every CPU runs it) signed spikes go through two unsigned calls
+    (``split``) or, where a partial sum could pass 2^24, exact float64 sums: bit for bit the exact result."""
+    from spikeconv.layers import onednn
+
+    monkeypatch.setattr(onednn, "saturating_pairs", lambda: True)
+    torch.manual_seed(strength)
+    conv = IntegerConv2d.from_layer(nn.Conv2d(24, 16, 3, padding=1), 8, input_signed=True)
+    wide = IntegerLinear.from_layer(nn.Linear(1100, 7), 8, input_signed=True)  # 1100 x 127 x 128 > 2^24
+    narrow = IntegerLinear.from_layer(nn.Linear(33, 7), 8, input_signed=True)
+    x = _spikes((6, 24, 9, 9), True, strength, strength)
+    x[0, 0, 0, 0] = -strength  # a negative spike: the signed paths
+    assert conv._path(x) == "split"
+    with torch.no_grad():
+        assert torch.equal(conv(x), _exact_conv(conv, x)) and torch.equal(conv(x.to(torch.int8)), _exact_conv(conv, x))
+        for layer in (narrow, wide):
+            flat = _spikes((5, layer.in_features), True, strength, strength + 1)
+            flat[0, 0] = -strength
+            exact = (flat.double() @ _codes(layer).double().t()).float() * layer.weight_scale + layer.bias.detach()
+            assert torch.equal(layer(flat), exact)
+
+
+@kernels
+@pytest.mark.parametrize("channels", [8, 24, 64])
+def test_strided_1x1_convolution_is_exact(channels):
+    """A strided 1x1 convolution (a ResNet shortcut) runs on the subsampled input at stride 1; oneDNN's own
+    strided 1x1 kernel returned wrong sums on an AVX2 CPU for 8 and 24 input channels at batch 56."""
+    torch.manual_seed(channels)
+    layer = IntegerConv2d.from_layer(nn.Conv2d(channels, 16, 1, 2), 8)
+    x = _spikes((56, channels, 15, 15), False, 2, channels)
+    with torch.no_grad():
+        out = layer(x)
+    assert out.shape == (56, 16, 8, 8) and torch.equal(out, _exact_conv(layer, x))

@@ -31,11 +31,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                          else EnergyTable().source)
     config = AnalyzeConfig(timesteps=args.timesteps, max_strength=args.max_strength, signed=not args.plain_if,
                            detail_samples=args.detail_samples, clamp=args.clamp, layer=args.layer, energy=energy,
-                           percentile=calibration_options(args)[0].percentile)
+                           percentile=calibration_options(args)[0].percentile, warmup=args.warmup)
     from ..tasks.samples import OnDemand, images, is_detection
     from .detection import analyze_detection
 
     if is_detection(payload):
+        if args.warmup:
+            raise SpikeconvError(f"--warmup applies to classifiers; {source} is a detector, whose report "
+                                 "simulates without a warm-up")
         return analyze_detection(model, payload, args, config)
     if args.split:
         raise SpikeconvError(f"--split applies to detectors; {source} is a {payload.get('dataset')} classifier "
@@ -61,6 +64,9 @@ def add_parser(sub) -> None:
     an.add_argument("--limit", type=positive_int, default=1000, help="test samples for the accuracy curves")
     an.add_argument("--detail-samples", type=positive_int, default=64, help="samples for the per-layer details")
     an.add_argument("--clamp", type=non_negative_int, default=2, help="voltage-clamp steps per layer for the comparison")
+    an.add_argument("--warmup", type=non_negative_int, default=0, metavar="RHO",
+                    help="simulate with a warm-up of RHO <= T steps (each neuron layer starts from the membrane a "
+                         "pre-run of its first RHO input steps implies)")
     an.add_argument("--layer", help="neuron layer for the Fig. S1 heat maps (default: the middle one)")
     an.add_argument("--batch-size", type=positive_int, default=250)
     an.add_argument("--split", help="detectors: the data split to analyse (default: the validation split)")

@@ -2,7 +2,8 @@
 
 from .basic import ChannelAffine, Concat, WAdd
 from .grid import quantize_weight, weight_grid
-from .integer import IntegerConv2d, IntegerLinear, integer_kernels_available
+from .integer import IntegerConv2d, IntegerLinear
+from .onednn import integer_kernels_available
 from .sparse import SkipSilentConv2d, SkipSilentLinear, active_span, computed_span, skip_silent_frames
 
 __all__ = ["ChannelAffine", "Concat", "IntegerConv2d", "IntegerLinear", "SkipSilentConv2d", "SkipSilentLinear", "WAdd",

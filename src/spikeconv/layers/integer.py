@@ -15,8 +15,10 @@ where ``(Q * S)`` is a sum of integer products. :class:`IntegerConv2d` and :clas
 compute it with oneDNN's int8 kernels (uint8 spikes, int8 weights, int32 sums; the spikes are shifted
 by 128 when they can be negative and the kernel removes the shift exactly, or, on small maps with a known
 spike bound ``c``, shifted by ``c`` and the shift removed from the exact sum; a call whose spikes hold no
-negative value, e.g. the first step of a buffered neuron, runs the unsigned kernel): the sum is exact, then
-rounded once to float32 and scaled, ``fl(fl(fl(Q * S) * s_o) + b_o)``. On this CPU that is 2-3x
+negative value, e.g. the first step of a buffered neuron, runs the unsigned kernel; on a CPU without VNNI,
+whose kernels saturate shifted spikes (:mod:`spikeconv.layers.onednn`), signed spikes are split into their
+positive and negative parts, two unsigned calls): the sum is exact, then rounded once to float32 and scaled,
+``fl(fl(fl(Q * S) * s_o) + b_o)``. On a 2-core AVX-512 VNNI CPU that is 2-3x
 faster than the float32 convolution (docs/simulation.md). Where the kernels do not exist (CUDA, a
 build without oneDNN) or autograd is recording, the layers run the float layer on ``W'``, which equals
 the integer result up to float summation order (bit for bit when every partial sum is exact, e.g. for
@@ -39,6 +41,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .grid import _per_channel, check_weight_bits, quantize_weight, weight_grid
+from .onednn import _PackedWeight, _version_key, integer_kernels_available, pairs_exact
 from .sparse import _skip_silent
 
 #: signed convolutions with a known spike bound take the shifted path (IntegerConv2d._path) on output maps
@@ -51,47 +54,6 @@ SHIFTED_MAX_POSITIONS_UNPADDED = 64
 #: signed convolutions with padding and an unknown spike bound pad the shifted spikes themselves
 #: (self-padded path) on output maps of at most this many positions (8x8); elsewhere oneDNN's zero point
 SMALL_MAP_POSITIONS = 64
-
-
-def integer_kernels_available() -> bool:
-    """True when this PyTorch build has oneDNN's int8 convolution and linear kernels (x86 CPUs).
-
-    Example:
-        >>> isinstance(integer_kernels_available(), bool)
-        True
-    """
-    ops = getattr(torch.ops, "onednn", None)
-    return (torch.backends.mkldnn.is_available() and ops is not None
-            and all(hasattr(ops, name) for name in ("qconv_prepack", "qconv2d_pointwise", "qlinear_prepack",
-                                                    "qlinear_pointwise")))
-
-
-class _PackedWeight:
-    """Memo of one layer's derived tensors (oneDNN-packed int8 weights, correction maps), each keyed by the
-    tensors it was derived from. Packed tensors are opaque (no storage), so a copy of the layer starts with
-    an empty memo."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, tuple[tuple, Tensor]] = {}
-
-    def get(self, name: str, key: tuple, make) -> Tensor:
-        """The tensor stored under ``name`` if it was made for ``key``, else ``make()`` (then stored)."""
-        entry = self.entries.get(name)
-        if entry is None or entry[0] != key:
-            entry = self.entries[name] = (key, make())
-        return entry[1]
-
-    def __deepcopy__(self, memo: dict) -> _PackedWeight:
-        return _PackedWeight()
-
-    def __reduce__(self):
-        return _PackedWeight, ()
-
-
-def _version_key(*tensors: Tensor) -> tuple:
-    """Identity and in-place version of each tensor. Tensors made under ``torch.inference_mode`` keep no
-    version counter: for them only the identity counts (change such weights by assigning new tensors)."""
-    return tuple((t.data_ptr(), None if t.is_inference() else t._version, t.device) for t in tensors)
 
 
 class _IntegerWeights:
@@ -168,6 +130,30 @@ class _IntegerWeights:
             return spikes.view(torch.uint8), 0
         return spikes.view(torch.uint8) ^ 128, 128  # two's complement + 128 = the sign bit flipped
 
+    def _split_exact(self) -> bool:
+        """Whether signed spikes must be split (:meth:`_split_sum`): the zero point's shifted spikes (up to
+        128 + 127) would saturate this CPU's pair sums (:func:`~spikeconv.layers.onednn.pairs_exact`)."""
+        return not pairs_exact(255, 2 ** (self.bits - 1) - 1)
+
+    def _split_sum(self, spikes: Tensor, unsigned_sum) -> Tensor:
+        """``Q * S`` from two unsigned calls, ``Q * S+ - Q * S-`` with ``S+ = max(S, 0)``, ``S- = max(-S, 0)``
+        (both in ``[0, 128]``, exact on every CPU). ``unsigned_sum(uint8 spikes)`` returns the float32 sum,
+        exact while below 2^24 (:meth:`_split_fits`); the difference is exact too."""
+        positive = spikes.clamp(min=0).view(torch.uint8)
+        negative = spikes.clamp(max=0).to(torch.int16).neg_().to(torch.uint8)
+        return unsigned_sum(positive).sub_(unsigned_sum(negative))
+
+    def _split_fits(self, fan_in: int) -> bool:
+        """Whether every partial sum of :meth:`_split_sum` stays below 2^24 (exact in float32)."""
+        return fan_in * (2 ** (self.bits - 1) - 1) * (self.spike_bound or 128) < 2 ** 24
+
+    def _exact_float64(self, x: Tensor) -> Tensor:
+        """The reference result in float64 arithmetic: ``fl(fl(fl(Q * S) * s) + b)``, the sum exact (below
+        2^53). For signed spikes on a CPU without VNNI whose partial sums could pass 2^24."""
+        codes = self._codes().double()
+        total = self._float64_sum(x.double(), codes).float()
+        return self._scaled(total)
+
     def _uses_kernel(self, x: Tensor) -> bool:
         return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.int8) and self.weight.dtype == torch.float32
                 and not (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad))
@@ -235,6 +221,9 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
           ``SHIFTED_MAX_POSITIONS`` positions (``SHIFTED_MAX_POSITIONS_UNPADDED`` without padding):
           :meth:`_shifted_forward` (on the trained nets' spikes 0.93-1.04x the IF layer's time where the
           zero point took 0.94-1.54x; ``benchmarks/signed_spikes.py`` on random spikes ranks them closer);
+        * ``"split"`` / ``"float64"``: on a CPU without VNNI, where the zero point's shifted spikes would
+          saturate (:mod:`~spikeconv.layers.onednn`): :meth:`_split_sum`, or where its partial sums could
+          pass 2^24, :meth:`_exact_float64`;
         * ``"self-padded"``: signed spikes of unknown bound on a padded map of at most
           ``SMALL_MAP_POSITIONS`` positions: the layer pads the shifted spikes with the zero point itself
           (oneDNN's own zero-point padding took 1.54-1.58x the unsigned time on 512 channels at 4x4 with
@@ -248,8 +237,11 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         padded = any(p > 0 for p in self.padding)
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
         if (self.spike_bound is not None and fan_in * 127 * 2 * self.spike_bound < 2 ** 24
+                and pairs_exact(2 * self.spike_bound, 2 ** (self.bits - 1) - 1)
                 and positions <= (SHIFTED_MAX_POSITIONS if padded else SHIFTED_MAX_POSITIONS_UNPADDED)):
             return "shifted"
+        if self._split_exact():
+            return "split" if self._split_fits(fan_in) else "float64"
         if padded and positions <= SMALL_MAP_POSITIONS:
             return "self-padded"
         return "kernel"
@@ -258,14 +250,14 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         """oneDNN's packed weight for this geometry; by default the layer's padding and input zero point."""
         return torch.ops.onednn.qconv_prepack(
             codes, self.weight_scale, 1.0, self.input_zero_point if zero_point is None else zero_point,
-            list(self.stride), list(self.padding) if padding is None else padding, list(self.dilation), self.groups,
+            self._kernel_stride(), list(self.padding) if padding is None else padding, list(self.dilation), self.groups,
             None)
 
     def _convolve(self, spikes: Tensor, packed: Tensor, padding: list[int], zero_point: int, scale: Tensor,
                   bias: Tensor | None) -> Tensor:
         """The fused kernel: ``fl(fl(sum * scale) + bias)`` with the int32 sum over ``spikes - zero_point``."""
         return torch.ops.onednn.qconv2d_pointwise(
-            spikes, 1.0, zero_point, packed, scale, self._weight_zero_points(), bias, list(self.stride), padding,
+            spikes, 1.0, zero_point, packed, scale, self._weight_zero_points(), bias, self._kernel_stride(), padding,
             list(self.dilation), self.groups, 1.0, 0, torch.float32, "none", [], "")
 
     def _padded_signed_input(self, x: Tensor) -> Tensor:
@@ -280,7 +272,7 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
 
     def _output_positions(self, height: int, width: int) -> int:
         sizes = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in
-                 zip((height, width), self.padding, self.dilation, self.kernel_size, self.stride)]
+                 zip((height, width), self.padding, self.dilation, self.kernel_size, self._kernel_stride())]
         return sizes[0] * sizes[1]
 
     def _shifted_forward(self, spikes: Tensor) -> Tensor:
@@ -297,30 +289,58 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         """
         bound = self.spike_bound
         shifted = spikes + bound
-        unit = self._memo.get("unit", (), lambda: torch.ones(self.out_channels))
         # the unsigned kernel's packed weight: the scales given at run time rule (unit here), not the packed ones
-        total = self._convolve(shifted.view(torch.uint8), self._packed_weight(0), list(self.padding), 0, unit, None)
+        total = self._unsigned_sum(shifted.view(torch.uint8))
         height, width = spikes.shape[-2:]
         offset = self._memo.get("offset", (*self._weight_key(), height, width, bound),
                                 lambda: self._window_sums(height, width).mul_(bound))
-        bias = None if self.bias is None else self.bias.detach()
-        total.sub_(offset).mul_(self.weight_scale.view(1, -1, 1, 1))
-        return total if bias is None else total.add_(bias.view(1, -1, 1, 1))
+        return self._scaled(total.sub_(offset))
+
+    def _unsigned_sum(self, spikes: Tensor) -> Tensor:
+        """The exact float32 sum ``Q * S`` of uint8 ``spikes`` (unit scales, no zero point, no bias)."""
+        unit = self._memo.get("unit", (), lambda: torch.ones(self.out_channels))
+        return self._convolve(spikes, self._packed_weight(0), list(self.padding), 0, unit, None)
+
+    def _scaled(self, total: Tensor) -> Tensor:
+        """``fl(fl(total * s) + b)`` per output channel, in place."""
+        total.mul_(self.weight_scale.view(1, -1, 1, 1))
+        return total if self.bias is None else total.add_(self.bias.detach().view(1, -1, 1, 1))
+
+    def _float64_sum(self, x: Tensor, codes: Tensor) -> Tensor:
+        return F.conv2d(x, codes, None, self.stride, self.padding, self.dilation, self.groups)
 
     def _window_sums(self, height: int, width: int) -> Tensor:
         """``M``: the sum of each output channel's integer weights over the in-bounds taps, per position."""
         ones = torch.ones(1, self.in_channels, height, width)
-        sums = F.conv2d(ones, self._codes().float(), None, self.stride, self.padding, self.dilation, self.groups)
+        sums = F.conv2d(ones, self._codes().float(), None, self._kernel_stride(), self.padding, self.dilation,
+                        self.groups)
         return sums.contiguous(memory_format=torch.channels_last)
+
+    def _subsamples(self) -> bool:
+        """Whether the layer is a strided 1x1 convolution without padding, which the kernel runs on the
+        input's every ``stride``-th row and column at stride 1: the same sums, a quarter of the input at
+        stride 2, and it avoids oneDNN's AVX2 kernel for strided 1x1 convolutions, which returned wrong sums
+        for 8, 24 or 40 input channels at batch 56 (``tests/test_integer.py``)."""
+        return self.kernel_size == (1, 1) and self.padding == (0, 0) and self.stride != (1, 1)
+
+    def _kernel_stride(self) -> list[int]:
+        return [1, 1] if self._subsamples() else list(self.stride)
 
     def _integer_forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4:
             return self._float_forward(x)
+        full = x
+        if self._subsamples():
+            x = x[:, :, ::self.stride[0], ::self.stride[1]]
         spikes = self._int8_spikes(x.contiguous(memory_format=torch.channels_last))
         negative = self._negative(spikes)
         path = self._path(spikes, negative)
         if path == "shifted":
             return self._shifted_forward(spikes)
+        if path == "split":
+            return self._scaled(self._split_sum(spikes, self._unsigned_sum))
+        if path == "float64":
+            return self._exact_float64(full)
         if path == "self-padded":
             spikes, padding, zero_point = self._padded_signed_input(spikes), [0, 0], self.input_zero_point
             packed = self._memo.get("self-padded", (*self._weight_key(), zero_point),
@@ -365,11 +385,31 @@ class IntegerLinear(_IntegerWeights, nn.Linear):
         if x.dim() < 2:
             return self._float_forward(x)
         spikes = self._int8_spikes(x.reshape(-1, x.shape[-1]))
-        spikes, zero_point = self._integer_input(spikes, self._negative(spikes))
+        negative = self._negative(spikes)
+        if negative and self._split_exact():  # this CPU would saturate the zero point's shifted spikes
+            out = (self._scaled(self._split_sum(spikes, self._unsigned_sum)) if self._split_fits(self.in_features)
+                   else self._exact_float64(spikes))
+            return out.view(*x.shape[:-1], self.out_features)
+        spikes, zero_point = self._integer_input(spikes, negative)
         out = torch.ops.onednn.qlinear_pointwise(
             spikes, 1.0, zero_point, self._packed_weight(), self.weight_scale, self._weight_zero_points(),
             None if self.bias is None else self.bias.detach(), 1.0, 0, torch.float32, "none", [], "")
         return out.view(*x.shape[:-1], self.out_features)
+
+    def _unsigned_sum(self, spikes: Tensor) -> Tensor:
+        """The exact float32 sum ``Q S`` of uint8 ``spikes`` (unit scales, no zero point, no bias)."""
+        unit = self._memo.get("unit", (), lambda: torch.ones(self.out_features))
+        return torch.ops.onednn.qlinear_pointwise(spikes, 1.0, 0, self._packed_weight(), unit,
+                                                  self._weight_zero_points(), None, 1.0, 0, torch.float32, "none",
+                                                  [], "")
+
+    def _scaled(self, total: Tensor) -> Tensor:
+        """``fl(fl(total * s) + b)`` per output feature, in place."""
+        total.mul_(self.weight_scale)
+        return total if self.bias is None else total.add_(self.bias.detach())
+
+    def _float64_sum(self, x: Tensor, codes: Tensor) -> Tensor:
+        return F.linear(x, codes)
 
 
 __all__ = ["IntegerConv2d", "IntegerLinear", "check_weight_bits", "integer_kernels_available", "quantize_weight", "weight_grid"]

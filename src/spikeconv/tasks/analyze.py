@@ -33,7 +33,9 @@ from .classification import dequantized, evaluate_ann
 @dataclass(frozen=True)
 class AnalyzeConfig:
     """What the report measures. ``clamp`` is paper 004's voltage clamp (steps per layer of depth) used
-    for the with/without comparison of Fig. S1."""
+    for the with/without comparison of Fig. S1. ``warmup``: the SNN runs with a warm-up of that many steps
+    (:func:`spikeconv.neuron.warmed_up_membrane`; ``warmup <= timesteps``); the clamped comparison runs
+    without one (the two do not combine)."""
 
     timesteps: int = 8
     max_strength: int = 1
@@ -44,6 +46,12 @@ class AnalyzeConfig:
     layer: str | None = None
     energy: EnergyTable = field(default_factory=EnergyTable)
     percentile: float = 99.9
+    warmup: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.warmup <= self.timesteps:
+            raise ValueError(f"warmup={self.warmup} must lie in 0..timesteps={self.timesteps}: the pre-run reads "
+                             "the run's own first steps")
 
     def conversion(self, voltage_clamp: int = 0) -> ConversionConfig:
         """The conversion the report analyses (``percentile``: the bounds of plain ReLU activations)."""
@@ -75,7 +83,8 @@ def layer_diagnostics(model: nn.Module, snn: nn.Module, example: Tensor, xd: Ten
     T = config.timesteps
     currents, _ = twin_currents(analog_twin(snn), xd)
     with record(snn) as rec, count_operations(snn) as ops:
-        simulate(snn, xd, T, order="layer")  # layer order: the analog first layer is computed (and counted) once
+        # layer order: the analog first layer is computed (and counted) once
+        simulate(snn, xd, T, order="layer", warmup=config.warmup)
     layers = decompose(rec, currents)
     curves = rate_correlation(rec, currents)
     energy = energy_summary(ops, config.energy)
@@ -112,7 +121,7 @@ def layer_diagnostics(model: nn.Module, snn: nn.Module, example: Tensor, xd: Ten
     figs["decomposition"] = figures.decomposition_bars(layers, out / "decomposition.png", T)
     result = {
         "detail_samples": int(xd.shape[0]),
-        "conversion": {"signed": config.signed, "max_strength": config.max_strength},
+        "conversion": {"signed": config.signed, "max_strength": config.max_strength, "warmup": config.warmup},
         "decomposition": {layer_err.name: layer_err.summary() for layer_err in layers},
         "correlation_vs_t": curves, "correlation_vs_t_clamped": clamped_curves,
         "fig_s1": {"layer": layer, "clamp_steps": clamp_steps, "r_no_clamp": r_free,
@@ -160,7 +169,7 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
     snn = convert(model, example, config.conversion(), calibration=calibration)
     readouts, labels = [], []
     for x, y in progress(batches, desc=f"SNN T={T}"):
-        readouts.append(simulate(snn, x, T))
+        readouts.append(simulate(snn, x, T, warmup=config.warmup))
         labels.append(y)
     readout, label = torch.cat(readouts, 1), torch.cat(labels)
     acc_t = accuracy_per_step(readout, label).tolist()
@@ -185,7 +194,8 @@ def render_markdown(r: dict[str, Any]) -> str:
     """The human-readable report."""
     T = r["timesteps"]
     lines = [f"# spikeconv analysis (T = {T})", "",
-             f"Conversion: buffered neuron = {r['conversion']['signed']}, S^max = {r['conversion']['max_strength']}. "
+             f"Conversion: buffered neuron = {r['conversion']['signed']}, S^max = {r['conversion']['max_strength']}"
+             f"{_warmup_text(r['conversion'].get('warmup', 0))}. "
              f"{'mAP' if r.get('quality') == 'map' else 'Accuracy'} on {r['samples']} test samples; layer details on "
              f"the first {r['detail_samples']}.", "",
              *QUALITY_SECTIONS[r.get("quality", "accuracy")](r)]
@@ -218,6 +228,11 @@ def render_markdown(r: dict[str, Any]) -> str:
               "", "| layer | rate |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in r["firing_rates"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _warmup_text(warmup: int) -> str:
+    return (f", warm-up of {warmup} steps (each neuron layer starts from the membrane a pre-run of its first "
+            f"{warmup} input steps implies; the voltage-clamped comparison runs without it)") if warmup else ""
 
 
 def _figure_file(r: dict[str, Any]) -> str:

@@ -10,13 +10,16 @@ from ..cache import cache_dir
 from ..data import data_root
 from ..errors import DataError
 from ..layers import integer_kernels_available
+from ..layers.onednn import saturating_pairs
 from ..native import native_build
 from ..neuron.fused import triton_available
+from .fast import uses_bf16
 
 
 def environment_report(data: str | None = None) -> list[tuple[str, str]]:
     """``(item, state)`` rows: PyTorch and its threads, CUDA devices, the C kernel of the event-driven
-    convolution (``spikeconv::event_conv2d`` on the CPU), oneDNN's int8 kernels (``weight_bits=8``), Triton
+    convolution (``spikeconv::event_conv2d`` on the CPU), oneDNN's int8 kernels (``weight_bits=8``), native
+    bfloat16 for the fast recipe's training, Triton
     (``kernel="triton"`` on CUDA), the data root and the cache.
 
     Example:
@@ -35,12 +38,21 @@ def environment_report(data: str | None = None) -> list[tuple[str, str]]:
         ("CUDA", ", ".join(devices) if devices else "no device"),
         ("C kernel (event_driven on the CPU)",
          f"built: {build.path}" if build.available else f"off, PyTorch path: {build.reason}"),
-        ("int8 kernels (weight_bits=8)", "available (oneDNN)" if integer_kernels_available()
-         else "unavailable: integer layers compute in float"),
+        ("int8 kernels (weight_bits=8)", _int8_state()),
+        ("bfloat16 training (train.bf16 = \"auto\")", "native: on" if uses_bf16("auto", torch.device("cpu"))
+         else "not native on this CPU: off (float32)"),
         ("Triton (kernel=\"triton\" on CUDA)", "installed" if triton_available() else "not installed"),
         ("data root", root),
         ("cache", f"{cache_dir()}" + (" (SPIKECONV_CACHE)" if "SPIKECONV_CACHE" in os.environ else "")),
     ]
+
+
+def _int8_state() -> str:
+    if not integer_kernels_available():
+        return "unavailable: integer layers compute in float"
+    if saturating_pairs():
+        return "available (oneDNN); no VNNI: signed spikes split into two unsigned calls to stay exact"
+    return "available (oneDNN, VNNI)"
 
 
 def describe_model(source: str) -> tuple[bool, str]:
