@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .grid import _per_channel, check_weight_bits, quantize_weight, weight_grid
-from .onednn import _PackedWeight, _version_key, integer_kernels_available, pairs_exact
+from .onednn import _PackedWeight, _version_key, integer_kernels_available, pairs_exact, split_sum
 from .sparse import _skip_silent
 
 #: signed convolutions with a known spike bound take the shifted path (IntegerConv2d._path) on output maps
@@ -131,28 +131,16 @@ class _IntegerWeights:
         return spikes.view(torch.uint8) ^ 128, 128  # two's complement + 128 = the sign bit flipped
 
     def _split_exact(self) -> bool:
-        """Whether signed spikes must be split (:meth:`_split_sum`): the zero point's shifted spikes (up to
-        128 + 127) would saturate this CPU's pair sums (:func:`~spikeconv.layers.onednn.pairs_exact`)."""
+        """Whether signed spikes must be split: shifted by 128 they would saturate this CPU's pair sums."""
         return not pairs_exact(255, 2 ** (self.bits - 1) - 1)
 
-    def _split_sum(self, spikes: Tensor, unsigned_sum) -> Tensor:
-        """``Q * S`` from two unsigned calls, ``Q * S+ - Q * S-`` with ``S+ = max(S, 0)``, ``S- = max(-S, 0)``
-        (both in ``[0, 128]``, exact on every CPU). ``unsigned_sum(uint8 spikes)`` returns the float32 sum,
-        exact while below 2^24 (:meth:`_split_fits`); the difference is exact too."""
-        positive = spikes.clamp(min=0).view(torch.uint8)
-        negative = spikes.clamp(max=0).to(torch.int16).neg_().to(torch.uint8)
-        return unsigned_sum(positive).sub_(unsigned_sum(negative))
-
     def _split_fits(self, fan_in: int) -> bool:
-        """Whether every partial sum of :meth:`_split_sum` stays below 2^24 (exact in float32)."""
+        """Whether every partial sum of the split stays below 2^24 (exact in float32)."""
         return fan_in * (2 ** (self.bits - 1) - 1) * (self.spike_bound or 128) < 2 ** 24
 
     def _exact_float64(self, x: Tensor) -> Tensor:
-        """The reference result in float64 arithmetic: ``fl(fl(fl(Q * S) * s) + b)``, the sum exact (below
-        2^53). For signed spikes on a CPU without VNNI whose partial sums could pass 2^24."""
-        codes = self._codes().double()
-        total = self._float64_sum(x.double(), codes).float()
-        return self._scaled(total)
+        """``fl(fl(fl(Q * S) * s) + b)``, the sum in float64 (exact below 2^53), for too large split sums."""
+        return self._scaled(self._float64_sum(x.double(), self._codes().double()).float())
 
     def _uses_kernel(self, x: Tensor) -> bool:
         return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.int8) and self.weight.dtype == torch.float32
@@ -160,8 +148,7 @@ class _IntegerWeights:
                 and integer_kernels_available())
 
     def float_layer(self) -> nn.Module:
-        """The plain ``nn.Conv2d`` / ``nn.Linear`` with this layer's (quantized) weight and bias, sharing the
-        parameter tensors: for inputs that are not spikes (e.g. the analog twin of the analysis tools)."""
+        """The plain ``nn.Conv2d`` / ``nn.Linear`` sharing this layer's weight and bias (for non-spike inputs)."""
         if isinstance(self, nn.Conv2d):
             new: nn.Module = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size, self.stride,
                                        self.padding, self.dilation, self.groups, self.bias is not None, device="meta")
@@ -221,9 +208,8 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
           ``SHIFTED_MAX_POSITIONS`` positions (``SHIFTED_MAX_POSITIONS_UNPADDED`` without padding):
           :meth:`_shifted_forward` (on the trained nets' spikes 0.93-1.04x the IF layer's time where the
           zero point took 0.94-1.54x; ``benchmarks/signed_spikes.py`` on random spikes ranks them closer);
-        * ``"split"`` / ``"float64"``: on a CPU without VNNI, where the zero point's shifted spikes would
-          saturate (:mod:`~spikeconv.layers.onednn`): :meth:`_split_sum`, or where its partial sums could
-          pass 2^24, :meth:`_exact_float64`;
+        * ``"split"`` / ``"float64"``: on a CPU without VNNI (:mod:`~spikeconv.layers.onednn`):
+          :func:`~spikeconv.layers.onednn.split_sum`, or :meth:`_exact_float64` for sums that could pass 2^24;
         * ``"self-padded"``: signed spikes of unknown bound on a padded map of at most
           ``SMALL_MAP_POSITIONS`` positions: the layer pads the shifted spikes with the zero point itself
           (oneDNN's own zero-point padding took 1.54-1.58x the unsigned time on 512 channels at 4x4 with
@@ -317,10 +303,9 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         return sums.contiguous(memory_format=torch.channels_last)
 
     def _subsamples(self) -> bool:
-        """Whether the layer is a strided 1x1 convolution without padding, which the kernel runs on the
-        input's every ``stride``-th row and column at stride 1: the same sums, a quarter of the input at
-        stride 2, and it avoids oneDNN's AVX2 kernel for strided 1x1 convolutions, which returned wrong sums
-        for 8, 24 or 40 input channels at batch 56 (``tests/test_integer.py``)."""
+        """Whether this is a strided 1x1 convolution without padding, run at stride 1 on every ``stride``-th
+        row and column: the same sums, and not oneDNN's AVX2 kernel for it, which returned wrong sums for 8,
+        24 or 40 input channels at batch 56 (``tests/test_integer.py``)."""
         return self.kernel_size == (1, 1) and self.padding == (0, 0) and self.stride != (1, 1)
 
     def _kernel_stride(self) -> list[int]:
@@ -338,7 +323,7 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         if path == "shifted":
             return self._shifted_forward(spikes)
         if path == "split":
-            return self._scaled(self._split_sum(spikes, self._unsigned_sum))
+            return self._scaled(split_sum(spikes, self._unsigned_sum))
         if path == "float64":
             return self._exact_float64(full)
         if path == "self-padded":
@@ -387,7 +372,7 @@ class IntegerLinear(_IntegerWeights, nn.Linear):
         spikes = self._int8_spikes(x.reshape(-1, x.shape[-1]))
         negative = self._negative(spikes)
         if negative and self._split_exact():  # this CPU would saturate the zero point's shifted spikes
-            out = (self._scaled(self._split_sum(spikes, self._unsigned_sum)) if self._split_fits(self.in_features)
+            out = (self._scaled(split_sum(spikes, self._unsigned_sum)) if self._split_fits(self.in_features)
                    else self._exact_float64(spikes))
             return out.view(*x.shape[:-1], self.out_features)
         spikes, zero_point = self._integer_input(spikes, negative)

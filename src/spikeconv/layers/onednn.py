@@ -16,6 +16,7 @@ every call inside the bound (docs/simulation.md).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -57,6 +58,21 @@ def pairs_exact(max_input: int, max_code: int) -> bool:
         True
     """
     return not saturating_pairs() or 2 * max_input * max_code <= INT16_MAX
+
+
+def split_sum(spikes: Tensor, unsigned_sum: Callable[[Tensor], Tensor]) -> Tensor:
+    """``Q * S`` of int8 ``spikes`` from two unsigned calls: ``Q * S+ - Q * S-`` with ``S+ = max(S, 0)`` and
+    ``S- = max(-S, 0)``, both in ``[0, 128]``, so their pair sums are exact on every CPU.
+    ``unsigned_sum(uint8 spikes)`` returns the float32 sum, exact while below 2^24, and so is the difference.
+
+    Example:
+        >>> spikes = torch.tensor([[2, -1, 0]], dtype=torch.int8)
+        >>> split_sum(spikes, lambda u: u.float() @ torch.tensor([[1.], [3.], [5.]])).item()  # 2 - 3
+        -1.0
+    """
+    positive = spikes.clamp(min=0).view(torch.uint8)
+    negative = spikes.clamp(max=0).to(torch.int16).neg_().to(torch.uint8)
+    return unsigned_sum(positive).sub_(unsigned_sum(negative))
 
 
 class _PackedWeight:
