@@ -83,6 +83,7 @@ def _earlier_study(path: str, config, test_samples: int, timesteps: int) -> dict
                              "'spikeconv stability --json'")
     for key, value in expected.items():
         if study.get(key) != value:
-            raise SpikeconvError(f"--include {path}: its {key} is {study.get(key)!r}, this study's is {value!r}; "
-                                 "only runs of the same config, test set and T can be pooled")
+            theirs = f"its {key} is {study[key]!r}" if key in study else f"it names no {key}"
+            raise SpikeconvError(f"--include {path}: {theirs}, this study's is {value!r}; only runs of the same "
+                                 "config, test set and T can be pooled")
     return study

@@ -51,7 +51,7 @@ class AnalyzeConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.warmup <= self.timesteps:
             raise ValueError(f"warmup={self.warmup} must lie in 0..timesteps={self.timesteps}: the pre-run reads "
-                             "the run's own first steps")
+                             "the run's own first steps; give a warm-up of at most T steps")
 
     def conversion(self, voltage_clamp: int = 0) -> ConversionConfig:
         """The conversion the report analyses (``percentile``: the bounds of plain ReLU activations)."""
