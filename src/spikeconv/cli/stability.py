@@ -42,11 +42,14 @@ def cmd_stability(args: argparse.Namespace) -> int:
                              first=first, earlier=[row for study in earlier for row in study["runs"]])
     result.update(dataset=config.dataset, model=config.model, test_samples=len(test), reused_first=first is not None,
                   epochs=config.train.epochs * getattr(config.train, "stages", 1), included=list(args.include or []))
-    lines = [f"{config.model} on {config.dataset} ({len(test)} test samples), {len(result['runs'])} runs "
-             f"(seeds {', '.join(str(r['seed']) for r in result['runs'])}), "
-             f"{result['epochs']} epochs each, buffered SNN at T={args.timesteps}: mean (std)"]
+    count = len(result["runs"])
+    lines = [f"{config.model} on {config.dataset} ({len(test)} test samples), {count} run{'s' * (count != 1)} "
+             f"(seed{'s' * (count != 1)} {', '.join(str(r['seed']) for r in result['runs'])}), "
+             f"{result['epochs']} epochs each, buffered SNN at T={args.timesteps}: "
+             + ("mean (std)" if count > 1 else "one run, no spread yet")]
     for key, label in (("ann_accuracy", "ANN"), ("snn_accuracy", "SNN"), ("difference", "SNN - ANN")):
-        lines.append(f"{label:<10} {result[key]['mean']:.2f} ({result[key]['std']:.2f})")
+        spread = f" ({result[key]['std']:.2f})" if count > 1 else ""
+        lines.append(f"{label:<10} {result[key]['mean']:.2f}{spread}")
     _report(result, "\n".join(lines), args.json)
     return 0
 
