@@ -23,6 +23,8 @@ kernels = pytest.mark.skipif(not integer_kernels_available(), reason="no oneDNN 
 #: the path of signed spikes through oneDNN's zero point (or self-padding) on this CPU: split into two unsigned
 #: calls where the kernels add pairs in saturating int16 (no VNNI; spikeconv/layers/onednn.py)
 ZERO_POINT, SELF_PADDED = ("split", "split") if saturating_pairs() else ("kernel", "self-padded")
+#: signed spikes of known bound on a large map: the zero point, or without VNNI the shifted path on every map
+BOUNDED_LARGE = "shifted" if saturating_pairs() else "kernel"
 
 
 def _spikes(shape, signed, strength, seed):
@@ -383,7 +385,7 @@ def test_signed_layers_without_negative_spikes_run_the_unsigned_kernel(side):
     positive = _spikes((4, 8, side, side), False, 2, side).to(torch.int8).contiguous(memory_format=torch.channels_last)
     mixed = _spikes((4, 8, side, side), True, 2, side + 1).to(torch.int8).contiguous(memory_format=torch.channels_last)
     assert bool((mixed < 0).any()) and not bool((positive < 0).any())
-    assert conv._path(positive) == "kernel" and conv._path(mixed) == ("shifted" if side == 4 else ZERO_POINT)  # 289 > 256
+    assert conv._path(positive) == "kernel" and conv._path(mixed) == ("shifted" if side == 4 else BOUNDED_LARGE)
     with torch.no_grad():
         for x in (positive, mixed, positive):  # each call picks its own path; the memo keeps both packings
             assert torch.equal(conv(x), _exact_conv(conv, x.float()))
@@ -391,8 +393,8 @@ def test_signed_layers_without_negative_spikes_run_the_unsigned_kernel(side):
             exact = (flat.double() @ _codes(linear).double().t()).float() * linear.weight_scale + linear.bias.detach()
             assert torch.equal(linear(flat), exact)
     # one packed weight per zero point; the shifted path shares the unsigned kernel's (zero point 0)
-    expected = ({"packed, zero point 0", "packed, zero point 128"} if side == 17 and ZERO_POINT == "kernel" else
-                {"packed, zero point 0"} if side == 17 else {"packed, zero point 0", "offset"})
+    expected = ({"packed, zero point 0", "packed, zero point 128"} if side == 17 and BOUNDED_LARGE == "kernel" else
+                {"packed, zero point 0", "offset"})
     assert {key for key in conv._memo.entries if key != "weight zero points" and key != "unit"} == expected
 
 
@@ -403,11 +405,11 @@ def test_shifted_path_is_chosen_by_map_size_and_exactness_bound():
     torch.manual_seed(2)
     small = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, padding=1), 8, input_signed=True, spike_bound=2)
     x_small, x_large = _spikes((3, 8, 16, 16), True, 2, 0), _spikes((3, 8, 17, 17), True, 2, 1)
-    assert small._path(x_small) == "shifted" and small._path(x_large) == ZERO_POINT  # 256 vs 289 output positions
+    assert small._path(x_small) == "shifted" and small._path(x_large) == BOUNDED_LARGE  # 256 vs 289 positions
     strided = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, 2, padding=1), 8, input_signed=True, spike_bound=2)
     assert strided._path(x_large) == "shifted"  # 9x9 outputs
     unpadded = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 1), 8, input_signed=True, spike_bound=2)
-    assert unpadded._path(x_small[..., :8, :8]) == "shifted" and unpadded._path(x_large[..., :9, :9]) == ZERO_POINT
+    assert unpadded._path(x_small[..., :8, :8]) == "shifted" and unpadded._path(x_large[..., :9, :9]) == BOUNDED_LARGE
     x_tiny = x_small[..., :8, :8]
     unknown = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, padding=1), 8, input_signed=True)
     unsigned = IntegerConv2d.from_layer(nn.Conv2d(8, 8, 3, padding=1), 8)
@@ -424,7 +426,7 @@ def test_shifted_path_is_chosen_by_map_size_and_exactness_bound():
                          (unknown, x_tiny)):
             assert torch.equal(layer(x), _exact_conv(layer, x))
             assert torch.equal(layer(x.to(torch.int8)), _exact_conv(layer, x))
-    zero_points = {"packed, zero point 0"} | ({"packed, zero point 128"} if ZERO_POINT == "kernel" else set())
+    zero_points = {"packed, zero point 0"} | ({"packed, zero point 128"} if BOUNDED_LARGE == "kernel" else set())
     assert {"offset", *zero_points} <= set(small._memo.entries)
     with pytest.raises(ValueError, match="spike_bound"):
         IntegerConv2d.from_layer(nn.Conv2d(2, 2, 3), 8, spike_bound=200)
