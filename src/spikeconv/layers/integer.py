@@ -305,7 +305,7 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
     def _subsamples(self) -> bool:
         """Whether this is a strided 1x1 convolution without padding, run at stride 1 on every ``stride``-th
         row and column: the same sums, and not oneDNN's AVX2 kernel for it, which returned wrong sums for 8,
-        24 or 40 input channels at batch 56 (``tests/test_integer.py``)."""
+        24 or 40 input channels at batch 56 (``tests/test_integer_paths.py``)."""
         return self.kernel_size == (1, 1) and self.padding == (0, 0) and self.stride != (1, 1)
 
     def _kernel_stride(self) -> list[int]:
