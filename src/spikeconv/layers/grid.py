@@ -18,6 +18,16 @@ def check_weight_bits(bits: int) -> int:
     return bits
 
 
+def max_code(bits: int) -> int:
+    """The largest code magnitude of the symmetric ``bits``-bit grid, ``2^(bits-1) - 1``.
+
+    Example:
+        >>> max_code(8)
+        127
+    """
+    return 2 ** (bits - 1) - 1
+
+
 def _per_channel(scale: Tensor, like: Tensor) -> Tensor:
     return scale.view(-1, *([1] * (like.dim() - 1)))
 
@@ -39,7 +49,7 @@ def weight_grid(weight: Tensor, bits: int = 8) -> tuple[Tensor, Tensor]:
                          f"{weight.dtype}")
     if not bool(torch.isfinite(weight).all()):
         raise ValueError("the weight contains NaN or infinite values; it cannot be put on an integer grid")
-    levels = 2 ** (bits - 1) - 1
+    levels = max_code(bits)
     peak = weight.detach().flatten(1).abs().amax(1).float()
     scale = torch.where(peak > 0, peak / levels, torch.ones_like(peak))
     codes = torch.round(weight.detach().float() / _per_channel(scale, weight)).clamp_(-levels, levels)

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .grid import _per_channel, check_weight_bits, quantize_weight, weight_grid
+from .grid import _per_channel, check_weight_bits, max_code, quantize_weight, weight_grid
 from .onednn import _PackedWeight, _version_key, integer_kernels_available, pairs_exact, split_sum
 from .sparse import _skip_silent
 
@@ -91,9 +91,8 @@ class _IntegerWeights:
     def _codes(self) -> Tensor:
         weight = self.weight.detach()
         codes = torch.round(weight.float() / _per_channel(self.weight_scale, weight))
-        levels = 2 ** (self.bits - 1) - 1
         if not (bool((codes * _per_channel(self.weight_scale, codes)).to(weight.dtype).eq(weight).all())
-                and bool(codes.abs().le(levels).all())):
+                and bool(codes.abs().le(max_code(self.bits)).all())):
             raise ValueError(f"the weight of this {type(self).__name__} is no longer on its {self.bits}-bit grid "
                              "(weight_scale x integer codes); it was changed after quantization. Rebuild the layer "
                              "with from_layer(), or convert again with weight_bits set")
@@ -132,11 +131,18 @@ class _IntegerWeights:
 
     def _split_exact(self) -> bool:
         """Whether signed spikes must be split: shifted by 128 they would saturate this CPU's pair sums."""
-        return not pairs_exact(255, 2 ** (self.bits - 1) - 1)
+        return not pairs_exact(255, max_code(self.bits))
 
-    def _split_fits(self, fan_in: int) -> bool:
-        """Whether every partial sum of the split stays below 2^24 (exact in float32)."""
-        return fan_in * (2 ** (self.bits - 1) - 1) * (self.spike_bound or 128) < 2 ** 24
+    def _split_path(self, fan_in: int) -> str:
+        """``"split"`` if every partial sum of the split stays below 2^24 (exact in float32), else ``"float64"``."""
+        return "split" if fan_in * max_code(self.bits) * (self.spike_bound or 128) < 2 ** 24 else "float64"
+
+    def _split_forward(self, path: str, spikes: Tensor, full: Tensor) -> Tensor:
+        """Signed int8 ``spikes`` by ``path`` of :meth:`_split_path` (``full``: the layer's own input, for float64)."""
+        return self._scaled(split_sum(spikes, self._unsigned_sum)) if path == "split" else self._exact_float64(full)
+
+    def _unit_scales(self) -> Tensor:
+        return self._memo.get("unit", (), lambda: torch.ones(self.weight.shape[0]))
 
     def _exact_float64(self, x: Tensor) -> Tensor:
         """``fl(fl(fl(Q * S) * s) + b)``, the sum in float64 (exact below 2^53), for too large split sums."""
@@ -224,10 +230,10 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         fan_in = self.in_channels // self.groups * self.kernel_size[0] * self.kernel_size[1]
         small = positions <= (SHIFTED_MAX_POSITIONS if padded else SHIFTED_MAX_POSITIONS_UNPADDED)
         if (self.spike_bound is not None and fan_in * 127 * 2 * self.spike_bound < 2 ** 24
-                and pairs_exact(2 * self.spike_bound, 2 ** (self.bits - 1) - 1) and (small or self._split_exact())):
+                and pairs_exact(2 * self.spike_bound, max_code(self.bits)) and (small or self._split_exact())):
             return "shifted"  # without VNNI on every map: 1.1-1.6x the unsigned time against the split's 2.0-2.7x
         if self._split_exact():
-            return "split" if self._split_fits(fan_in) else "float64"
+            return self._split_path(fan_in)
         if padded and positions <= SMALL_MAP_POSITIONS:
             return "self-padded"
         return "kernel"
@@ -270,22 +276,19 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         (``M`` depends on the position only at the borders; computed once per input size). The kernel runs
         with unit scales and no zero point, so its float32 output is the exact integer ``Q * (S + c)``
         (below 2^24); the subtraction is exact too, then ``y = fl(fl(sum * s) + b)`` as on the other paths.
-        Chosen by :meth:`_path` on output maps of up to 16x16 (8x8 without padding), where it measured
-        fastest (docs/simulation.md).
+        Chosen by :meth:`_path` where it measured fastest (docs/simulation.md).
         """
         bound = self.spike_bound
-        shifted = spikes + bound
-        # the unsigned kernel's packed weight: the scales given at run time rule (unit here), not the packed ones
-        total = self._unsigned_sum(shifted.view(torch.uint8))
+        total = self._unsigned_sum((spikes + bound).view(torch.uint8))
         height, width = spikes.shape[-2:]
         offset = self._memo.get("offset", (*self._weight_key(), height, width, bound),
                                 lambda: self._window_sums(height, width).mul_(bound))
         return self._scaled(total.sub_(offset))
 
     def _unsigned_sum(self, spikes: Tensor) -> Tensor:
-        """The exact float32 sum ``Q * S`` of uint8 ``spikes`` (unit scales, no zero point, no bias)."""
-        unit = self._memo.get("unit", (), lambda: torch.ones(self.out_channels))
-        return self._convolve(spikes, self._packed_weight(0), list(self.padding), 0, unit, None)
+        """The exact float32 sum ``Q * S`` of uint8 ``spikes``: no zero point, no bias, the unit scales given at
+        run time (they rule, not the ones packed with the weight)."""
+        return self._convolve(spikes, self._packed_weight(0), list(self.padding), 0, self._unit_scales(), None)
 
     def _scaled(self, total: Tensor) -> Tensor:
         """``fl(fl(total * s) + b)`` per output channel, in place."""
@@ -322,10 +325,8 @@ class IntegerConv2d(_IntegerWeights, nn.Conv2d):
         path = self._path(spikes, negative)
         if path == "shifted":
             return self._shifted_forward(spikes)
-        if path == "split":
-            return self._scaled(split_sum(spikes, self._unsigned_sum))
-        if path == "float64":
-            return self._exact_float64(full)
+        if path in ("split", "float64"):
+            return self._split_forward(path, spikes, full)
         if path == "self-padded":
             spikes, padding, zero_point = self._padded_signed_input(spikes), [0, 0], self.input_zero_point
             packed = self._memo.get("self-padded", (*self._weight_key(), zero_point),
@@ -372,8 +373,7 @@ class IntegerLinear(_IntegerWeights, nn.Linear):
         spikes = self._int8_spikes(x.reshape(-1, x.shape[-1]))
         negative = self._negative(spikes)
         if negative and self._split_exact():  # this CPU would saturate the zero point's shifted spikes
-            out = (self._scaled(split_sum(spikes, self._unsigned_sum)) if self._split_fits(self.in_features)
-                   else self._exact_float64(spikes))
+            out = self._split_forward(self._split_path(self.in_features), spikes, spikes)
             return out.view(*x.shape[:-1], self.out_features)
         spikes, zero_point = self._integer_input(spikes, negative)
         out = torch.ops.onednn.qlinear_pointwise(
@@ -383,8 +383,7 @@ class IntegerLinear(_IntegerWeights, nn.Linear):
 
     def _unsigned_sum(self, spikes: Tensor) -> Tensor:
         """The exact float32 sum ``Q S`` of uint8 ``spikes`` (unit scales, no zero point, no bias)."""
-        unit = self._memo.get("unit", (), lambda: torch.ones(self.out_features))
-        return torch.ops.onednn.qlinear_pointwise(spikes, 1.0, 0, self._packed_weight(), unit,
+        return torch.ops.onednn.qlinear_pointwise(spikes, 1.0, 0, self._packed_weight(), self._unit_scales(),
                                                   self._weight_zero_points(), None, 1.0, 0, torch.float32, "none",
                                                   [], "")
 
