@@ -28,12 +28,13 @@ def cmd_stability(args: argparse.Namespace) -> int:
         raise SpikeconvError(f"{args.config} trains a {chosen.task} model; 'spikeconv stability' repeats "
                              "classification runs (paper 000 Table 2): run the detector's config with other "
                              "train.seed values instead")
-    train_set = make_dataset(config.dataset, "train", root=root, augment=chosen.loader_augments,
-                             erasing=config.erasing, limit=config.train_limit)
+    # the reused checkpoint and the earlier results are checked before the training set is decoded
     test, loader, example = _test_data(config.dataset, root, config.test_limit, config.eval_batch_size)
     changed = " and ".join(f"--{name}" for name in ("epochs", "stages", "seed") if getattr(args, name) is not None)
     first = _first_run(config, args.config, changed) if args.reuse_checkpoint else None
     earlier = [_earlier_study(path, config, len(test), args.timesteps) for path in args.include or []]
+    train_set = make_dataset(config.dataset, "train", root=root, augment=chosen.loader_augments,
+                             erasing=config.erasing, limit=config.train_limit)
     result = stability_study(lambda: build_from_spec(config.spec), train_set, loader, example, config.train,
                              runs=args.runs, timesteps=args.timesteps, train_fn=chosen.train, state_dir=config.state.parent / "stability",
                              progress=_progress(),
