@@ -120,10 +120,10 @@ print(native.runs_compiled(torch.zeros(1)), ok)
 def test_the_exactness_check_catches_a_broken_kernel(tmp_path):
     # in fresh processes: a kernel registered with the dispatcher stays for the process
     source = native_build_module.SOURCE.read_text()
-    old = "for (int j = 0; j < nv; ++j) acc[j] = a[j] + b[j];"
+    old = "for (int j = 0; j < n; ++j) acc[j] = a[j] + b[j];"
     assert old in source
     broken = tmp_path / "kernels.c"
-    broken.write_text(source.replace(old, "for (int j = 0; j < nv; ++j) acc[j] = a[j];"))  # drops odd spikes
+    broken.write_text(source.replace(old, "for (int j = 0; j < n; ++j) acc[j] = a[j];"))  # drops odd spikes
     (tmp_path / "kernels.h").write_text(native_build_module.HEADER.read_text())
     setup = (f"from pathlib import Path; from spikeconv.native import build; build.SOURCE = Path({str(broken)!r}); "
              "build.native_build.cache_clear()")

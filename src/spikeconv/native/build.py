@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import platform
 import shlex
 import shutil
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-
-import tempfile
 
 import torch
 
@@ -75,7 +75,15 @@ def cxx_compiler() -> str | None:
 
 def _torch_flags() -> list[str]:
     """Include and link flags for PyTorch's headers and libraries, and its C++ ABI."""
-    from torch.utils import cpp_extension
+    # importing cpp_extension logs "No CUDA runtime is found" on CPU-only machines: true, and no concern of a
+    # CPU kernel's build, so that logger is quiet while it loads
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        log.setLevel(level)
 
     flags = [f"-I{path}" for path in cpp_extension.include_paths()]
     flags.append(f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}")

@@ -230,37 +230,49 @@ int64_t spikeconv_event_lists(const void *x, int is_int8, int64_t positions, int
   return offsets[positions];
 }
 
-typedef float vec16 __attribute__((vector_size(64), aligned(4)));
+/* One native vector of floats: the widest the build's target has. A group of 16 channels is VPER native vectors;
+   GCC's generic 64-byte vectors on an AVX2 target are lowered through the stack (measured 2-3 G additions/s
+   against about 10x that with 32-byte vectors). Each lane's additions run in the same order at every width,
+   so every build gives the same bits. */
+#if defined(__AVX512F__)
+typedef float vnat __attribute__((vector_size(64), aligned(4)));
+#elif defined(__AVX__)
+typedef float vnat __attribute__((vector_size(32), aligned(4)));
+#else
+typedef float vnat __attribute__((vector_size(16), aligned(4)));
+#endif
+enum { VPER = 64 / (int)sizeof(vnat) }; /* native vectors per group of 16 channels */
 
 enum { EVENT_TILE = 32 }; /* output positions of one line whose accumulators stay in L1 across the taps */
 
-/* acc[0 .. nv) += the weight rows (channels [cb, cb + 16 nv)) of the spikes listed in [begin, end): two
+/* acc[0 .. nv VPER) += the weight rows (channels [cb, cb + 16 nv)) of the spikes listed in [begin, end): two
    partial sums alternating over the list (more additions in flight), a = acc + even entries, b = odd
    entries, then acc = a + b. nv and unit are constants after inlining. */
-static inline __attribute__((always_inline)) void add_rows(vec16 *acc, const uint16_t *index, const float *values,
+static inline __attribute__((always_inline)) void add_rows(vnat *acc, const uint16_t *index, const float *values,
                                                           int64_t begin, int64_t end, const float *base,
                                                           int64_t cout, const int nv, const int unit) {
-  vec16 a[4], b[4];
-  for (int j = 0; j < nv; ++j) {
+  vnat a[4 * VPER], b[4 * VPER];
+  const int n = nv * VPER;
+  for (int j = 0; j < n; ++j) {
     a[j] = acc[j];
-    b[j] = (vec16){0};
+    b[j] = (vnat){0};
   }
   int64_t e = begin;
   for (; e + 1 < end; e += 2) {
-    const vec16 *r = (const vec16 *)(base + (int64_t)index[e] * cout);
-    const vec16 *q = (const vec16 *)(base + (int64_t)index[e + 1] * cout);
+    const vnat *r = (const vnat *)(base + (int64_t)index[e] * cout);
+    const vnat *q = (const vnat *)(base + (int64_t)index[e + 1] * cout);
     const float s = unit ? 1.f : values[e], u = unit ? 1.f : values[e + 1];
-    for (int j = 0; j < nv; ++j) {
+    for (int j = 0; j < n; ++j) {
       a[j] += unit ? r[j] : s * r[j];
       b[j] += unit ? q[j] : u * q[j];
     }
   }
   if (e < end) {
-    const vec16 *r = (const vec16 *)(base + (int64_t)index[e] * cout);
+    const vnat *r = (const vnat *)(base + (int64_t)index[e] * cout);
     const float s = unit ? 1.f : values[e];
-    for (int j = 0; j < nv; ++j) a[j] += unit ? r[j] : s * r[j];
+    for (int j = 0; j < n; ++j) a[j] += unit ? r[j] : s * r[j];
   }
-  for (int j = 0; j < nv; ++j) acc[j] = a[j] + b[j];
+  for (int j = 0; j < n; ++j) acc[j] = a[j] + b[j];
 }
 
 /* The same sum for the last `width` < 16 channels, in scalars, with the same order of additions. */
@@ -285,9 +297,9 @@ static inline __attribute__((always_inline)) void event_tile(
     int64_t m, int64_t height, int64_t width, int64_t channels, const float *rows, int64_t kernel_h,
     int64_t kernel_w, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, const float *bias,
     float *out, int64_t cout, int64_t cb, const int nv, const int unit, const int64_t tail) {
-  vec16 tile[EVENT_TILE * 4]; /* nv vectors per position; one (its first `tail` lanes) for the tail */
-  const int slots = tail ? 1 : nv;
-  for (int64_t i = 0; i < m * slots; ++i) tile[i] = (vec16){0};
+  vnat tile[EVENT_TILE * 4 * VPER]; /* nv groups of 16 channels per position; one (its first `tail` lanes) for the tail */
+  const int slots = (tail ? 1 : nv) * VPER;
+  for (int64_t i = 0; i < m * slots; ++i) tile[i] = (vnat){0};
   for (int64_t ky = 0; ky < kernel_h; ++ky) {
     const int64_t iy = oy * stride_h - pad_h + ky;
     if (iy < 0 || iy >= height) continue;
@@ -298,27 +310,27 @@ static inline __attribute__((always_inline)) void event_tile(
         if (ix < 0 || ix >= width) continue;
         const int64_t p = (n * height + iy) * width + ix;
         if (tail)
-          add_rows_tail((float *)(tile + i), index, values, offsets[p], offsets[p + 1], base, cout, tail);
+          add_rows_tail((float *)(tile + i * VPER), index, values, offsets[p], offsets[p + 1], base, cout, tail);
         else
-          add_rows(tile + i * nv, index, values, offsets[p], offsets[p + 1], base, cout, nv, unit);
+          add_rows(tile + i * nv * VPER, index, values, offsets[p], offsets[p + 1], base, cout, nv, unit);
       }
     }
   }
   for (int64_t i = 0; i < m; ++i) {
     float *o = out + (ox0 + i) * cout + cb; /* out: the line's first position */
     if (tail) {
-      const float *sum = (const float *)(tile + i);
+      const float *sum = (const float *)(tile + i * VPER);
       for (int64_t j = 0; j < tail; ++j) o[j] = bias ? sum[j] + bias[cb + j] : sum[j];
       continue;
     }
-    for (int j = 0; j < nv; ++j) {
-      vec16 y = tile[i * nv + j];
+    for (int j = 0; j < nv * VPER; ++j) {
+      vnat y = tile[i * nv * VPER + j];
       if (bias) {
-        vec16 c;
-        __builtin_memcpy(&c, bias + cb + 16 * j, 64);
+        vnat c;
+        __builtin_memcpy(&c, bias + cb + j * (int)(sizeof(vnat) / 4), sizeof(vnat));
         y += c;
       }
-      __builtin_memcpy(o + 16 * j, &y, 64);
+      __builtin_memcpy(o + j * (int)(sizeof(vnat) / 4), &y, sizeof(vnat));
     }
   }
 }
