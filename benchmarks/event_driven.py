@@ -7,7 +7,8 @@ event kernel (:func:`spikeconv.native.event_conv2d`: nonzero spikes listed per p
 per output position; what :class:`spikeconv.sim.EventDriven` runs), the PyTorch scatter version
 (:func:`spikeconv.sim.event_conv2d` / :func:`event_linear`, ``index_add_``; only up to rate 0.03, where it is
 already many times slower), and the int8 kernels of :class:`spikeconv.layers.IntegerConv2d` / ``IntegerLinear``
-(8-bit weights, int32 sums). Print the medians, the ratios to dense and the crossover rates. The weights
+(8-bit weights, int32 sums; signed spikes with the bound 1 that the converter gives S^max = 1 layers). Print
+the medians, the ratios to dense and the crossover rates. The weights
 are integers in [-127, 127] with one 127 per output channel (scale exactly 1), so every sum is exact and
 the results are compared bit for bit on every row. ``--unsigned``: 0/1 spikes (the plain IF neuron's) instead
 of -1/0/1.
@@ -87,7 +88,7 @@ def cases(batch: int, gen: torch.Generator, signed: bool):
         rows = weight.permute(2, 3, 1, 0).contiguous()
         conv = nn.Conv2d(cin, cout, k, stride, pad, bias=False)
         conv.weight.data = weight
-        integer = IntegerConv2d.from_layer(conv, 8, input_signed=signed)
+        integer = IntegerConv2d.from_layer(conv, 8, input_signed=signed, spike_bound=1 if signed else None)
         for rate in RATES:
             x = spikes((batch, cin, size, size), rate, gen, channels_last=True, signed=signed)
             yield name, rate, {"dense": lambda: F.conv2d(x, weight, None, stride, pad),
@@ -100,7 +101,7 @@ def cases(batch: int, gen: torch.Generator, signed: bool):
         rows = weight.t().contiguous()[None, None]
         fc = nn.Linear(fin, fout, bias=False)
         fc.weight.data = weight
-        integer = IntegerLinear.from_layer(fc, 8, input_signed=signed)
+        integer = IntegerLinear.from_layer(fc, 8, input_signed=signed, spike_bound=1 if signed else None)
         for rate in RATES:
             x = spikes((batch, fin), rate, gen, signed=signed)
             yield name, rate, {"dense": lambda: F.linear(x, weight),
