@@ -196,3 +196,35 @@ def test_the_sources_ship_with_the_package():
     patterns = project["tool"]["setuptools"]["package-data"][native.__name__]
     for source in (native_build_module.SOURCE, native_build_module.OPS_SOURCE, native_build_module.HEADER):
         assert any(source.match(pattern) for pattern in patterns), source.name
+
+
+WIDTH = """
+import torch
+from spikeconv import native
+{setup}
+outs = []
+for seed, (out_channels, values) in enumerate([(117, (-2, -1, 1, 2)), (80, (1,)), (5, (1, -1))]):
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.randn(3, 3, 24, out_channels, generator=gen)  # float weights: the order of additions shows
+    pick = torch.tensor(values, dtype=torch.float32)[torch.randint(len(values), (3, 24, 6, 9), generator=gen)]
+    x = (torch.rand(3, 24, 6, 9, generator=gen) < 0.4) * pick
+    outs.append(native.event_conv2d(x, rows, torch.randn(out_channels, generator=gen), (1, 1), (1, 1))[0])
+torch.save(outs, {path!r})
+print(native.runs_compiled(torch.zeros(1)))
+"""
+
+
+@needs_native
+def test_every_vector_width_gives_the_same_bits(tmp_path):
+    # the kernel sums in vectors of the build's native width; with AVX turned off it builds with 16-byte
+    # vectors, whose lanes add in the same order as the 32- or 64-byte ones of this machine's build
+    setup = ("from spikeconv.native import build; build.FLAGS = (*build.FLAGS, '-mno-avx'); "
+             "build.native_build.cache_clear()")
+    runs = {}
+    for name, code in (("narrow", setup), ("native", "")):
+        path = tmp_path / f"{name}.pt"
+        done = _subprocess(WIDTH.format(setup=code, path=str(path)), {"SPIKECONV_CACHE": str(tmp_path / name)})
+        assert done.stdout.split() == ["True"], done.stderr[-2000:]
+        runs[name] = torch.load(path, weights_only=True)
+    for narrow, wide in zip(runs["narrow"], runs["native"]):
+        assert torch.equal(narrow, wide)
