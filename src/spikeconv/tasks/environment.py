@@ -13,6 +13,7 @@ from ..layers import integer_kernels_available
 from ..layers.onednn import saturating_pairs
 from ..native import native_build
 from ..neuron.fused import triton_available
+from .allocator import keeps_memory
 from .fast import uses_bf16
 
 
@@ -20,7 +21,8 @@ def environment_report(data: str | None = None) -> list[tuple[str, str]]:
     """``(item, state)`` rows: PyTorch and its threads, CUDA devices, the C kernel of the event-driven
     convolution (``spikeconv::event_conv2d`` on the CPU), oneDNN's int8 kernels (``weight_bits=8``), native
     bfloat16 for the fast recipe's training, Triton
-    (``kernel="triton"`` on CUDA), the data root and the cache.
+    (``kernel="triton"`` on CUDA), whether freed memory is kept (:mod:`spikeconv.tasks.allocator`), the data
+    root and the cache.
 
     Example:
         >>> dict(environment_report())["PyTorch"].startswith(torch.__version__)
@@ -42,9 +44,18 @@ def environment_report(data: str | None = None) -> list[tuple[str, str]]:
         ("bfloat16 training (train.bf16 = \"auto\")", "native: on" if uses_bf16("auto", torch.device("cpu"))
          else "not native on this CPU: off (float32)"),
         ("Triton (kernel=\"triton\" on CUDA)", "installed" if triton_available() else "not installed"),
+        ("freed memory kept (every command)", _allocator_state()),
         ("data root", root),
         ("cache", f"{cache_dir()}" + (" (SPIKECONV_CACHE)" if "SPIKECONV_CACHE" in os.environ else "")),
     ]
+
+
+def _allocator_state() -> str:
+    if keeps_memory():
+        return "on: glibc reuses large blocks (SPIKECONV_KEEP_MEMORY=0 turns it off)"
+    if os.environ.get("SPIKECONV_KEEP_MEMORY") == "0":
+        return "off (SPIKECONV_KEEP_MEMORY=0)"
+    return "off: not glibc"
 
 
 def _int8_state() -> str:
