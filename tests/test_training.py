@@ -59,3 +59,26 @@ def test_bounds_start_at_a_percentile(data_available):
     train_classifier(model, data, TrainConfig(epochs=1, batch_size=64, lr=1e-9, bound_lr=0.0, calibration_batches=1))
     bounds = [m.bound.item() for m in model.modules() if isinstance(m, QReLU)]
     assert all(b != 1.0 and b > 0 for b in bounds)
+
+
+def test_stability_rows_carry_the_training_seconds_the_recipe_reports():
+    """A recipe whose history gives each epoch's ``seconds`` (the fast one) gets their sum per run; one
+    without (the standard recipe) gets no such field."""
+    from spikeconv.tasks.stability import stability_study
+
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 4), torch.randint(0, 3, (8,))
+
+    def build():
+        return torch.nn.Sequential(torch.nn.Linear(4, 6), QReLU(levels=4), torch.nn.Linear(6, 3)).eval()
+
+    def timed(model, train_set, config, **_):
+        return [{"epoch": 1, "seconds": 1.25 + config.seed}, {"epoch": 2, "seconds": 2.5}]
+
+    def untimed(model, train_set, config, **_):
+        return [{"epoch": 1, "loss": 1.0}]
+
+    train = TrainConfig(epochs=2, seed=3)
+    for train_fn, expected in ((timed, [6.75, 7.75]), (untimed, None)):
+        result = stability_study(build, None, [(x, y)], x[:2], train, runs=2, train_fn=train_fn, timesteps=2)
+        assert [r.get("train_seconds") for r in result["runs"]] == (expected or [None, None])

@@ -39,7 +39,8 @@ def cmd_stability(args: argparse.Namespace) -> int:
                              runs=args.runs, timesteps=args.timesteps, train_fn=chosen.train, state_dir=config.state.parent / "stability",
                              progress=_progress(),
                              on_run=lambda r: _say(f"seed {r['seed']}: ANN {r['ann_accuracy']:.2f}%  "
-                                                   f"SNN(T={args.timesteps}) {r['snn_accuracy']:.2f}%"),
+                                                   f"SNN(T={args.timesteps}) {r['snn_accuracy']:.2f}%"
+                                                   + _trained_in(r)),
                              first=first, earlier=[row for study in earlier for row in study["runs"]])
     result.update(dataset=config.dataset, model=config.model, test_samples=len(test), reused_first=first is not None,
                   epochs=config.train.epochs * getattr(config.train, "stages", 1), included=list(args.include or []))
@@ -53,6 +54,14 @@ def cmd_stability(args: argparse.Namespace) -> int:
         lines.append(f"{label:<10} {result[key]['mean']:.2f}{spread}")
     _report(result, "\n".join(lines), args.json)
     return 0
+
+
+def _trained_in(row: dict) -> str:
+    """``"  (trained in 1.8 h)"`` when the recipe timed its epochs, else nothing."""
+    seconds = row.get("train_seconds")
+    if seconds is None:
+        return ""
+    return f"  (trained in {seconds / 3600:.2f} h)" if seconds >= 3600 else f"  (trained in {seconds / 60:.1f} min)"
 
 
 def _first_run(config, source: str, args_changed_training: str):

@@ -56,7 +56,7 @@ def stability_study(
     ``first``, a model already trained by this recipe with seed ``train.seed`` (a shipped checkpoint), is
     evaluated as the first run instead of being trained again. ``earlier`` holds rows of the same study run
     before (other seeds, e.g. on another machine); they are pooled into the summary ahead of the new runs.
-    Returns ``{"runs": [{seed, ann_accuracy, snn_accuracy, difference}, ...], "ann_accuracy": {mean,
+    Returns ``{"runs": [{seed, ann_accuracy, snn_accuracy, difference[, train_seconds]}, ...], "ann_accuracy": {mean,
     std}, "snn_accuracy": {...}, "difference": {...}, "timesteps": T}``.
     """
     if runs < 1:
@@ -70,15 +70,19 @@ def stability_study(
                          "new runs at another seed")
     for index in range(runs):
         seed = train.seed + index
+        history: list = []
         if index == 0 and first is not None:
             model = first
         else:
             model = build()
             state = Path(state_dir) / f"seed{seed}.pt" if state_dir is not None else None
-            train_fn(model, train_set, dataclasses.replace(train, seed=seed), state_path=state, progress=progress)
+            history = train_fn(model, train_set, dataclasses.replace(train, seed=seed), state_path=state,
+                               progress=progress) or []
         ann = evaluate_ann(model, test_loader, progress=progress)
         snn = evaluate_snn(convert(model, example, conversion), test_loader, [timesteps], progress=progress)[timesteps]
         row = {"seed": seed, "ann_accuracy": ann, "snn_accuracy": snn, "difference": snn - ann}
+        if history and all("seconds" in record for record in history):  # the epochs' step loops, resumed ones included
+            row["train_seconds"] = sum(record["seconds"] for record in history)
         rows.append(row)
         if on_run is not None:
             on_run(row)
