@@ -52,7 +52,9 @@ def default_max_density(layer: nn.Module) -> float:
     of 3x3 layers were 0.35-0.5+ for 32-128 input channels (0/1 spikes above 0.5, -1/0/1 spikes lower), 0.3-0.5
     for the strided ones, 0.4-0.45 for 256 input channels, 0.35-0.4 for 512, and never (above 0.01) for the 1x1
     strided shortcut or a 10-way classifier. So: 0 (always dense) for ``w < 128``; else 0.4 for
-    ``C_in <= 128`` and 0.35 for ``C_in <= 256`` (0.3 for both when strided), 0.3 above.
+    ``C_in <= 128`` and 0.35 for ``C_in <= 256`` (0.3 for both when strided), 0.3 above. On a 2-core AVX2 CPU
+    (``event_driven_avx2.json``) they were 0.3-0.4 for 32-64 input channels and 0.2-0.3 for 128-512: near
+    enough that one table serves both.
 
     Example:
         >>> default_max_density(nn.Conv2d(64, 64, 3, padding=1)), default_max_density(nn.Conv2d(64, 128, 1, 2))
