@@ -4,8 +4,8 @@ glibc serves every block above its mmap threshold (128 KiB, growing to at most 3
 and unmaps it when the block is freed. A training step of the fast CIFAR-10 recipe allocates and frees
 gigabytes of activations, so every step faults all of them in again, one 4 KiB page at a time, and the
 kernel zeroes each page. On the 2-core AVX2 CPU (``python benchmarks/train_allocator.py --json
-docs/results/train_allocator_avx2.json``) a step of batch 1024 took 12.3-14.0 s with glibc's defaults, about
-2.5 million page faults and most of it in the kernel, against 6.5 s with the blocks kept.
+docs/results/train_allocator_avx2.json``) a step of batch 1024 took 13.08 s with glibc's defaults, 3.07
+million page faults and 10.2 s of it in the kernel, against 6.77 s (84 thousand faults) with the blocks kept.
 
 :func:`keep_freed_memory` sets ``M_MMAP_MAX = 0`` (large blocks come from the heap, which is reused) and
 ``M_TRIM_THRESHOLD`` to the largest value (the heap's top is not given back) for the duration of a block,
