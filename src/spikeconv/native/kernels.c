@@ -231,8 +231,8 @@ int64_t spikeconv_event_lists(const void *x, int is_int8, int64_t positions, int
 }
 
 /* One native vector of floats: the widest the build's target has. A group of 16 channels is VPER native vectors;
-   GCC's generic 64-byte vectors on an AVX2 target are lowered through the stack (measured 2-3 G additions/s
-   against about 10x that with 32-byte vectors). Each lane's additions run in the same order at every width,
+   GCC's generic 64-byte vectors on an AVX2 target are lowered through the stack (one thread: 2-3 G additions/s
+   against 15-31 G with 32-byte vectors). Each lane's additions run in the same order at every width,
    so every build gives the same bits. */
 #if defined(__AVX512F__)
 typedef float vnat __attribute__((vector_size(64), aligned(4)));
