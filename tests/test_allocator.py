@@ -5,12 +5,12 @@ import resource
 
 import pytest
 
-from spikeconv.tasks.allocator import _glibc, keep_freed_memory, keeps_memory
+from spikeconv.tasks.allocator import keep_freed_memory, keeps_memory, on_glibc
 
 SIZE = 64 * 2**20  # above glibc's largest mmap threshold (32 MiB): a fresh mapping per allocation by default
 PAGES = SIZE // 4096
 
-needs_glibc = pytest.mark.skipif(_glibc() is None, reason="glibc's malloc only")
+needs_glibc = pytest.mark.skipif(not on_glibc(), reason="glibc's malloc only")
 
 
 def _faults_per_allocation(rounds: int = 3) -> float:

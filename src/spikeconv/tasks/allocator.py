@@ -54,9 +54,14 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
+def on_glibc() -> bool:
+    """Whether this process's malloc is glibc's, the one :func:`keep_freed_memory` configures."""
+    return _glibc() is not None
+
+
 def keeps_memory() -> bool:
     """Whether :func:`keep_freed_memory` takes effect here: glibc, and ``SPIKECONV_KEEP_MEMORY`` not ``0``."""
-    return _glibc() is not None and os.environ.get("SPIKECONV_KEEP_MEMORY", "1") != "0"
+    return on_glibc() and os.environ.get("SPIKECONV_KEEP_MEMORY", "1") != "0"
 
 
 @contextmanager
@@ -89,4 +94,4 @@ def keep_freed_memory() -> Iterator[bool]:
                 libc.malloc_trim(0)
 
 
-__all__ = ["keep_freed_memory", "keeps_memory"]
+__all__ = ["keep_freed_memory", "keeps_memory", "on_glibc"]

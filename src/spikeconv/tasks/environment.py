@@ -13,7 +13,7 @@ from ..layers import integer_kernels_available
 from ..layers.onednn import saturating_pairs
 from ..native import native_build
 from ..neuron.fused import triton_available
-from .allocator import keeps_memory
+from .allocator import keeps_memory, on_glibc
 from .fast import uses_bf16
 
 
@@ -53,9 +53,7 @@ def environment_report(data: str | None = None) -> list[tuple[str, str]]:
 def _allocator_state() -> str:
     if keeps_memory():
         return "on: glibc reuses large blocks (SPIKECONV_KEEP_MEMORY=0 turns it off)"
-    if os.environ.get("SPIKECONV_KEEP_MEMORY") == "0":
-        return "off (SPIKECONV_KEEP_MEMORY=0)"
-    return "off: not glibc"
+    return "off (SPIKECONV_KEEP_MEMORY=0)" if on_glibc() else "off: not glibc"
 
 
 def _int8_state() -> str:
