@@ -147,8 +147,6 @@ int spikeconv_if_scan(const float *x, int64_t x_step, float *v, void *buffer, in
   return 0;
 }
 
-/* 1 if the `count` elements of `elem_bytes` bytes at `data` hold a nonzero value (floats: -0 counts as zero,
-
 /* Event-driven convolution, gathered per output position.
 
    A weight layer fed by spikes, y = W * S + b, needs only the nonzero spikes. spikeconv_event_lists lists them
@@ -241,7 +239,8 @@ typedef float vnat __attribute__((vector_size(32), aligned(4)));
 #else
 typedef float vnat __attribute__((vector_size(16), aligned(4)));
 #endif
-enum { VPER = 64 / (int)sizeof(vnat) }; /* native vectors per group of 16 channels */
+enum { VLANES = (int)(sizeof(vnat) / 4), VPER = 16 / VLANES }; /* floats per native vector; native vectors
+                                                                   per group of 16 channels */
 
 enum { EVENT_TILE = 32 }; /* output positions of one line whose accumulators stay in L1 across the taps */
 
@@ -327,10 +326,10 @@ static inline __attribute__((always_inline)) void event_tile(
       vnat y = tile[i * nv * VPER + j];
       if (bias) {
         vnat c;
-        __builtin_memcpy(&c, bias + cb + j * (int)(sizeof(vnat) / 4), sizeof(vnat));
+        __builtin_memcpy(&c, bias + cb + j * VLANES, sizeof(vnat));
         y += c;
       }
-      __builtin_memcpy(o + j * (int)(sizeof(vnat) / 4), &y, sizeof(vnat));
+      __builtin_memcpy(o + j * VLANES, &y, sizeof(vnat));
     }
   }
 }
