@@ -1,7 +1,8 @@
-"""Diagnostics: per-layer recording, analog twin, error decomposition, operation counts, anytime readout,
-and the offset calibration built on them.
+"""Diagnostics: per-layer recording, analog twin, error decomposition, agreement with the quantized ANN,
+operation counts, anytime readout, and the offset calibration built on them.
 (Figures live in :mod:`spikeconv.analysis.figures`, the only module that imports matplotlib.)"""
 
+from .agreement import layer_agreement, prediction_agreement
 from .anytime import accuracy_per_step, early_exit
 from .calibrate import calibrate_offsets, layer_rate_errors
 from .decompose import PARTS, LayerErrors, decompose, decompose_layer, pearson, rate_correlation
@@ -27,8 +28,10 @@ __all__ = [
     "early_exit",
     "energy_summary",
     "fanout_events",
+    "layer_agreement",
     "layer_rate_errors",
     "pearson",
+    "prediction_agreement",
     "rate_correlation",
     "record",
     "twin_currents",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..neuron import IFNeuron
+from ..neuron import IFNeuron, ideal_count
 from .recording import Recording
 
 PARTS = ("clipping", "input", "quantization", "overfire", "residual")
@@ -60,7 +60,7 @@ def decompose_layer(name: str, neuron: IFNeuron, z: Tensor, mean_current: Tensor
     z = z / cfg.threshold
     x_hat = mean_current / cfg.threshold
     count = spikes.sum(0)
-    ideal = torch.floor(steps * x_hat + cfg.phi).clamp(0, steps * smax)
+    ideal = ideal_count(mean_current, cfg.threshold, cfg.phi, steps, smax)
     relu_z, clip_z, clip_x = z.clamp(min=0), z.clamp(0, smax), x_hat.clamp(0, smax)
     parts = {
         "clipping": relu_z - clip_z,

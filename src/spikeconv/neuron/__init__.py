@@ -1,6 +1,6 @@
 """Integrate-and-fire neurons: pure step/scan functions over typed state, and thin modules."""
 
-from .analog import AnalogNeuron
+from .analog import AnalogNeuron, ideal_count
 from .config import IFState, NeuronConfig, Reset, check_max_strength, compact_buffer_fits, if_init
 from .functional import (
     adjust_strength,
@@ -28,6 +28,7 @@ __all__ = [
     "check_max_strength",
     "compact_buffer_fits",
     "compiled_scan_kernel",
+    "ideal_count",
     "if_init",
     "if_scan_",
     "if_scan",

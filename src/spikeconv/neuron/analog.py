@@ -8,6 +8,18 @@ from torch import Tensor, nn
 from .functional import true_divide
 
 
+def ideal_count(current: Tensor, threshold: float, phi: float, steps: int, max_strength: float) -> Tensor:
+    """``clamp(floor(steps * current / threshold + phi), 0, steps * max_strength)`` (Eq. 11): the net spike
+    count of an IF neuron fed ``current`` evenly for ``steps`` steps from ``V(0) = phi * threshold``; with
+    ``steps * max_strength = P`` it is the QReLU level of ``current``.
+
+    Example:
+        >>> ideal_count(torch.tensor([0.3, 1.0, 5.0]), threshold=1.0, phi=0.5, steps=4, max_strength=1)
+        tensor([1., 4., 4.])
+    """
+    return torch.floor(true_divide(current, threshold) * steps + phi).clamp(0, steps * max_strength)
+
+
 class AnalogNeuron(nn.Module):
     """``clamp(x / V_th, 0, S^max)``: the rate an IF neuron approaches for a constant current ``x``.
 
@@ -23,5 +35,5 @@ class AnalogNeuron(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.steps is None:
             return true_divide(x, self.threshold).clamp(0, self.max_strength)
-        counts = torch.floor(true_divide(x, self.threshold) * self.steps + self.phi)
-        return true_divide(counts.clamp(0, self.max_strength * self.steps), self.steps)
+        counts = ideal_count(x, self.threshold, self.phi, self.steps, self.max_strength)
+        return true_divide(counts, self.steps)

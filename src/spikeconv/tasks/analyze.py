@@ -18,7 +18,9 @@ from ..analysis import (
     decompose,
     early_exit,
     energy_summary,
+    layer_agreement,
     pearson,
+    prediction_agreement,
     rate_correlation,
     record,
     twin_currents,
@@ -27,7 +29,7 @@ from ..atomic import atomic_write
 from ..convert import ConversionConfig, convert
 from ..neuron import IFNeuron
 from ..sim import simulate
-from .classification import dequantized, evaluate_ann
+from .classification import ann_predictions, dequantized, evaluate_ann
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,14 @@ def layer_diagnostics(model: nn.Module, snn: nn.Module, example: Tensor, xd: Ten
                       out: Path, calibration: Iterable[Tensor] | None = None) -> tuple[dict[str, Any], dict[str, Path], list[float]]:
     """The task-independent part of the report on the detail inputs ``xd``: error decomposition per layer,
     ANN-SNN rate correlations with and without voltage clamp (paper 004 Fig. S1), operations and energy,
-    firing rates. Returns ``(result entries, figures, cumulative operations per sample after each t)``."""
+    firing rates, and where the spike counts leave the levels of the quantized ANN (an ideal ``T``-step run,
+    :mod:`spikeconv.analysis.agreement`). Returns ``(result entries, figures, cumulative operations per sample
+    after each t)``."""
     from ..analysis import figures
 
     T = config.timesteps
     currents, _ = twin_currents(analog_twin(snn), xd)
+    level_currents, _ = twin_currents(analog_twin(snn, steps=T), xd)
     with record(snn) as rec, count_operations(snn) as ops:
         # layer order: the analog first layer is computed (and counted) once
         simulate(snn, xd, T, order="layer", warmup=config.warmup)
@@ -123,6 +128,7 @@ def layer_diagnostics(model: nn.Module, snn: nn.Module, example: Tensor, xd: Ten
         "detail_samples": int(xd.shape[0]),
         "conversion": {"signed": config.signed, "max_strength": config.max_strength, "warmup": config.warmup},
         "decomposition": {layer_err.name: layer_err.summary() for layer_err in layers},
+        "level_agreement": layer_agreement(rec, level_currents),
         "correlation_vs_t": curves, "correlation_vs_t_clamped": clamped_curves,
         "fig_s1": {"layer": layer, "clamp_steps": clamp_steps, "r_no_clamp": r_free,
                    "r_clamped": r_clamped},
@@ -173,7 +179,8 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
         labels.append(y)
     readout, label = torch.cat(readouts, 1), torch.cat(labels)
     acc_t = accuracy_per_step(readout, label).tolist()
-    ann_acc = evaluate_ann(model, batches)
+    ann_pred = ann_predictions(model, batches)
+    ann_acc = 100.0 * (ann_pred == label).float().mean().item()
     ann_clip_acc = evaluate_ann(dequantized(model), batches)
     xd = torch.cat([b[0] for b in batches])[: config.detail_samples]
     layers, figs, cumulative_ops = layer_diagnostics(model, snn, example, xd, config, out, calibration)
@@ -184,6 +191,7 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
         "ann_accuracy": ann_acc, "ann_clip_accuracy": ann_clip_acc,
         "snn_accuracy_per_t": {str(t + 1): a for t, a in enumerate(acc_t)},
         "early_exit": [early_exit(readout, label, m) for m in config.margins],
+        "prediction_agreement": prediction_agreement(readout[-1].argmax(-1), ann_pred, label),
         **layers, "figures": {k: v.name for k, v in figs.items()},
     }
     write_report(result, out)
@@ -198,7 +206,7 @@ def render_markdown(r: dict[str, Any]) -> str:
              f"{_warmup_text(r['conversion'].get('warmup', 0))}. "
              f"{'mAP' if r.get('quality') == 'map' else 'Accuracy'} on {r['samples']} test samples; layer details on "
              f"the first {r['detail_samples']}.", "",
-             *QUALITY_SECTIONS[r.get("quality", "accuracy")](r)]
+             *QUALITY_SECTIONS[r.get("quality", "accuracy")](r), *_agreement_section(r)]
     lines += ["", "## Where the gap comes from (rate units, mean over neurons; parts add up to the total)", "",
               "| layer | total | clipping | input | quantization | over-fire | residual charge | neg. spikes |",
               "|---|---|---|---|---|---|---|---|"]
@@ -228,6 +236,22 @@ def render_markdown(r: dict[str, Any]) -> str:
               "", "| layer | rate |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in r["firing_rates"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _agreement_section(r: dict[str, Any]) -> list[str]:
+    lines = ["", f"## Against the quantized ANN (the levels of an ideal {r['timesteps']}-step run)", ""]
+    images = r.get("prediction_agreement")
+    if images:
+        lines += [f"The SNN at T = {r['timesteps']} and the quantized ANN classify {images['differ']} of "
+                  f"{images['images']} images differently: the ANN is right on {images['ann_right_snn_wrong']} of "
+                  f"them, the SNN on {images['snn_right_ann_wrong']}.", ""]
+    lines += [f"Neurons of the first {r['detail_samples']} images whose spike count is not the quantized ANN's "
+              "level, and why: the layer's own spike timing (count != what its mean input current gives) or its "
+              "input (that current already gives another level). The first layer with a share above zero is "
+              "where the departure starts.", "",
+              "| layer | count != level | own timing | input | mean abs. difference (levels) |", "|---|---|---|---|---|"]
+    return lines + [f"| {name} | {100 * a['differs']:.2f}% | {100 * a['own']:.2f}% | {100 * a['inherited']:.2f}% | "
+                    f"{a['level_error']:.4f} |" for name, a in r.get("level_agreement", {}).items()]
 
 
 def _warmup_text(warmup: int) -> str:

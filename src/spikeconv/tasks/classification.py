@@ -157,6 +157,23 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
+def ann_predictions(model: nn.Module, loader: Iterable) -> Tensor:
+    """The top-1 class of ``model`` (in eval mode) for every sample of ``loader``, in order: ``[N]`` on the CPU.
+
+    Example::
+
+        agree = (ann_predictions(model, batches) == snn_readout[-1].argmax(-1)).float().mean()
+    """
+    was_training = model.training
+    model.eval()
+    device = _model_device(model)
+    try:
+        return torch.cat([model(x.to(device)).argmax(1).cpu() for x, _ in loader])
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
 def evaluate_ann(model: nn.Module, loader: Iterable, *, progress: Progress = _plain) -> float:
     """Top-1 accuracy (percent) of ``model`` in eval mode over ``loader`` (summed over processes under torchrun)."""
     was_training = model.training
