@@ -75,3 +75,43 @@ def test_warmup_brings_a_real_network_to_its_quantized_ann(data_available, tmp_p
     assert snn["buffered/smax1+warm2"]["4"] >= qann - 0.3
     assert snn["buffered/smax1+warm2"]["4"] >= snn["buffered/smax1"]["4"] + 0.2
     assert "buffered/smax1+warm4" in capsys.readouterr().out
+
+
+def test_a_second_round_reaches_the_ideal_count_on_every_input_of_a_grid():
+    """Buffered S^max = 1, T = 4, V(0) = V_th / 2, every sequence of 4 currents from {-1, -0.5, ..., 2} (2,401,
+    all exact in binary): one pre-run leaves 23 neurons off the ideal count of their mean current (late charge
+    behind an early negative one), a second from the shifted start leaves none, and a third changes no count."""
+    import itertools
+
+    from spikeconv.neuron import ideal_count
+
+    cfg = NeuronConfig(phi=0.5, signed=True, max_strength=1)
+    values = [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0]
+    x = torch.tensor(list(itertools.product(values, repeat=4))).T.contiguous()  # [4, 2401]
+    ideal = ideal_count(x.mean(0), 1.0, 0.5, 4, 1)
+    starts = {rounds: warmed_up_membrane(x, cfg, 4, rounds=rounds) for rounds in (1, 2, 3)}
+    counts = {r: if_scan(x, if_init(x[0], cfg)._replace(v=v0), cfg)[0].sum(0) for r, v0 in starts.items()}
+    assert int((counts[1] != ideal).sum()) == 23
+    assert torch.equal(counts[2], ideal) and torch.equal(counts[3], ideal)
+    # the first miss: -1, -0.5, 2, 2 (mean 0.625, ideal 3): one round sends 2 spikes, two rounds 3
+    first = x[:, (counts[1] != ideal).nonzero()[0, 0]]
+    assert first.tolist() == [-1.0, -0.5, 2.0, 2.0]
+    # a neuron exact after one round keeps its start, unless its input exceeds what 4 steps can send (clipped:
+    # charge is left at every round, the start rises, the count stays at its maximum)
+    exact = (counts[1] == ideal) & (ideal < 4)
+    assert torch.equal(starts[2][exact], starts[1][exact])
+    with pytest.raises(ValueError, match="warm-up rounds must be a positive integer"):
+        warmed_up_membrane(x, cfg, 4, rounds=0)
+
+
+def test_warmup_rounds_through_simulate_and_evaluate(capsys):
+    net = nn.Sequential(IFNeuron(NeuronConfig(phi=0.5, signed=True)))
+    frames = torch.tensor([-1.0, -0.5, 2.0, 2.0]).view(4, 1, 1)
+    one = simulate(net, frames, 4, sequence=True, warmup=4)[-1].item()
+    two = simulate(net, frames, 4, sequence=True, warmup=4, warmup_rounds=2)[-1].item()
+    assert (one, two) == (0.5, 0.75)  # 2 spikes, then the ideal 3
+    with pytest.raises(ValueError, match="warmup_rounds must be a positive integer"):
+        SimulationConfig(warmup=2, warmup_rounds=0)
+    code = main(["evaluate", str(CHECKPOINTS / "mnist_lenet_qrelu.pt"), "--timesteps", "4", "--warmup-rounds", "2",
+                 "--limit", "10"])
+    assert code == 2 and "give --warmup RHO too" in capsys.readouterr().err

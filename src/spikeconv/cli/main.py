@@ -25,7 +25,7 @@ log = logging.getLogger("spikeconv")
 
 def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_size: int, limit: int | None,
                     root: str | None, calibrate_for: int | None = None,
-                    calibration_samples: int = 2000, conversion=None, warmup=()) -> dict[str, Any]:
+                    calibration_samples: int = 2000, conversion=None, warmup=(), warmup_rounds=1) -> dict[str, Any]:
     from ..tasks.classification import accuracy_table
     from ..tasks.samples import OnDemand, images
 
@@ -34,7 +34,7 @@ def _evaluate_model(model, spec: dict[str, Any], timesteps, variants, *, batch_s
     calibration = OnDemand(lambda: images(spec, "train", limit=calibration_samples, root=root))
     result = accuracy_table(model, loader, example, timesteps, variants, progress=_progress(),
                             calibration=calibration, calibrate_for=calibrate_for, conversion=conversion,
-                            warmup=warmup)
+                            warmup=warmup, warmup_rounds=warmup_rounds)
     result = {"dataset": spec["dataset"], "test_samples": len(test), "model": spec["model"], **result}
     result["snn_accuracy"] = {k: {str(t): a for t, a in v.items()} for k, v in result["snn_accuracy"].items()}
     return result
@@ -135,6 +135,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if rho > max(args.timesteps):
             raise SpikeconvError(f"--warmup {rho} exceeds the largest of --timesteps {args.timesteps}: the pre-run "
                                  "reads the run's own first steps; give a T >= the warm-up")
+    if args.warmup_rounds > 1 and not args.warmup:
+        raise SpikeconvError(f"--warmup-rounds {args.warmup_rounds} repeats a warm-up's pre-run; give --warmup RHO too")
     if is_detection(payload):
         if args.warmup:
             raise SpikeconvError("--warmup applies to classifiers; evaluate the detector without it")
@@ -143,7 +145,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return evaluate_detection_checkpoint(model, payload, args, variants)
     result = _evaluate_model(model, payload, args.timesteps, variants, batch_size=args.batch_size,
                              limit=args.limit, root=args.data_root, calibrate_for=args.calibrate_for,
-                             calibration_samples=samples, conversion=conversion, warmup=args.warmup or ())
+                             calibration_samples=samples, conversion=conversion, warmup=args.warmup or (),
+                             warmup_rounds=args.warmup_rounds)
     _report(result, format_table(result), args.json)
     return 0
 
@@ -218,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--warmup", type=positive_int, nargs="+", metavar="RHO",
                     help="also evaluate every variant with a warm-up of RHO steps (each neuron layer pre-runs RHO "
                          "steps of its input and shifts its initial membrane; docs/conversion.md), at the T >= RHO")
+    ev.add_argument("--warmup-rounds", type=positive_int, default=1, metavar="K",
+                    help="pre-runs of each --warmup, each from the start the previous one implied (default 1)")
     ev.add_argument("--figure", metavar="PNG",
                     help="detectors: draw the quantized ANN's and the SNN's boxes on 4 images side by side")
     ev.add_argument("--splits", nargs="+", metavar="SPLIT",

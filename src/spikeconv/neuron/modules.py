@@ -42,6 +42,7 @@ class NeuronRun:
     # keep -V^b in int8 while it fits (spikeconv.neuron.compact_buffer_fits) and widen it before it could not
     warmup: int = 0  # IF neurons set V(0) from a pre-run of this many steps (spikeconv.neuron.warmup); the
     # engine then gives the whole run to every neuron as one chunk
+    warmup_rounds: int = 1  # pre-runs of the warm-up, each from the start the previous one implied
 
 
 def is_constant(x: Tensor, steps: int, batch: int) -> bool:
@@ -157,7 +158,8 @@ class IFNeuron(SpikingModule):
             raise ValueError("a warm-up sets V(0) from the first steps' input, which the voltage clamp "
                              f"(clamp_steps={self.clamp_steps}) holds back; use one of the two")
         # the engine gives a warmed-up run one chunk of all steps (SimulationConfig refuses smaller chunks)
-        return warmed_up_membrane(current, self.config, run.warmup, constant, run.kernel).to(run.state.v.dtype)
+        return warmed_up_membrane(current, self.config, run.warmup, constant, run.kernel,
+                                  rounds=run.warmup_rounds).to(run.state.v.dtype)
 
     def extra_repr(self) -> str:
         c = self.config

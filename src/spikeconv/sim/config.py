@@ -58,6 +58,7 @@ class SimulationConfig:
         warmup: ``rho``: every IF neuron layer first runs ``rho <= T`` steps on its input and starts the run
             from the initial membrane that pre-run implies (:mod:`spikeconv.neuron.warmup`); the whole run is
             then one chunk (layer order). 0: none. Unlike the other options it changes the spikes.
+        warmup_rounds: pre-runs of the warm-up, each from the start the previous one implied (1: one).
 
     Example:
         >>> SimulationConfig(chunk=1).chunk
@@ -73,8 +74,11 @@ class SimulationConfig:
     sequence: bool = False
     reuse_outputs: bool = False
     warmup: int = 0
+    warmup_rounds: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.warmup_rounds, bool) or not isinstance(self.warmup_rounds, int) or self.warmup_rounds < 1:
+            raise ValueError(f"warmup_rounds must be a positive integer, got {self.warmup_rounds!r}")
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
             raise ValueError(f"warmup must be a number of steps >= 0, got {self.warmup!r}")
         if self.warmup and self.chunk is not None and self.chunk < ALL_STEPS:
@@ -108,7 +112,7 @@ class SimulationConfig:
 
         Example:
             >>> SimulationConfig.from_options(order="step", fused=False)
-            SimulationConfig(chunk=1, memory_budget=None, kernel=<Kernel.EAGER: 'eager'>, encoder=None, sequence=False, reuse_outputs=False, warmup=0)
+            SimulationConfig(chunk=1, memory_budget=None, kernel=<Kernel.EAGER: 'eager'>, encoder=None, sequence=False, reuse_outputs=False, warmup=0, warmup_rounds=1)
         """
         order = getattr(order, "value", order)
         if order not in (None, "auto", "layer", "step"):

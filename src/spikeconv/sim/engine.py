@@ -107,7 +107,8 @@ def observed(model: nn.Module) -> bool:
 
 @contextmanager
 def neuron_runs(model: nn.Module, batch: int, kernel: ScanKernel | None = None,
-                reuse_output: bool = False, compact_state: bool = False, warmup: int = 0) -> Iterator[list[NeuronRun]]:
+                reuse_output: bool = False, compact_state: bool = False, warmup: int = 0,
+                warmup_rounds: int = 1) -> Iterator[list[NeuronRun]]:
     """Attach fresh :class:`NeuronRun` records to every neuron of ``model``; remove them on exit.
 
     ``kernel`` is the neuron scan the IF neurons use (None: eager; see :func:`compiled_scan_kernel`).
@@ -118,7 +119,7 @@ def neuron_runs(model: nn.Module, batch: int, kernel: ScanKernel | None = None,
     as long as it fits (``steps * S^max <= 127``, :func:`spikeconv.neuron.compact_buffer_fits`) and widen it
     to the membrane's dtype, exactly, before a chunk that could pass that bound.
     ``warmup``: IF neurons start from the membrane a pre-run of that many steps implies (the caller gives
-    them the whole run as one chunk). The records are removed also when the body raises, so no state
+    them the whole run as one chunk), repeated ``warmup_rounds`` times. The records are removed also when the body raises, so no state
     outlives a run.
     """
     neurons = neurons_of(model)
@@ -127,7 +128,7 @@ def neuron_runs(model: nn.Module, batch: int, kernel: ScanKernel | None = None,
         raise RuntimeError("this network is already being simulated (re-entrant simulate calls are not supported)")
     scratch: dict = {}  # one scratch pool for all neurons: scratch never outlives a step
     runs = [NeuronRun(steps=1, batch=batch, kernel=kernel, reuse_output=reuse_output, work=scratch,
-                      compact_state=compact_state, warmup=warmup) for _ in neurons]
+                      compact_state=compact_state, warmup=warmup, warmup_rounds=warmup_rounds) for _ in neurons]
     try:
         for neuron, run in zip(neurons, runs):
             neuron._run = run
@@ -260,7 +261,7 @@ def _simulate_chunks(model: nn.Module, inputs: Tensor, timesteps: int, config: S
     readout: Tensor | None = None
     running: Tensor | None = None
     with neuron_runs(model, batch, kernel, reuse_output=config.reuse_outputs and not observed(model),
-                     compact_state=compact, warmup=config.warmup) as runs:
+                     compact_state=compact, warmup=config.warmup, warmup_rounds=config.warmup_rounds) as runs:
         start = 0
         while start < timesteps:
             measuring = memory_budget is not None and start == 0 and step_chunk > 1

@@ -264,6 +264,7 @@ def accuracy_table(
     calibrate_for: int | None = None,
     calibration_passes: int = 2,
     warmup: Sequence[int] = (),
+    warmup_rounds: int = 1,
     progress: Progress = _plain,
     device: str | torch.device | None = None,
 ) -> dict[str, Any]:
@@ -275,7 +276,8 @@ def accuracy_table(
     ``calibrate_for = T``, every variant is also evaluated after offset calibration for that T on the
     same batches (:func:`spikeconv.analysis.calibrate_offsets`), under the key ``"<variant>+cal<T>"``.
     Every ``rho`` in ``warmup`` adds the variant run with a warm-up of ``rho`` steps
-    (:mod:`spikeconv.neuron.warmup`), read at the ``T >= rho``, under ``"<variant>+warm<rho>"``.
+    (:mod:`spikeconv.neuron.warmup`), read at the ``T >= rho``, under ``"<variant>+warm<rho>"``; with
+    ``warmup_rounds = k > 1`` pre-runs, under ``"<variant>+warm<rho>x<k>"``.
 
     Returns ``{"ann_accuracy", "qann_accuracy", "snn_accuracy": {variant key: {T: acc}}}``.
     """
@@ -312,7 +314,7 @@ def accuracy_table(
             steps = [t for t in timesteps if t >= rho]
             if not steps:
                 raise ValueError(f"a warm-up of {rho} steps needs a T >= {rho} to read; the table has {list(timesteps)}")
-            key = f"{variant.key}+warm{rho}"
+            key = f"{variant.key}+warm{rho}" + (f"x{warmup_rounds}" if warmup_rounds > 1 else "")
             result["snn_accuracy"][key] = evaluate_snn(snn, loader, steps, progress=progress, desc=f"SNN {key}",
-                                                       warmup=rho)
+                                                       warmup=rho, warmup_rounds=warmup_rounds)
     return result
