@@ -21,11 +21,12 @@ measures ``0 <= V < V_th`` and keeps its start; one that still ends with charge 
 moves one more time. With ``rho = T`` the shift is the whole offset the pre-run
 measured (Hao et al. shift by one spike and iterate); a neuron whose charge arrives late then sends its
 spikes early enough to end at the ANN's count. A neuron whose input exceeds what ``T`` steps can send (the
-ANN's clipping) keeps ``V(rho) >= V_th`` but already fires at its maximum, so its count does not change.
+ANN's clipping) keeps ``V(rho) >= V_th`` but already fires at its maximum, so its count does not change
+(each further round raises its start again, with the same spikes).
 
-Cost: ``rounds * rho`` more neuron steps per layer (the convolutions run once: the pre-run reads the currents of the
-run itself). On hardware that streams layer by layer, each layer starts ``rho`` steps later; report results
-with warm-up apart from plain ones (``simulate(..., warmup=rho)``).
+Cost: ``rounds * rho`` more neuron steps per layer (the convolutions run once: the pre-runs read the currents
+of the run itself). On hardware that streams layer by layer, each layer starts ``rounds * rho`` steps later;
+report results with warm-up apart from plain ones (``simulate(..., warmup=rho, warmup_rounds=k)``).
 """
 
 from __future__ import annotations
