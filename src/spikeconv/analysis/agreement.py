@@ -42,8 +42,8 @@ def layer_agreement(recording: Recording, levels_currents: dict[str, Tensor]) ->
         if not (isinstance(rec.module, IFNeuron) and name in levels_currents):
             continue
         cfg = rec.module.config
-        steps = rec.spikes.shape[0]
-        count = rec.spikes.sum(0)
+        spikes = rec.spikes  # concatenated from the run's chunks on every read
+        steps, count = spikes.shape[0], spikes.sum(0)
         level = ideal_count(levels_currents[name], cfg.threshold, cfg.phi, steps, cfg.max_strength)
         own = ideal_count(rec.mean_current, cfg.threshold, cfg.phi, steps, cfg.max_strength)
         result[name] = {

@@ -179,7 +179,7 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
         labels.append(y)
     readout, label = torch.cat(readouts, 1), torch.cat(labels)
     acc_t = accuracy_per_step(readout, label).tolist()
-    ann_pred = ann_predictions(model, batches)
+    ann_pred, _ = ann_predictions(model, batches)
     ann_acc = 100.0 * (ann_pred == label).float().mean().item()
     ann_clip_acc = evaluate_ann(dequantized(model), batches)
     xd = torch.cat([b[0] for b in batches])[: config.detail_samples]

@@ -157,36 +157,33 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def ann_predictions(model: nn.Module, loader: Iterable) -> Tensor:
-    """The top-1 class of ``model`` (in eval mode) for every sample of ``loader``, in order: ``[N]`` on the CPU.
+def ann_predictions(model: nn.Module, loader: Iterable, *, progress: Progress = _plain) -> tuple[Tensor, Tensor]:
+    """``(top-1 class, label)`` of ``model`` (in eval mode) for every sample of ``loader``, in order: two ``[N]``
+    tensors on the CPU (this process's samples under torchrun).
 
     Example::
 
-        agree = (ann_predictions(model, batches) == snn_readout[-1].argmax(-1)).float().mean()
+        predictions, labels = ann_predictions(model, batches)
+        agree = (predictions == snn_readout[-1].argmax(-1)).float().mean()
     """
     was_training = model.training
     model.eval()
     device = _model_device(model)
+    predictions, labels = [torch.zeros(0, dtype=torch.long)], [torch.zeros(0, dtype=torch.long)]
     try:
-        return torch.cat([model(x.to(device)).argmax(1).cpu() for x, _ in loader])
+        for x, y in progress(loader, desc="ANN", leave=False, disable=not is_main()):
+            predictions.append(model(x.to(device)).argmax(1).cpu())
+            labels.append(y)
     finally:
         model.train(was_training)
+    return torch.cat(predictions), torch.cat(labels)
 
 
 @torch.no_grad()
 def evaluate_ann(model: nn.Module, loader: Iterable, *, progress: Progress = _plain) -> float:
     """Top-1 accuracy (percent) of ``model`` in eval mode over ``loader`` (summed over processes under torchrun)."""
-    was_training = model.training
-    model.eval()
-    device = _model_device(model)
-    correct = total = 0
-    try:
-        for x, y in progress(loader, desc="ANN", leave=False, disable=not is_main()):
-            correct += int((model(x.to(device)).argmax(1).cpu() == y).sum())
-            total += y.numel()
-    finally:
-        model.train(was_training)
-    correct, total = (int(v) for v in all_sum(torch.tensor([correct, total])))
+    predictions, labels = ann_predictions(model, loader, progress=progress)
+    correct, total = (int(v) for v in all_sum(torch.tensor([int((predictions == labels).sum()), labels.numel()])))
     if total == 0:
         raise ValueError("the evaluation loader yielded no samples")
     return 100.0 * correct / total
