@@ -184,6 +184,19 @@ def test_analyze_with_a_warmup_reports_the_warmed_up_snn(tmp_path, data_availabl
     assert report["firing_rates"] == pytest.approx(rates[3], abs=1e-6)
     assert max(abs(rates[3][k] - rates[0][k]) for k in rates[0]) > 0.01
 
+    # --warmup-rounds K: K pre-runs, each from the start the previous one implied; refused without --warmup
+    assert main([*args, "--warmup-rounds", "2"]) == 2 and "give --warmup RHO too" in capsys.readouterr().err
+    assert main([*args, "--warmup", "3", "--warmup-rounds", "3"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["conversion"]["warmup_rounds"] == 3 and "3 pre-runs" in (tmp_path / "report.md").read_text()
+    assert report["snn_accuracy_per_t"]["3"] == (simulate(snn, x, 3, warmup=3, warmup_rounds=3)[-1].argmax(1) == y
+                                                 ).sum().item()
+    with record(snn) as rec:
+        simulate(snn, x[:8], 3, warmup=3, warmup_rounds=3)
+    rounds3 = {name: r.spikes.abs().mean().item() for name, r in rec.items()}
+    assert report["firing_rates"] == pytest.approx(rounds3, abs=1e-6)
+    assert max(abs(rounds3[k] - rates[3][k]) for k in rates[3]) > 1e-4
+
 
 def test_quantized_twin_equals_the_quantized_ann():
     """The twin with steps=T computes the QReLU network with P = T * S^max levels exactly."""

@@ -34,3 +34,13 @@ class ConfigError(SpikeconvError, ValueError):
 
 class AnnotationError(SpikeconvError, ValueError):
     """A box annotation is malformed; the message names the file and line (or object)."""
+
+
+def is_count(value: object, least: int = 1) -> bool:
+    """Whether ``value`` is an ``int`` (not a ``bool``) of at least ``least``: the check behind every count a
+    caller passes (time steps, rounds, samples), so ``True`` or ``2.0`` never pass for a count.
+
+    >>> is_count(3), is_count(0), is_count(0, least=0), is_count(True), is_count(2.0)
+    (True, False, True, False, False)
+    """
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least

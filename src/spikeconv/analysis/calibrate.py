@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
+from ..errors import is_count
 from ..neuron import IFNeuron
 from ..sim import simulate
 from .twin import AnalogNeuron, analog_twin
@@ -106,7 +107,7 @@ def calibrate_offsets(snn: nn.Module, batches: Iterable[Tensor], timesteps: int,
         snn = convert(qann, example)
         snn_t8 = calibrate_offsets(snn, [x for x, _ in calibration_loader], timesteps=8)
     """
-    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
+    if not is_count(timesteps):
         raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")

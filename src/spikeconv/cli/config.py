@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, is_count
 from ..layers.grid import MAX_BITS, check_weight_bits
 from ..tasks.classification import SNNVariant
 from ..tasks.recipes import recipe
@@ -190,7 +190,7 @@ def load_run_config(source: str | Path) -> RunConfig:
 def _positive_int(path: Path, table: dict, key: str, name: str) -> int | None:
     """``table[key]`` as a positive integer (``None`` when absent)."""
     value = table.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    if value is not None and not is_count(value):
         raise ConfigError(f"{path}: {name}.{key} must be a positive integer, got {value!r}")
     return value
 
@@ -199,7 +199,7 @@ def _positive_ints(path: Path, table: dict, key: str, default: list[int], name: 
     """``table[key]`` as a non-empty list of positive integers."""
     values = table.get(key, default)
     if not isinstance(values, list) or not values or any(
-            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+            not is_count(v) for v in values):
         raise ConfigError(f"{path}: {name}.{key} must be a list of positive integers, got {values!r}")
     return values
 
@@ -216,7 +216,7 @@ def _calibrate_for(path, evaluate: dict[str, Any]) -> int | None:
     value = evaluate.get("calibrate_for")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_count(value):
         raise ConfigError(f"{path}: evaluate.calibrate_for must be a positive integer T, got {value!r}")
     return value
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConversionError, UnsupportedLayerError
+from ..errors import ConversionError, UnsupportedLayerError, is_count
 from ..layers.grid import check_weight_bits
 from ..layers.sparse import skip_silent_frames_
 from ..neuron import NeuronConfig, Reset, check_max_strength
@@ -121,7 +121,7 @@ class ConversionConfig:
             raise ValueError(f"percentile must lie in (0, 100], got {self.percentile!r}")
         if not self.input_scale > 0:
             raise ValueError(f"input_scale must be positive, got {self.input_scale!r}")
-        if isinstance(self.voltage_clamp, bool) or not isinstance(self.voltage_clamp, int) or self.voltage_clamp < 0:
+        if not is_count(self.voltage_clamp, least=0):
             raise ValueError(f"voltage_clamp must be a non-negative integer, got {self.voltage_clamp!r}")
         NeuronConfig(threshold=self.threshold, phi=self.phi or 0.0)  # validates both
 

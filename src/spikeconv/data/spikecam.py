@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
-from ..errors import DataError
+from ..errors import DataError, is_count
 
 
 class SpikeStream:
@@ -31,7 +31,7 @@ class SpikeStream:
     def __init__(self, path: str | os.PathLike, height: int, width: int) -> None:
         self.path = Path(path)
         for name, value in (("height", height), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_count(value):
                 raise DataError(f"{self.path}: {name} must be a positive integer, got {value!r}")
         if height * width % 8:
             raise DataError(f"{self.path}: a {height} x {width} frame is {height * width} pixels, not a whole number "

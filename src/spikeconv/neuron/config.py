@@ -11,6 +11,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ..errors import is_count
 
 
 class Reset(str, Enum):
@@ -58,7 +59,7 @@ def check_max_strength(max_strength: int) -> int:
         >>> check_max_strength(4)
         4
     """
-    if isinstance(max_strength, bool) or not isinstance(max_strength, int) or max_strength < 1 or (
+    if not is_count(max_strength) or (
         max_strength & (max_strength - 1)
     ):
         raise ValueError(

@@ -34,6 +34,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import is_count
 from .config import NeuronConfig, if_init, negated_buffer
 from .functional import ScanKernel, if_scan_
 
@@ -59,7 +60,7 @@ def warmed_up_membrane(current: Tensor, config: NeuronConfig, steps: int, consta
         (2.5, 3.0)
     """
     for name, value in (("warm-up steps", steps), ("warm-up rounds", rounds)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_count(value):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     like = current if constant else current[0]
     if not constant and current.shape[0] < steps:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import is_count
+
 
 def ste_floor(x: Tensor) -> Tensor:
     """``floor(x)`` in the forward pass, identity in the backward pass (straight-through estimator).
@@ -47,7 +49,7 @@ class QReLU(nn.Module):
 
     def __init__(self, levels: int = 8, bound: float = 1.0, phi: float = 0.0) -> None:
         super().__init__()
-        if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+        if not is_count(levels):
             raise ValueError(f"levels (P) must be a positive integer, got {levels!r}")
         if not bound > 0:
             raise ValueError(f"bound (lambda^b) must be positive, got {bound!r}")

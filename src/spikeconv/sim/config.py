@@ -19,6 +19,8 @@ from enum import Enum
 
 from torch import Tensor
 
+from ..errors import is_count
+
 
 class Kernel(str, Enum):
     """The neuron scan of a run (each neuron layer's chunk of steps). Same spikes for all.
@@ -77,9 +79,9 @@ class SimulationConfig:
     warmup_rounds: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.warmup_rounds, bool) or not isinstance(self.warmup_rounds, int) or self.warmup_rounds < 1:
+        if not is_count(self.warmup_rounds):
             raise ValueError(f"warmup_rounds must be a positive integer, got {self.warmup_rounds!r}")
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+        if not is_count(self.warmup, least=0):
             raise ValueError(f"warmup must be a number of steps >= 0, got {self.warmup!r}")
         if self.warmup and self.chunk is not None and self.chunk < ALL_STEPS:
             raise ValueError(f"warmup={self.warmup} needs each neuron layer to see its whole input at once; "
@@ -87,7 +89,7 @@ class SimulationConfig:
         if self.warmup and self.memory_budget is not None:
             raise ValueError(f"warmup={self.warmup} runs all steps at once, which a memory_budget cannot cap; "
                              "drop one of them")
-        if self.chunk is not None and (isinstance(self.chunk, bool) or not isinstance(self.chunk, int) or self.chunk < 1):
+        if self.chunk is not None and not is_count(self.chunk):
             raise ValueError(f"chunk must be a positive integer or None, got {self.chunk!r}")
         if self.memory_budget is not None and (isinstance(self.memory_budget, bool)
                                                or not isinstance(self.memory_budget, int) or self.memory_budget <= 0):

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from ..errors import is_count
 from ..neuron import NeuronRun, SpikingModule, compiled_scan_kernel, is_constant, true_divide
 from ..neuron.functional import ScanKernel
 from ..neuron.fused import fused_scan_kernel, native_available, native_scan_kernel, triton_available
@@ -139,7 +140,7 @@ def neuron_runs(model: nn.Module, batch: int, kernel: ScanKernel | None = None,
 
 
 def _check_inputs(x: Tensor, timesteps: int) -> None:
-    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
+    if not is_count(timesteps):
         raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
     if not isinstance(x, Tensor):
         raise TypeError(f"inputs must be a torch.Tensor, got {type(x).__name__}")

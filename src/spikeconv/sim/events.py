@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import native
+from ..errors import is_count
 from ..layers import IntegerConv2d, IntegerLinear
 from ..layers.replace import set_submodule
 from .engine import simulate
@@ -283,7 +284,7 @@ def event_driven(model: nn.Module, max_density: float | None = None, *, inputs: 
     """
     import copy
 
-    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
+    if not is_count(timesteps):
         raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
     clone = copy.deepcopy(model)
     wrappers = []

@@ -27,6 +27,7 @@ from ..analysis import (
 )
 from ..atomic import atomic_write
 from ..convert import ConversionConfig, convert
+from ..errors import is_count
 from ..neuron import IFNeuron
 from ..sim import simulate
 from .classification import ann_predictions, dequantized, evaluate_ann
@@ -36,8 +37,9 @@ from .classification import ann_predictions, dequantized, evaluate_ann
 class AnalyzeConfig:
     """What the report measures. ``clamp`` is paper 004's voltage clamp (steps per layer of depth) used
     for the with/without comparison of Fig. S1. ``warmup``: the SNN runs with a warm-up of that many steps
-    (:func:`spikeconv.neuron.warmed_up_membrane`; ``warmup <= timesteps``); the clamped comparison runs
-    without one (the two do not combine)."""
+    (:func:`spikeconv.neuron.warmed_up_membrane`; ``warmup <= timesteps``), repeated ``warmup_rounds``
+    times from the start the previous pre-run implied; the clamped comparison runs without one (the two do
+    not combine)."""
 
     timesteps: int = 8
     max_strength: int = 1
@@ -49,8 +51,11 @@ class AnalyzeConfig:
     energy: EnergyTable = field(default_factory=EnergyTable)
     percentile: float = 99.9
     warmup: int = 0
+    warmup_rounds: int = 1
 
     def __post_init__(self) -> None:
+        if not is_count(self.warmup_rounds):
+            raise ValueError(f"warmup_rounds={self.warmup_rounds!r} must be a positive integer (1: one pre-run)")
         if not 0 <= self.warmup <= self.timesteps:
             raise ValueError(f"warmup={self.warmup} must lie in 0..timesteps={self.timesteps}: the pre-run reads "
                              "the run's own first steps; give a warm-up of at most T steps")
@@ -89,7 +94,7 @@ def layer_diagnostics(model: nn.Module, snn: nn.Module, example: Tensor, xd: Ten
     level_currents, _ = twin_currents(analog_twin(snn, steps=T), xd)
     with record(snn) as rec, count_operations(snn) as ops:
         # layer order: the analog first layer is computed (and counted) once
-        simulate(snn, xd, T, order="layer", warmup=config.warmup)
+        simulate(snn, xd, T, order="layer", warmup=config.warmup, warmup_rounds=config.warmup_rounds)
     layers = decompose(rec, currents)
     curves = rate_correlation(rec, currents)
     energy = energy_summary(ops, config.energy)
@@ -126,7 +131,8 @@ def layer_diagnostics(model: nn.Module, snn: nn.Module, example: Tensor, xd: Ten
     figs["decomposition"] = figures.decomposition_bars(layers, out / "decomposition.png", T)
     result = {
         "detail_samples": int(xd.shape[0]),
-        "conversion": {"signed": config.signed, "max_strength": config.max_strength, "warmup": config.warmup},
+        "conversion": {"signed": config.signed, "max_strength": config.max_strength, "warmup": config.warmup,
+                       "warmup_rounds": config.warmup_rounds},
         "decomposition": {layer_err.name: layer_err.summary() for layer_err in layers},
         "level_agreement": layer_agreement(rec, level_currents),
         "correlation_vs_t": curves, "correlation_vs_t_clamped": clamped_curves,
@@ -175,7 +181,7 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
     snn = convert(model, example, config.conversion(), calibration=calibration)
     readouts, labels = [], []
     for x, y in progress(batches, desc=f"SNN T={T}"):
-        readouts.append(simulate(snn, x, T, warmup=config.warmup))
+        readouts.append(simulate(snn, x, T, warmup=config.warmup, warmup_rounds=config.warmup_rounds))
         labels.append(y)
     readout, label = torch.cat(readouts, 1), torch.cat(labels)
     acc_t = accuracy_per_step(readout, label).tolist()
@@ -203,7 +209,7 @@ def render_markdown(r: dict[str, Any]) -> str:
     T = r["timesteps"]
     lines = [f"# spikeconv analysis (T = {T})", "",
              f"Conversion: buffered neuron = {r['conversion']['signed']}, S^max = {r['conversion']['max_strength']}"
-             f"{_warmup_text(r['conversion'].get('warmup', 0))}. "
+             f"{_warmup_text(r['conversion'].get('warmup', 0), r['conversion'].get('warmup_rounds', 1))}. "
              f"{'mAP' if r.get('quality') == 'map' else 'Accuracy'} on {r['samples']} test samples; layer details on "
              f"the first {r['detail_samples']}.", "",
              *QUALITY_SECTIONS[r.get("quality", "accuracy")](r), *_agreement_section(r)]
@@ -254,9 +260,12 @@ def _agreement_section(r: dict[str, Any]) -> list[str]:
                     f"{a['level_error']:.4f} |" for name, a in r.get("level_agreement", {}).items()]
 
 
-def _warmup_text(warmup: int) -> str:
+def _warmup_text(warmup: int, rounds: int = 1) -> str:
+    if not warmup:
+        return ""
+    repeated = f" {rounds} pre-runs, each from the start the previous one implied;" if rounds > 1 else ""
     return (f", warm-up of {warmup} steps (each neuron layer starts from the membrane a pre-run of its first "
-            f"{warmup} input steps implies; the voltage-clamped comparison runs without it)") if warmup else ""
+            f"{warmup} input steps implies;{repeated} the voltage-clamped comparison runs without it)")
 
 
 def _figure_file(r: dict[str, Any]) -> str:

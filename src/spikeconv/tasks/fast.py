@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from ..atomic import atomic_write
+from ..errors import is_count
 from ..models import whitening_init_
 from ..quant import QReLU, calibrate_bounds_
 from .classification import Progress, _device
@@ -94,7 +95,7 @@ class FastTrainConfig:
 
     def __post_init__(self) -> None:
         check_positive_ints(self, ("epochs", "batch_size", "ema_every"))
-        if isinstance(self.bn_samples, bool) or not isinstance(self.bn_samples, int) or self.bn_samples < 0:
+        if not is_count(self.bn_samples, least=0):
             raise ValueError(f"train.bn_samples must be a non-negative integer, got {self.bn_samples!r}")
         check_device(self)
         if self.bf16 not in (True, False, "auto"):

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..atomic import atomic_write
+from ..errors import is_count
 from .distributed import is_main, rank_and_size
 
 
@@ -39,7 +40,7 @@ def check_positive_ints(config: Any, names: tuple[str, ...]) -> None:
     """Raise ``ValueError`` naming ``train.<name>`` unless each of ``names`` is a positive integer (not a bool)."""
     for name in names:
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_count(value):
             raise ValueError(f"train.{name} must be a positive integer, got {value!r}")
 
 
