@@ -13,6 +13,12 @@ import torch
 from campaign_workspace import config_text
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT's default action, so Python turns it into KeyboardInterrupt even when these tests run
+    in a background job (a non-interactive shell starts those with SIGINT ignored, which children inherit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(predicate, process, timeout=240.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -31,7 +37,7 @@ def test_sigint_during_training_leaves_a_resumable_state_and_no_checkpoint(tmp_p
     state = tmp_path / "runs" / "model" / "state.pt"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "spikeconv", "run", str(config)], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     assert _wait_for(state.exists, process), process.communicate()[1][-2000:]
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
@@ -44,7 +50,7 @@ def test_sigint_during_training_leaves_a_resumable_state_and_no_checkpoint(tmp_p
     assert 1 <= epochs_done < 40
     # the same command resumes from the state: its first epoch is the next one, not epoch 1
     process = subprocess.Popen([sys.executable, "-m", "spikeconv", "run", str(config)], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     assert _wait_for(lambda: torch.load(state, weights_only=True)["epoch"] > epochs_done, process)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
