@@ -10,6 +10,7 @@ from spikeconv import ConversionConfig, convert, simulate
 from spikeconv.cli.main import main
 from spikeconv.neuron import IFNeuron, NeuronConfig, if_init, if_scan, warmed_up_membrane
 from spikeconv.sim import SimulationConfig
+from spikeconv.tasks.analyze import AnalyzeConfig
 
 
 def test_the_shift_is_the_offset_the_pre_run_leaves():
@@ -110,8 +111,11 @@ def test_warmup_rounds_through_simulate_and_evaluate(capsys):
     one = simulate(net, frames, 4, sequence=True, warmup=4)[-1].item()
     two = simulate(net, frames, 4, sequence=True, warmup=4, warmup_rounds=2)[-1].item()
     assert (one, two) == (0.5, 0.75)  # 2 spikes, then the ideal 3
-    with pytest.raises(ValueError, match="warmup_rounds must be a positive integer"):
-        SimulationConfig(warmup=2, warmup_rounds=0)
+    for rounds in (0, True, 2.0):  # counts only: not a bool, not a float
+        with pytest.raises(ValueError, match="warmup_rounds must be a positive integer"):
+            SimulationConfig(warmup=2, warmup_rounds=rounds)
+        with pytest.raises(ValueError, match="warmup_rounds=.* must be a positive integer"):
+            AnalyzeConfig(timesteps=4, warmup=2, warmup_rounds=rounds)
     code = main(["evaluate", str(CHECKPOINTS / "mnist_lenet_qrelu.pt"), "--timesteps", "4", "--warmup-rounds", "2",
                  "--limit", "10"])
     assert code == 2 and "give --warmup RHO too" in capsys.readouterr().err
