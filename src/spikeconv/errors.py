@@ -1,4 +1,4 @@
-"""Exceptions shared by every part of spikeconv.
+"""Exceptions shared by every part of spikeconv, and :func:`is_count`, the check of a count argument.
 
 Each exception message names the cause and the remedy, so that the command line can print it as one
 line. They subclass the built-in exception a caller would expect (``ValueError``, ``TypeError``,
