@@ -150,7 +150,12 @@ def test_percentile_reaches_the_conversion_and_is_checked(tmp_path, capsys):
     accuracies = []
     for p in ("50", "100"):
         assert main([*common, "--percentile", p, "--json", str(tmp_path / f"{p}.json")]) == 0
-        accuracies.append(json.loads((tmp_path / f"{p}.json").read_text())["snn_accuracy"]["if/smax1"]["4"])
+        result = json.loads((tmp_path / f"{p}.json").read_text())
+        accuracies.append(result["snn_accuracy"]["if/smax1"]["4"])
+        # a plain ReLU model has one ANN accuracy: the table names it so, with no quantized twin
+        assert result["quantized"] is False and result["ann_accuracy"] == result["qann_accuracy"]
+        out = capsys.readouterr().out
+        assert "ANN (plain ReLU, no quantizer)" in out and "quantized ANN" not in out
     assert accuracies[0] != accuracies[1]  # bounds at the median clip hard; at the max they do not
     capsys.readouterr()
     assert main([*common, "--percentile", "101"]) == 2

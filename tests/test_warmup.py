@@ -72,6 +72,7 @@ def test_warmup_brings_a_real_network_to_its_quantized_ann(data_available, tmp_p
                  "buffered", "--max-strengths", "1", "--warmup", "2", "4", "--limit", "1000", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     snn, qann = result["snn_accuracy"], result["qann_accuracy"]
+    assert result["quantized"] is True  # QReLU: the quantized ANN and the clip-only ANN are two models
     assert list(snn["buffered/smax1+warm4"]) == ["4"]  # read only at the T >= the warm-up
     assert snn["buffered/smax1+warm2"]["4"] >= qann - 0.3
     assert snn["buffered/smax1+warm2"]["4"] >= snn["buffered/smax1"]["4"] + 0.2

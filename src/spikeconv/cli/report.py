@@ -34,7 +34,8 @@ def format_table(result: dict[str, Any]) -> str:
     width = max([18, *(len(k) + 1 for k in variants)])
     lines = [f"{result.get('dataset', '')} test samples: {result.get('test_samples', '?')}",
              f"ANN (clip, no quantization): {result['ann_accuracy']:.2f}%   "
-             f"quantized ANN (QReLU): {result['qann_accuracy']:.2f}%",
+             f"quantized ANN (QReLU): {result['qann_accuracy']:.2f}%" if result.get("quantized", True) else
+             f"ANN (plain ReLU, no quantizer): {result['ann_accuracy']:.2f}%",
              f"{'SNN':<{width}}" + "".join(f"{'T=' + str(t):>9}" for t in steps)]
     for key, accs in variants.items():
         accs = {int(k): v for k, v in accs.items()}

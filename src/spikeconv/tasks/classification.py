@@ -276,15 +276,19 @@ def accuracy_table(
     (:mod:`spikeconv.neuron.warmup`), read at the ``T >= rho``, under ``"<variant>+warm<rho>"``; with
     ``warmup_rounds = k > 1`` pre-runs, under ``"<variant>+warm<rho>x<k>"``.
 
-    Returns ``{"ann_accuracy", "qann_accuracy", "snn_accuracy": {variant key: {T: acc}}}``.
+    Returns ``{"quantized", "ann_accuracy", "qann_accuracy", "snn_accuracy": {variant key: {T: acc}}}``;
+    ``quantized`` says whether the model has QReLU activations (without, both ANN accuracies are the model's).
     """
     base = conversion or ConversionConfig()
     run_on = _device(str(device)) if device is not None else _model_device(model)
     if _model_device(model).type != "cpu":
         model = copy.deepcopy(model).cpu()
+    quantized = any(isinstance(m, QReLU) for m in model.modules())
+    qann = evaluate_ann(_on(model, run_on), loader, progress=progress)
     result: dict[str, Any] = {
-        "qann_accuracy": evaluate_ann(_on(model, run_on), loader, progress=progress),
-        "ann_accuracy": evaluate_ann(dequantized(model).to(run_on), loader, progress=progress),
+        "quantized": quantized,  # False: a plain ReLU model, whose two ANN accuracies are one
+        "qann_accuracy": qann,
+        "ann_accuracy": evaluate_ann(dequantized(model).to(run_on), loader, progress=progress) if quantized else qann,
         "snn_accuracy": {},
     }
     for variant in variants:
