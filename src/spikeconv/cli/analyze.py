@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import SpikeconvError
-from .help import add_calibration_options, calibration_options, non_negative_int, positive_float, positive_int
+from .help import (add_calibration_options, add_warmup_rounds_option, calibration_options, non_negative_int,
+                   positive_float, positive_int, warmup_rounds)
 from .report import _progress
 
 
@@ -29,12 +30,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     energy = EnergyTable(args.mac_pj, args.ac_pj, "user-given" if (args.mac_pj, args.ac_pj) != (4.6, 0.9)
                          else EnergyTable().source)
-    if args.warmup_rounds > 1 and not args.warmup:
-        raise SpikeconvError(f"--warmup-rounds {args.warmup_rounds} repeats a warm-up's pre-run; give --warmup RHO too")
     config = AnalyzeConfig(timesteps=args.timesteps, max_strength=args.max_strength, signed=not args.plain_if,
                            detail_samples=args.detail_samples, clamp=args.clamp, layer=args.layer, energy=energy,
                            percentile=calibration_options(args)[0].percentile, warmup=args.warmup,
-                           warmup_rounds=args.warmup_rounds)
+                           warmup_rounds=warmup_rounds(args))
     from ..tasks.samples import OnDemand, images, is_detection
     from .detection import analyze_detection
 
@@ -70,8 +69,7 @@ def add_parser(sub) -> None:
     an.add_argument("--warmup", type=non_negative_int, default=0, metavar="RHO",
                     help="simulate with a warm-up of RHO <= T steps (each neuron layer starts from the membrane a "
                          "pre-run of its first RHO input steps implies)")
-    an.add_argument("--warmup-rounds", type=positive_int, default=1, metavar="K",
-                    help="pre-runs of the --warmup, each from the start the previous one implied (default 1)")
+    add_warmup_rounds_option(an)
     an.add_argument("--layer", help="neuron layer for the Fig. S1 heat maps (default: the middle one)")
     an.add_argument("--batch-size", type=positive_int, default=250)
     an.add_argument("--split", help="detectors: the data split to analyse (default: the validation split)")

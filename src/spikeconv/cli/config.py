@@ -198,8 +198,7 @@ def _positive_int(path: Path, table: dict, key: str, name: str) -> int | None:
 def _positive_ints(path: Path, table: dict, key: str, default: list[int], name: str) -> list[int]:
     """``table[key]`` as a non-empty list of positive integers."""
     values = table.get(key, default)
-    if not isinstance(values, list) or not values or any(
-            not is_count(v) for v in values):
+    if not isinstance(values, list) or not values or not all(is_count(v) for v in values):
         raise ConfigError(f"{path}: {name}.{key} must be a list of positive integers, got {values!r}")
     return values
 

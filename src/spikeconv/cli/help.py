@@ -84,6 +84,21 @@ def add_calibration_options(sub: argparse.ArgumentParser) -> None:
                      help="plain-ReLU models: training images the bounds are taken from")
 
 
+def add_warmup_rounds_option(sub: argparse.ArgumentParser) -> None:
+    """``--warmup-rounds K`` of the commands that take ``--warmup`` (:func:`spikeconv.neuron.warmed_up_membrane`)."""
+    sub.add_argument("--warmup-rounds", type=positive_int, default=1, metavar="K",
+                     help="pre-runs of the warm-up, each from the start the previous one implied (default 1)")
+
+
+def warmup_rounds(args: argparse.Namespace) -> int:
+    """``--warmup-rounds``, refused above 1 without a ``--warmup`` to repeat."""
+    from ..errors import SpikeconvError
+
+    if args.warmup_rounds > 1 and not args.warmup:
+        raise SpikeconvError(f"--warmup-rounds {args.warmup_rounds} repeats a warm-up's pre-run; give --warmup RHO too")
+    return args.warmup_rounds
+
+
 def calibration_options(args: argparse.Namespace):
     """``(ConversionConfig with the percentile, number of calibration samples)`` from the command line, checked."""
     from ..convert import ConversionConfig

@@ -14,7 +14,8 @@ import sys
 from typing import Any
 
 from ..errors import SpikeconvError
-from .help import add_calibration_options, calibration_options, phi_fraction, positive_int
+from .help import (add_calibration_options, add_warmup_rounds_option, calibration_options, phi_fraction, positive_int,
+                   warmup_rounds)
 from .models import cmd_doctor, cmd_export, cmd_inspect
 from .config import _load_config, _test_data
 from .stability import cmd_stability
@@ -135,8 +136,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if rho > max(args.timesteps):
             raise SpikeconvError(f"--warmup {rho} exceeds the largest of --timesteps {args.timesteps}: the pre-run "
                                  "reads the run's own first steps; give a T >= the warm-up")
-    if args.warmup_rounds > 1 and not args.warmup:
-        raise SpikeconvError(f"--warmup-rounds {args.warmup_rounds} repeats a warm-up's pre-run; give --warmup RHO too")
+    rounds = warmup_rounds(args)
     if is_detection(payload):
         if args.warmup:
             raise SpikeconvError("--warmup applies to classifiers; evaluate the detector without it")
@@ -146,7 +146,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = _evaluate_model(model, payload, args.timesteps, variants, batch_size=args.batch_size,
                              limit=args.limit, root=args.data_root, calibrate_for=args.calibrate_for,
                              calibration_samples=samples, conversion=conversion, warmup=args.warmup or (),
-                             warmup_rounds=args.warmup_rounds)
+                             warmup_rounds=rounds)
     _report(result, format_table(result), args.json)
     return 0
 
@@ -221,8 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--warmup", type=positive_int, nargs="+", metavar="RHO",
                     help="also evaluate every variant with a warm-up of RHO steps (each neuron layer pre-runs RHO "
                          "steps of its input and shifts its initial membrane; docs/conversion.md), at the T >= RHO")
-    ev.add_argument("--warmup-rounds", type=positive_int, default=1, metavar="K",
-                    help="pre-runs of each --warmup, each from the start the previous one implied (default 1)")
+    add_warmup_rounds_option(ev)
     ev.add_argument("--figure", metavar="PNG",
                     help="detectors: draw the quantized ANN's and the SNN's boxes on 4 images side by side")
     ev.add_argument("--splits", nargs="+", metavar="SPLIT",

@@ -59,9 +59,7 @@ def check_max_strength(max_strength: int) -> int:
         >>> check_max_strength(4)
         4
     """
-    if not is_count(max_strength) or (
-        max_strength & (max_strength - 1)
-    ):
+    if not is_count(max_strength) or max_strength & (max_strength - 1):
         raise ValueError(
             f"max_strength (S^max) must be a power of two >= 1 (1, 2, 4, 8, ...), got {max_strength!r}"
         )

@@ -120,8 +120,8 @@ def neuron_runs(model: nn.Module, batch: int, kernel: ScanKernel | None = None,
     as long as it fits (``steps * S^max <= 127``, :func:`spikeconv.neuron.compact_buffer_fits`) and widen it
     to the membrane's dtype, exactly, before a chunk that could pass that bound.
     ``warmup``: IF neurons start from the membrane a pre-run of that many steps implies (the caller gives
-    them the whole run as one chunk), repeated ``warmup_rounds`` times. The records are removed also when the body raises, so no state
-    outlives a run.
+    them the whole run as one chunk), repeated ``warmup_rounds`` times. The records are removed also when the
+    body raises, so no state outlives a run.
     """
     neurons = neurons_of(model)
     busy = [n for n in neurons if n._run is not None]

@@ -30,7 +30,7 @@ from ..convert import ConversionConfig, convert
 from ..errors import is_count
 from ..neuron import IFNeuron
 from ..sim import simulate
-from .classification import ann_predictions, dequantized, evaluate_ann
+from .classification import ann_predictions, dequantized, evaluate_ann, is_quantized
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def analyze_classifier(model: nn.Module, loader: Iterable, config: AnalyzeConfig
     acc_t = accuracy_per_step(readout, label).tolist()
     ann_pred, _ = ann_predictions(model, batches)
     ann_acc = 100.0 * (ann_pred == label).float().mean().item()
-    ann_clip_acc = evaluate_ann(dequantized(model), batches)
+    ann_clip_acc = evaluate_ann(dequantized(model), batches) if is_quantized(model) else ann_acc
     xd = torch.cat([b[0] for b in batches])[: config.detail_samples]
     layers, figs, cumulative_ops = layer_diagnostics(model, snn, example, xd, config, out, calibration)
     figs["accuracy_vs_ops"] = figures.accuracy_vs_operations(cumulative_ops, acc_t, layers["operations"]["per_sample"]["ann_macs"],

@@ -220,6 +220,12 @@ def _on(module: nn.Module, device: torch.device) -> nn.Module:
     return module if _model_device(module) == device else copy.deepcopy(module).to(device)
 
 
+def is_quantized(model: nn.Module) -> bool:
+    """Whether ``model`` has QReLU activations; without, :func:`dequantized` is the model itself and its clip-only
+    accuracy needs no second pass."""
+    return any(isinstance(m, QReLU) for m in model.modules())
+
+
 def dequantized(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every QReLU replaced by its unquantized clip ``min(max(x, 0), lambda^b)``."""
     clone = copy.deepcopy(model)
@@ -283,7 +289,7 @@ def accuracy_table(
     run_on = _device(str(device)) if device is not None else _model_device(model)
     if _model_device(model).type != "cpu":
         model = copy.deepcopy(model).cpu()
-    quantized = any(isinstance(m, QReLU) for m in model.modules())
+    quantized = is_quantized(model)
     qann = evaluate_ann(_on(model, run_on), loader, progress=progress)
     result: dict[str, Any] = {
         "quantized": quantized,  # False: a plain ReLU model, whose two ANN accuracies are one
